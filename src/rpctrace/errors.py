@@ -1,0 +1,32 @@
+"""Errors rpctrace reports to people.
+
+Every problem with an input file becomes an :class:`InputError` that names the file and the byte
+offset (or record) where reading stopped.  The CLI prints it as one line and exits with status 2;
+nothing else in rpctrace prints tracebacks for bad input.
+"""
+
+from __future__ import annotations
+
+
+class RpctraceError(Exception):
+    """Base class for errors meant for the user, not for a traceback."""
+
+
+class InputError(RpctraceError):
+    """A file could not be read (truncated, corrupt, hostile or of an unknown format)."""
+
+    def __init__(self, path: str, message: str, offset: int | None = None, record: int | None = None):
+        self.path = str(path)
+        self.message = message
+        self.offset = offset
+        self.record = record
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = []
+        if self.offset is not None:
+            where.append(f"byte offset {self.offset} (0x{self.offset:x})")
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        at = f" at {', '.join(where)}" if where else ""
+        return f"{self.path}{at}: {self.message}"

@@ -1,0 +1,375 @@
+"""Payload decoders for NT Kernel Logger (MOF class) events.
+
+One function per event family, each taking the record's payload as ``(data, pos, end)`` plus the
+logger's pointer size and the event version, and returning ``(kind, fields, pid, tid)``.  ``pid``
+and ``tid`` are :data:`FROM_HEADER` when the header's ids are right, ``None`` when the event has
+no such id, or the id taken from the payload (Process/Thread/Image/StackWalk/CSwitch/FileIo),
+as TraceEvent's FixupData does.
+
+Layouts and offsets: ../shared/reference/etw-and-alpc-facts.md §1, §3a, §4 and
+etl-container-and-thread-ids.md §2-§4 (x86 offsets follow from the pointer size).  A payload
+shorter than its layout raises :class:`PayloadError`; the reader then keeps the event as ``raw``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable
+
+from rpctrace.knowledge import providers as P
+
+FROM_HEADER = -1
+
+
+class PayloadError(ValueError):
+    """The payload does not match the layout its header promised."""
+
+
+class NotDecoded(Exception):
+    """A well-formed event rpctrace has no use for: the reader keeps it ``raw``, with no error."""
+
+
+_U8 = struct.Struct("<B")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_U64 = struct.Struct("<Q")
+_PTR = {4: _U32, 8: _U64}
+
+
+def _need(end: int, pos: int, n: int) -> None:
+    if pos + n > end:
+        raise PayloadError(f"payload too short: needs {n} bytes at +{pos}, has {max(0, end - pos)}")
+
+
+def utf16z(data: bytes, pos: int, end: int) -> tuple[str, int]:
+    """NUL-terminated UTF-16LE string at ``pos``; an unterminated one runs to ``end``."""
+    stop = pos
+    while True:
+        stop = data.find(b"\x00\x00", stop, end)
+        if stop < 0:
+            cut = end - ((end - pos) & 1)
+            return data[pos:cut].decode("utf-16-le", "replace"), end
+        if (stop - pos) & 1:
+            stop += 1
+            continue
+        return data[pos:stop].decode("utf-16-le", "replace"), stop + 2
+
+
+def ansiz(data: bytes, pos: int, end: int) -> tuple[str, int]:
+    """NUL-terminated 8-bit string (kernel image names, ALPC port names)."""
+    stop = data.find(b"\x00", pos, end)
+    if stop < 0:
+        return data[pos:end].decode("latin-1"), end
+    return data[pos:stop].decode("latin-1"), stop + 1
+
+
+def sid_at(data: bytes, pos: int, end: int, ptr: int) -> tuple[str | None, int]:
+    """The UserSID field of Process events: 0 (no SID) or TOKEN_USER followed by the SID."""
+    _need(end, pos, 4)
+    if _U32.unpack_from(data, pos)[0] == 0:
+        return None, pos + 4
+    start = pos + 2 * ptr  # SID_AND_ATTRIBUTES {PSID, Attributes} padded to two pointers
+    _need(end, start, 8)
+    rev, count = data[start], data[start + 1]
+    if count > 15:
+        raise PayloadError(f"SID with {count} sub-authorities")
+    _need(end, start, 8 + 4 * count)
+    authority = int.from_bytes(data[start + 2 : start + 8], "big")
+    subs = struct.unpack_from(f"<{count}I", data, start + 8)
+    text = f"S-{rev}-{authority}" + "".join(f"-{s}" for s in subs)
+    return text, start + 8 + 4 * count
+
+
+# ---------------------------------------------------------------- Process (group 3)
+
+_PROCESS_KINDS = {1: "process.start", 2: "process.end", 3: "process.rundown", 4: "process.rundown", 39: "process.end"}
+
+
+def process(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    if opcode == 11:  # Terminate: just the process id
+        _need(end, pos, 4)
+        return "process.other", {"event": "terminate"}, _U32.unpack_from(data, pos)[0], None
+    kind = _PROCESS_KINDS.get(opcode)
+    if kind is None or version < 2:
+        raise NotDecoded
+    u = _PTR[ptr]
+    _need(end, pos, ptr + 16)
+    key = u.unpack_from(data, pos)[0]
+    pid, ppid, session, exit_status = struct.unpack_from("<IIIi", data, pos + ptr)
+    off = pos + ptr + 16
+    fields: dict[str, Any] = {"process_key": key, "parent_pid": ppid, "session_id": session, "exit_status": exit_status}
+    if version >= 3:
+        _need(end, off, ptr)
+        fields["directory_table_base"] = u.unpack_from(data, off)[0]
+        off += ptr
+    if version >= 4:
+        _need(end, off, 4)
+        fields["flags"] = _U32.unpack_from(data, off)[0]
+        off += 4
+    sid, off = sid_at(data, off, end, ptr)
+    fields["user_sid"] = sid
+    fields["image"], off = ansiz(data, off, end)
+    fields["command_line"], off = utf16z(data, off, end) if off < end else ("", off)
+    if version >= 4:
+        fields["package_full_name"], off = utf16z(data, off, end) if off < end else ("", off)
+        fields["application_id"], off = utf16z(data, off, end) if off < end else ("", off)
+    if opcode == 39 and off + 8 <= end:
+        fields["exit_time"] = _U64.unpack_from(data, off)[0]
+    if opcode in (3, 4):
+        fields["rundown"] = "start" if opcode == 3 else "end"
+    return kind, fields, pid, None
+
+
+# ---------------------------------------------------------------- Thread (group 5)
+
+_THREAD_KINDS = {1: "thread.start", 2: "thread.end", 3: "thread.rundown", 4: "thread.rundown"}
+
+
+def thread(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    if opcode == 36:
+        return cswitch(data, pos, end)
+    kind = _THREAD_KINDS.get(opcode)
+    if kind is None:
+        raise NotDecoded
+    _need(end, pos, 8)
+    pid, tid = struct.unpack_from("<II", data, pos)
+    fields: dict[str, Any] = {}
+    if version >= 2:
+        u = _PTR[ptr]
+        names = ("stack_base", "stack_limit", "user_stack_base", "user_stack_limit",
+                 "start_address" if version == 2 else "affinity", "win32_start_address", "teb_base")
+        _need(end, pos, 8 + 7 * ptr + 4)
+        off = pos + 8
+        for name in names:
+            fields[name] = u.unpack_from(data, off)[0]
+            off += ptr
+        fields["sub_process_tag"] = _U32.unpack_from(data, off)[0]
+        off += 4
+        if version >= 3 and off + 4 <= end:
+            fields["base_priority"], fields["page_priority"], fields["io_priority"], fields["thread_flags"] = (
+                data[off], data[off + 1], data[off + 2], data[off + 3]
+            )
+            off += 4
+        if version >= 4 and off < end:
+            fields["thread_name"], off = utf16z(data, off, end)
+    if opcode in (3, 4):
+        fields["rundown"] = "start" if opcode == 3 else "end"
+    return kind, fields, pid, tid
+
+
+_CSWITCH = struct.Struct("<IIbbBbbbbbI")
+
+
+def cswitch(data: bytes, pos: int, end: int):
+    _need(end, pos, 20)
+    new, old, newp, oldp, _q, _s, reason, mode, state, _ideal, wait = _CSWITCH.unpack_from(data, pos)
+    fields = {
+        "new_tid": new,
+        "old_tid": old,
+        "new_priority": newp,
+        "old_priority": oldp,
+        "old_wait_reason": reason,
+        "old_wait_mode": mode,
+        "old_state": state,
+        "new_wait_time": wait,
+    }
+    return "thread.cswitch", fields, None, new
+
+
+# ---------------------------------------------------------------- Image (group 0x14, hook 0x030A)
+
+_IMAGE_KINDS = {10: "image.load", 2: "image.unload", 3: "image.rundown", 4: "image.rundown"}
+
+
+def image(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    kind = _IMAGE_KINDS.get(opcode)
+    if kind is None:
+        raise NotDecoded
+    u = _PTR[ptr]
+    _need(end, pos, 2 * ptr + 12)
+    base = u.unpack_from(data, pos)[0]
+    size = u.unpack_from(data, pos + ptr)[0]
+    pid, checksum, stamp = struct.unpack_from("<III", data, pos + 2 * ptr)
+    off = pos + 2 * ptr + 12
+    fields: dict[str, Any] = {"image_base": base, "image_size": size, "checksum": checksum, "time_date_stamp": stamp}
+    if version >= 2:
+        # Reserved0 (u32; v3 splits it into SignatureLevel/SignatureType), DefaultBase, Reserved1-4
+        _need(end, off, 4 + ptr + 16)
+        if version >= 3:
+            fields["signature_level"], fields["signature_type"] = data[off], data[off + 1]
+        off += 4
+        fields["default_base"] = u.unpack_from(data, off)[0]
+        off += ptr + 16
+    fields["file_name"], off = utf16z(data, off, end) if off < end else ("", off)
+    if opcode in (3, 4):
+        fields["rundown"] = "start" if opcode == 3 else "end"
+    return kind, fields, pid, FROM_HEADER
+
+
+# ---------------------------------------------------------------- ALPC (group 0x1A)
+
+_ALPC_MSG_KINDS = {33: "alpc.send", 34: "alpc.receive", 35: "alpc.wait_reply"}
+
+
+def alpc(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    kind = _ALPC_MSG_KINDS.get(opcode)
+    if kind is not None:
+        _need(end, pos, 4)
+        return kind, {"message_id": _U32.unpack_from(data, pos)[0]}, FROM_HEADER, FROM_HEADER
+    if opcode == 36:
+        _need(end, pos, 4)
+        name, _ = ansiz(data, pos + 4, end)
+        return "alpc.wait_new", {"is_server_port": bool(_U32.unpack_from(data, pos)[0]), "port_name": name}, FROM_HEADER, FROM_HEADER
+    if opcode == 37:
+        _need(end, pos, 4)
+        return "alpc.unwait", {"status": _U32.unpack_from(data, pos)[0]}, FROM_HEADER, FROM_HEADER
+    # 38-41 (connect request/success/fail, close port): no public layout; kept raw with length.
+    raise NotDecoded
+
+
+# ---------------------------------------------------------------- Registry (group 9)
+
+REGISTRY_KINDS = {
+    10: "registry.create",
+    11: "registry.open",
+    12: "registry.delete",
+    13: "registry.query",
+    14: "registry.set_value",
+    15: "registry.delete_value",
+    16: "registry.query_value",
+    17: "registry.enum_key",
+    18: "registry.enum_value",
+    19: "registry.query_multiple_value",
+    20: "registry.set_information",
+    21: "registry.flush",
+    22: "registry.kcb_create",
+    23: "registry.kcb_delete",
+    24: "registry.kcb_rundown",
+    25: "registry.kcb_rundown",
+    26: "registry.other",
+    27: "registry.close",
+    28: "registry.set_security",
+    29: "registry.query_security",
+}
+#: opcodes whose string is a value name (the key comes from the KCB), per TraceEvent's NameIsKeyName
+REGISTRY_VALUE_OPS = frozenset({13, 14, 15, 16, 18, 19})
+
+
+def registry(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    kind = REGISTRY_KINDS.get(opcode)
+    if kind is None:
+        raise NotDecoded
+    if version >= 2:
+        _need(end, pos, 16 + ptr)
+        initial, status, index = struct.unpack_from("<qII", data, pos)
+        kcb = _PTR[ptr].unpack_from(data, pos + 16)[0]
+        name, _ = utf16z(data, pos + 16 + ptr, end)
+    else:
+        # v0/v1 (XP/2003): Status and KeyHandle are pointers, then ElapsedTime (and Index in v1).
+        u = _PTR[ptr]
+        _need(end, pos, 2 * ptr + 8)
+        status = u.unpack_from(data, pos)[0] & 0xFFFFFFFF
+        kcb = u.unpack_from(data, pos + ptr)[0]
+        initial = struct.unpack_from("<q", data, pos + 2 * ptr)[0]
+        off = pos + 2 * ptr + 8
+        index = 0
+        if version == 1:
+            _need(end, off, 4)
+            index = _U32.unpack_from(data, off)[0]
+            off += 4
+        name, _ = utf16z(data, off, end)
+    fields: dict[str, Any] = {"initial_time": initial, "status": status, "index": index, "kcb": kcb}
+    if opcode in REGISTRY_VALUE_OPS:
+        fields["value_name"] = name
+        fields["key_name"] = ""
+    else:
+        fields["key_name"] = name
+    if opcode in (24, 25):
+        fields["rundown"] = "begin" if opcode == 24 else "end"
+    return kind, fields, FROM_HEADER, FROM_HEADER
+
+
+# ---------------------------------------------------------------- FileIo (group 4)
+
+
+def file_io(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    u = _PTR[ptr]
+    if opcode == 64:  # Create: IrpPtr, [TTID (v2: after FileObject)], FileObject, options, attrs, share, path
+        _need(end, pos, 3 * ptr + 12)
+        irp = u.unpack_from(data, pos)[0]
+        if version >= 3:
+            file_object = u.unpack_from(data, pos + ptr)[0]
+            ttid = _U32.unpack_from(data, pos + 2 * ptr)[0]
+            off = pos + 2 * ptr + 4
+        else:
+            ttid = u.unpack_from(data, pos + ptr)[0] & 0xFFFFFFFF
+            file_object = u.unpack_from(data, pos + 2 * ptr)[0]
+            off = pos + 3 * ptr
+        _need(end, off, 12)
+        options, attrs, share = struct.unpack_from("<III", data, off)
+        path, _ = utf16z(data, off + 12, end)
+        fields = {"irp": irp, "file_object": file_object, "ttid": ttid, "create_options": options,
+                  "file_attributes": attrs, "share_access": share, "open_path": path}
+        return "file.create", fields, None, ttid
+    if opcode == 76:  # OperationEnd: IrpPtr, ExtraInfo, NtStatus
+        _need(end, pos, 2 * ptr + 4)
+        fields = {"op": "end", "irp": u.unpack_from(data, pos)[0], "extra_info": u.unpack_from(data, pos + ptr)[0],
+                  "status": _U32.unpack_from(data, pos + 2 * ptr)[0]}
+        return "file.op", fields, None, None
+    if opcode in (0, 32, 35, 36):  # Name, FileCreate, FileDelete, FileRundown: FileObject, FileName
+        _need(end, pos, ptr)
+        name, _ = utf16z(data, pos + ptr, end)
+        return "file.op", {"op": "name", "file_object": u.unpack_from(data, pos)[0], "file_name": name}, None, None
+    raise NotDecoded
+
+
+# ---------------------------------------------------------------- StackWalk (group 0x18)
+
+
+def stack_walk(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    u = _PTR[ptr]
+    if opcode in (37, 38):  # StackKeyKernel / StackKeyUser: a reference to a cached stack
+        _need(end, pos, 16 + ptr)
+        event_ts, spid, stid = struct.unpack_from("<QII", data, pos)
+        fields = {"event_ts": event_ts, "stack_pid": spid, "stack_tid": stid,
+                  "key": u.unpack_from(data, pos + 16)[0], "part": "kernel" if opcode == 37 else "user"}
+        return "stack", fields, spid, stid
+    if opcode in (34, 35, 36):  # KeyCreate / KeyDelete / KeyRundown: the frames behind a key
+        _need(end, pos, ptr)
+        count = (end - pos - ptr) // ptr
+        frames = list(struct.unpack_from(f"<{count}{'Q' if ptr == 8 else 'I'}", data, pos + ptr)) if count else []
+        return "stack_key", {"key": u.unpack_from(data, pos)[0], "frames": frames}, None, None
+    if opcode != 32:
+        raise NotDecoded
+    _need(end, pos, 16)
+    event_ts, spid, stid = struct.unpack_from("<QII", data, pos)
+    count = (end - pos - 16) // ptr
+    frames = list(struct.unpack_from(f"<{count}{'Q' if ptr == 8 else 'I'}", data, pos + 16)) if count else []
+    return "stack", {"event_ts": event_ts, "stack_pid": spid, "stack_tid": stid, "frames": frames}, spid, stid
+
+
+# ---------------------------------------------------------------- PerfInfo (group 0x0F)
+
+
+def perf_info(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    if opcode == 46:  # SampledProfile: InstructionPointer, ThreadId, Count
+        _need(end, pos, ptr + 4)
+        tid = _U32.unpack_from(data, pos + ptr)[0]
+        return "sample", {"instruction_pointer": _PTR[ptr].unpack_from(data, pos)[0], "sampled_tid": tid}, None, tid
+    raise NotDecoded
+
+
+Decoder = Callable[[bytes, int, int, int, int, int], tuple]
+
+#: kernel group -> decoder (the image-under-process hook 0x030A is routed by the reader)
+DECODERS: dict[str, Decoder] = {
+    P.PROCESS: process,
+    P.THREAD: thread,
+    P.IMAGE: image,
+    P.ALPC: alpc,
+    P.REGISTRY: registry,
+    P.FILE_IO: file_io,
+    P.STACK_WALK: stack_walk,
+    P.PERF_INFO: perf_info,
+}

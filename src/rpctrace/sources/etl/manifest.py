@@ -1,0 +1,191 @@
+"""Payload decoders for manifest-based providers rpctrace reads: Microsoft-Windows-RPC and
+Microsoft-Windows-Kernel-Registry.
+
+Templates are declared once here as (field name, type) lists taken from the providers' manifests
+(../shared/samples/rpc-databases/Microsoft-Windows-RPC.xml for RPC; the Kernel-Registry fields are
+in ../shared/reference/etw-and-alpc-facts.md §3b).  A small interpreter walks them; it is faster
+and safer than a general TDH implementation, and every read is bounded by the payload's end.
+
+A decoder returns ``(kind, fields)``.  Events of a known provider with an id or version we have no
+template for raise :class:`UnknownEvent` so the reader keeps them as ``raw`` and counts them.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from typing import Any
+
+from rpctrace.knowledge import providers as P
+from rpctrace.sources.etl.kernel import PayloadError, utf16z
+
+
+class UnknownEvent(ValueError):
+    """An event of a known provider whose id/version has no template here."""
+
+
+# field types
+USTR, GUID, U8, U16, U32, U64, PTR, SYSTEMTIME, BINARY, U64_ARRAY = range(10)
+
+_SIZES = {U8: 1, U16: 2, U32: 4, U64: 8, GUID: 16, SYSTEMTIME: 16}
+_FMT = {U8: "<B", U16: "<H", U32: "<I", U64: "<Q"}
+_STRUCTS = {t: struct.Struct(f) for t, f in _FMT.items()}
+
+_RPC_CALL_START = [
+    ("interface_uuid", GUID),
+    ("procnum", U32),
+    ("protocol", U32),
+    ("network_address", USTR),
+    ("endpoint", USTR),
+    ("options", USTR),
+    ("auth_level", U32),
+    ("auth_service", U32),
+    ("impersonation_level", U32),
+]
+_STATUS = [("status", U32)]
+
+#: (provider, event id) -> (kind, version, template).  Count/length fields name an earlier field.
+TEMPLATES: dict[tuple[str, int], tuple[str, int, list]] = {
+    (P.RPC, 1): (
+        "rpc.eeinfo",
+        1,
+        [
+            ("image_name", USTR),
+            ("computer_name", USTR),
+            ("process_id", U32),
+            ("timestamp", SYSTEMTIME),
+            ("component", U32),
+            ("status", U32),
+            ("detection_location", U16),
+            ("flags", U16),
+            ("param_count", U16),
+            ("params", (U64_ARRAY, "param_count")),
+        ],
+    ),
+    (P.RPC, 3): (
+        "rpc.error",
+        1,
+        [("image_name", USTR), ("detection_location", U16), ("status", U32), ("data1", U32), ("data2", U32)],
+    ),
+    (P.RPC, 5): ("rpc.client_start", 1, _RPC_CALL_START),
+    (P.RPC, 6): ("rpc.server_start", 1, _RPC_CALL_START),
+    (P.RPC, 7): ("rpc.client_stop", 1, _STATUS),
+    (P.RPC, 8): ("rpc.server_stop", 1, _STATUS),
+    (P.RPC, 9): ("rpc.raise", 1, _STATUS),
+    (P.RPC, 14): (
+        "rpc.interface_register",
+        1,
+        [
+            ("interface_uuid", GUID),
+            ("type_mgr_uuid", GUID),
+            ("flags", U32),
+            ("max_calls", U32),
+            ("sd_size", U32),
+            ("sd", (BINARY, "sd_size")),
+        ],
+    ),
+    (P.RPC, 15): (
+        "rpc.interface_unregister",
+        1,
+        [("interface_uuid", GUID), ("type_mgr_uuid", GUID), ("flags", U32), ("max_calls", U32)],
+    ),
+    (P.RPC, 16): (
+        "rpc.endpoint_bind",
+        1,
+        [
+            ("protocol", USTR),
+            ("endpoint", USTR),
+            ("network_address", USTR),
+            ("pending_queue_size", U32),
+            ("endpoint_flags", U32),
+            ("nic_flags", U32),
+        ],
+    ),
+    (P.KERNEL_REGISTRY, 1): (
+        "registry.create",
+        0,
+        [
+            ("base_object", PTR),
+            ("key_object", PTR),
+            ("status", U32),
+            ("disposition", U32),
+            ("base_name", USTR),
+            ("relative_name", USTR),
+        ],
+    ),
+    (P.KERNEL_REGISTRY, 5): (
+        "registry.set_value",
+        0,
+        [
+            ("key_object", PTR),
+            ("status", U32),
+            ("type", U32),
+            ("data_size", U32),
+            ("key_name", USTR),
+            ("value_name", USTR),
+            ("captured_size", U16),
+            ("captured_data", (BINARY, "captured_size")),
+        ],
+    ),
+}
+TEMPLATES[(P.KERNEL_REGISTRY, 2)] = ("registry.open", 0, TEMPLATES[(P.KERNEL_REGISTRY, 1)][2])
+
+PROVIDERS = frozenset(p for p, _ in TEMPLATES)
+
+_GUID_CACHE: dict[bytes, str] = {}
+
+
+def guid_le(raw: bytes) -> str:
+    """A GUID stored in Windows (bytes_le) order, as lowercase text."""
+    text = _GUID_CACHE.get(raw)
+    if text is None:
+        text = str(uuid.UUID(bytes_le=bytes(raw)))
+        if len(_GUID_CACHE) < 65536:
+            _GUID_CACHE[bytes(raw)] = text
+    return text
+
+
+def decode(provider: str, event_id: int, version: int, data: bytes, pos: int, end: int, ptr: int):
+    """Decode one manifest event payload ``data[pos:end]``."""
+    entry = TEMPLATES.get((provider, event_id))
+    if entry is None:
+        raise UnknownEvent(f"no template for event {event_id}")
+    kind, known_version, template = entry
+    if version != known_version:
+        raise UnknownEvent(f"event {event_id} version {version} (rpctrace knows version {known_version})")
+    fields: dict[str, Any] = {}
+    off = pos
+    for name, ftype in template:
+        if isinstance(ftype, tuple):
+            ftype, ref = ftype
+            count = int(fields.get(ref, 0))
+            if ftype == U64_ARRAY:
+                if off + 8 * count > end:
+                    raise PayloadError(f"{name}: {count} items overrun the payload")
+                fields[name] = list(struct.unpack_from(f"<{count}Q", data, off))
+                off += 8 * count
+            else:
+                if off + count > end:
+                    raise PayloadError(f"{name}: {count} bytes overrun the payload")
+                fields[name] = bytes(data[off : off + count])
+                off += count
+            continue
+        if ftype == USTR:
+            if off >= end:
+                raise PayloadError(f"{name}: payload ends before the string")
+            fields[name], off = utf16z(data, off, end)
+            continue
+        size = ptr if ftype == PTR else _SIZES[ftype]
+        if off + size > end:
+            raise PayloadError(f"{name}: payload ends at +{end - pos}, field needs {size} bytes at +{off - pos}")
+        if ftype == GUID:
+            fields[name] = guid_le(data[off : off + 16])
+        elif ftype == SYSTEMTIME:
+            y, mo, _dow, d, h, mi, s, ms = struct.unpack_from("<8H", data, off)
+            fields[name] = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{ms:03d}Z"
+        elif ftype == PTR:
+            fields[name] = _STRUCTS[U64 if ptr == 8 else U32].unpack_from(data, off)[0]
+        else:
+            fields[name] = _STRUCTS[ftype].unpack_from(data, off)[0]
+        off += size
+    return kind, fields

@@ -1,0 +1,1 @@
+"""Synthetic trace writer: builds ETW files (and their compressed buffers) for tests and demos."""

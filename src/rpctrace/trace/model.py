@@ -1,0 +1,111 @@
+"""The assembled trace: ordered events plus the process, thread and image tables.
+
+Built once from one or more sources (:func:`rpctrace.trace.load`).  Correlation and explanation
+ask it "which process is pid 1234 and what is its command line", "which module holds this return
+address in that process", "which process did thread 88 belong to at time t".
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from rpctrace.errors import InputError
+from rpctrace.model import Event
+
+
+@dataclass
+class ProcessInfo:
+    pid: int
+    image: str | None = None
+    command_line: str | None = None
+    parent_pid: int | None = None
+    session_id: int | None = None
+    user_sid: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass
+class ImageInfo:
+    base: int
+    size: int
+    file_name: str
+    load: int | None = None
+    unload: int | None = None
+
+    @property
+    def module(self) -> str:
+        name = self.file_name.replace("/", "\\").rsplit("\\", 1)[-1]
+        return name[:-4] if name.lower().endswith((".dll", ".exe", ".sys")) else name
+
+
+@dataclass
+class Trace:
+    events: list[Event]
+    processes: dict[int, ProcessInfo] = field(default_factory=dict)
+    images: dict[int, list[ImageInfo]] = field(default_factory=dict)  # pid -> images sorted by base
+    sources: list[dict] = field(default_factory=list)
+    error: "InputError | None" = None  # the damage that ended reading early (strict mode)
+
+    def process(self, pid: int | None) -> ProcessInfo | None:
+        return self.processes.get(pid) if pid is not None else None
+
+    def image_for(self, pid: int | None, address: int) -> ImageInfo | None:
+        """The module that holds ``address`` in process ``pid`` (kernel modules are under pid 0)."""
+        for owner in (pid, 0):
+            if owner is None:
+                continue
+            images = self.images.get(owner)
+            if not images:
+                continue
+            bases = [i.base for i in images]
+            i = bisect.bisect_right(bases, address) - 1
+            while i >= 0:
+                img = images[i]
+                if img.base <= address < img.base + img.size:
+                    return img
+                if address - img.base > 1 << 32:
+                    break
+                i -= 1
+        return None
+
+    def symbolize(self, pid: int | None, address: int) -> str:
+        """``module+0xoffset`` for an address, or the bare address when no module holds it."""
+        img = self.image_for(pid, address)
+        if img is None:
+            return f"0x{address:x}"
+        return f"{img.module}+0x{address - img.base:x}"
+
+
+def build_tables(trace: Trace) -> None:
+    """Fill the process and image tables from process and image events."""
+    procs = trace.processes
+    images: dict[int, dict[int, ImageInfo]] = {}
+    for ev in trace.events:
+        kind = ev.kind
+        if kind.startswith("process.") and ev.pid is not None and kind != "process.other":
+            f = ev.fields
+            info = procs.get(ev.pid)
+            if info is None:
+                info = procs[ev.pid] = ProcessInfo(ev.pid)
+            info.image = f.get("image") or info.image
+            info.command_line = f.get("command_line") or info.command_line
+            info.parent_pid = f.get("parent_pid", info.parent_pid)
+            info.session_id = f.get("session_id", info.session_id)
+            info.user_sid = f.get("user_sid") or info.user_sid
+            if kind == "process.start":
+                info.start = ev.ts
+            elif kind == "process.end":
+                info.end = ev.ts
+        elif kind.startswith("image.") and ev.pid is not None:
+            f = ev.fields
+            per = images.setdefault(ev.pid, {})
+            img = per.get(f["image_base"])
+            if img is None:
+                img = per[f["image_base"]] = ImageInfo(f["image_base"], f["image_size"], f.get("file_name", ""))
+            if kind == "image.load":
+                img.load = ev.ts
+            elif kind == "image.unload":
+                img.unload = ev.ts
+    trace.images = {pid: sorted(per.values(), key=lambda i: i.base) for pid, per in images.items()}
