@@ -59,3 +59,29 @@ def header_pass(path: str, with_payload: bool = False) -> dict:
                 except Exception:
                     pass
     return {"count": n, "first": lo, "last": hi, "counts": counts, "swapped": swapped}
+
+
+def kernel_payloads(path: str, group: int, opcodes: set[int], limit: int = 50) -> list[dict]:
+    """dissect.etl's own decode of kernel events of ``group``/``opcodes`` in file order.
+
+    ``Event.event_values()`` fails on dissect.etl 3.14 with dissect.cstruct 4 ("object has no
+    attribute '_values'", the "fails to return field values" defect), so the fields are read off
+    the parsed structure directly.
+    """
+    from dissect.etl.etl import ETL
+
+    out = []
+    with open(path, "rb") as fh:
+        for record in ETL(fh):
+            h = record.header
+            if getattr(h, "group", None) != group or h.opcode not in opcodes:
+                continue
+            s = record.event._struct
+            if s is None:
+                continue
+            values = {name: getattr(s, name, None) for name in type(s).fields}
+            values["_opcode"] = h.opcode
+            out.append(values)
+            if len(out) >= limit:
+                break
+    return out

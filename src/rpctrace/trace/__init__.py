@@ -11,13 +11,14 @@ from rpctrace.sources import open_source
 from rpctrace.trace.model import ImageInfo, ProcessInfo, Trace, build_tables
 from rpctrace.trace.registry_paths import resolve_registry_paths
 from rpctrace.trace.stacks import attach_stacks
+from rpctrace.trace.threads import attribute_processes
 
 __all__ = ["Trace", "ProcessInfo", "ImageInfo", "load", "assemble"]
 
 
 def assemble(events: Iterable, sources: list[dict] | None = None) -> Trace:
     """Turn time-ordered events into a :class:`Trace` (paths resolved, stacks attached, tables)."""
-    events = list(events)
+    events = attribute_processes(list(events))
     resolve_registry_paths(events)
     events = attach_stacks(events)
     trace = Trace(events, sources=sources or [])

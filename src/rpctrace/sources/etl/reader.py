@@ -255,7 +255,6 @@ class EtlReader:
         heap: list = []
         nxt = 0
         seq = 0
-        threads: dict[int, int] = {}
         while heap or nxt < len(slots):
             while nxt < len(slots) and (not heap or slots[nxt].first_raw <= heap[0][0]):
                 slot = slots[nxt]
@@ -274,16 +273,8 @@ class EtlReader:
             n = len(records)
             # emit a run from this buffer while it is not later than any other candidate
             while True:
-                ev = records[i][1]
-                if ev.pid is None and ev.tid is not None:
-                    pid = threads.get(ev.tid)
-                    if pid is not None:
-                        ev = ev._replace(pid=pid)
-                kind = ev.kind
-                if kind == "thread.start" or kind == "thread.rundown":
-                    threads[ev.tid] = ev.pid
                 self.stats.records += 1
-                yield ev
+                yield records[i][1]
                 i += 1
                 if i >= n:
                     heapq.heappop(heap)

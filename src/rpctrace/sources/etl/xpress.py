@@ -64,17 +64,23 @@ dissect.util's, unless marked otherwise.
   it, i.e. decompressed byte 0 is buffer offset 0x48 (the first record header starts there in
   every sample buffer).  Source: the samples; snail-server places the output at payload offset 0.
 * ``CurrentOffset`` (+0x08) is junk (e.g. 0x10128, past a 0x10000 buffer).  Source: the samples.
-* Buffer 0 (BufferType 4, HEADER) is never compressed; in compressed files it is written short
-  (BufferSize 0x200) instead of the full buffer size.  Sources: the samples; snail-server rejects
-  a compressed header buffer.
-* The logfile header's LogFileMode has 0x04000000 (EVENT_TRACE_COMPRESSED_MODE) set in both
-  files (0x4010001, 0x4011001).  Source: the samples.
+* Buffer 0 (BufferType 4, HEADER, flag 0x01) is not compressed in either sample, and in both it
+  is written short (BufferSize 0x200, SavedOffset 0x1b8 / 0x1d8) instead of at the full buffer
+  size.  Sources: the samples; snail-server rejects a compressed header buffer.
+* The logfile header's LogFileMode has 0x04000000 set in both files (0x4010001, 0x4011001):
+  EVENT_TRACE_COMPRESSED_MODE, "Compress relogged file" in NTWMI (systeminformer
+  ``phnt/include/ntwmi.h``), which also names ETW_BUFFER_FLAG_COMPRESSED 0x0040 and dates
+  compression to logfile layout 2.0 (Windows 8).  net.4.5.2 is a PerfView-merged (relogged) file.
 * The compression format: snail-server takes it from the low 16 bits of buffer 0's State field
-  (+0x2C) when LogFileMode has EVENT_TRACE_COMPRESSED_MODE: 2 LZNT1, 3 Xpress (plain LZ77),
-  4 Xpress Huffman (``etl_file.cpp``: "The compression format is hidden in the state of the first
-  buffer").  In both samples it is 3, which is also the ordinary Flush state value, and every
-  compressed buffer decodes as plain LZ77.  **GUESS**: that other formats ever occur in ETL files;
-  this decoder handles plain LZ77 only.
+  (+0x2C) when LogFileMode has EVENT_TRACE_COMPRESSED_MODE, as a COMPRESSION_FORMAT_* value:
+  2 LZNT1, 3 Xpress (plain LZ77), 4 Xpress Huffman (``etl_file.cpp``: "The compression format is
+  hidden in the state of the first buffer"); NTWMI marks the State offset assert with the comment
+  "Compression".  In both samples it is 3 (the same number as the ordinary Flush state, so the
+  value alone proves nothing), and every compressed buffer decodes as plain LZ77.
+  **GUESS**: whether Windows ever writes format 4 (Xpress Huffman) into ETL files.  One
+  unattributed ETW write-up claims ``wpr -compress`` / ``xperf -CompressMode 2`` do; no sample
+  shows it.  This module decodes plain LZ77 only, so a reader should refuse a buffer-0 State of
+  2 or 4 in a compressed-mode file rather than feed it here.
 * Every sample stream ends the way the specification says (a 1 flag bit with the input used up);
   none needs the lenient "stop at end of input" that dissect.util and snail-server allow.
 
