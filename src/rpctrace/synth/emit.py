@@ -159,6 +159,7 @@ class Trace:
     def __init__(self, writer: EtlWriter, *, track: bool, keep_events: bool):
         self.w = writer
         self.add = writer.add
+        self._pend = writer.pending  # direct per-CPU appends on the hot paths
         self.clock = writer.clock
         self.enc = P.PayloadEncoder(writer.pointer_size)
         self.ptr = writer.pointer_size
@@ -214,9 +215,9 @@ class Trace:
             if self.keep:
                 fields = {"status": value} if opcode == P.OP_ALPC_UNWAIT else {"message_id": value}
                 ev = self._event(ts, th.pid, th.tid, th.cpu, P.ALPC_GUID, 0, opcode, P.VER_ALPC, kind, fields)
-            self.add(th.cpu, ts, rec, (call, kind, ev))
+            self._pend[th.cpu].append((ts, rec, (call, kind, ev)))
         else:
-            self.add(th.cpu, ts, rec)
+            self._pend[th.cpu].append((ts, rec, None))
 
     def alpc_wait_new(self, th: Thread, ts: int, port_name: str, is_server_port: bool = True, call: Any = None) -> None:
         """ALPC Wait-For-New-Message: the thread blocks for the next message on ``port_name``."""
@@ -285,9 +286,9 @@ class Trace:
                 if related_le is not None:
                     f["related_activity_id"] = _guid_text(related_le)
                 ev = self._event(ts, th.pid, th.tid, th.cpu, P.RPC_GUID, desc.id, desc.opcode, desc.version, desc.kind, f)
-            self.add(th.cpu, ts, rec, (call, desc.kind, ev))
+            self._pend[th.cpu].append((ts, rec, (call, desc.kind, ev)))
         else:
-            self.add(th.cpu, ts, rec)
+            self._pend[th.cpu].append((ts, rec, None))
 
     # ------------------------------------------------------------------ registry (hot)
     def registry(
@@ -323,9 +324,9 @@ class Trace:
                 if path is not None:
                     fields["path"] = nt_to_user_path(path)
                 ev = self._event(ts, th.pid, th.tid, th.cpu, P.REGISTRY_GUID, 0, opcode, P.VER_REGISTRY, kind, fields)
-            self.add(th.cpu, ts, rec, (call, kind, ev))
+            self._pend[th.cpu].append((ts, rec, (call, kind, ev)))
         else:
-            self.add(th.cpu, ts, rec)
+            self._pend[th.cpu].append((ts, rec, None))
         return ev
 
     def stack(
@@ -351,9 +352,9 @@ class Trace:
                 ev = self._event(ts, self.thread_pid.get(th.tid), th.tid, th.cpu, P.STACKWALK_GUID, 0, P.OP_STACK,
                                  P.VER_STACKWALK, "stack", fields)
                 ev["_owner"] = owner
-            self.add(th.cpu, ts, rec, (call, "stack", ev))
+            self._pend[th.cpu].append((ts, rec, (call, "stack", ev)))
         else:
-            self.add(th.cpu, ts, rec)
+            self._pend[th.cpu].append((ts, rec, None))
 
     # ------------------------------------------------------------------ process / thread / image
     def process_event(self, opcode: int, ts: int, cpu: int, proc: Proc, hdr: Thread | None) -> None:

@@ -398,14 +398,15 @@ class EtlWriter:
         self._fh = open(path, "wb")
         self._fh.write(b"\xff" * buffer_size)  # buffer 0, rewritten by close()
         self._fill_bytes = b"\xff" * buffer_size
-        self._pending: list[list[tuple[int, bytes, Any]]] = [[] for _ in range(cpus)]
+        #: Per-CPU queues of (ts, record, tag).  The list objects never change, so a hot caller
+        #: may append to ``pending[cpu]`` directly instead of calling :meth:`add`.
+        self.pending: list[list[tuple[int, bytes, Any]]] = [[] for _ in range(cpus)]
         self._cur: list[list[bytes]] = [[] for _ in range(cpus)]
         self._cur_tags: list[list[Any]] = [[] for _ in range(cpus)]
         self._used = [0] * cpus
         self._last_ts = [0] * cpus
         self._lost_flag = [False] * cpus
         self._seq = 1  # buffer 0 has sequence 0
-        self.added = 0  # records queued so far (excluding the logfile header)
         self.records_written = 0
         self.records_dropped = 0
         self.buffers_written = 0  # excluding buffer 0
@@ -421,24 +422,30 @@ class EtlWriter:
     # -- queueing -------------------------------------------------------------------------
     def add(self, cpu: int, ts: int, record: bytes, tag: Any = None) -> None:
         """Queue one record (already padded to 8 bytes) that ran on ``cpu`` at QPC ``ts``."""
-        self._pending[cpu].append((ts, record, tag))
-        self.added += 1
+        self.pending[cpu].append((ts, record, tag))
+
+    @property
+    def added(self) -> int:
+        """Records handed in so far (the logfile header excluded), written, lost or queued."""
+        return (self.records_written + self.records_dropped + sum(map(len, self.pending))
+                + sum(map(len, self._cur)))
 
     def drain(self, frontier: int | None = None) -> None:
         """Write every queued record with ``ts <= frontier`` (all of them when ``None``)."""
         for cpu in range(self.cpus):
-            lst = self._pending[cpu]
+            lst = self.pending[cpu]
             if not lst:
                 continue
             lst.sort(key=_ts_key)  # stable: same-timestamp records keep their causal order
             if frontier is None:
-                ready, rest = lst, []
+                ready = lst[:]
+                lst.clear()
             else:
                 i = bisect_right(lst, frontier, key=_ts_key)
                 if i == 0:
                     continue
-                ready, rest = lst[:i], lst[i:]
-            self._pending[cpu] = rest
+                ready = lst[:i]
+                del lst[:i]
             self._fill(cpu, ready)
 
     def _fill(self, cpu: int, items: list[tuple[int, bytes, Any]]) -> None:

@@ -395,7 +395,7 @@ class World:
         policy = f"\\REGISTRY\\MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows\\{spec.name}"
         srv.reg_ops.append(RegOp(P.REG_OPEN, "open", hklm, policy[len("\\REGISTRY\\MACHINE\\"):], policy,
                                  fail_status=STATUS_OBJECT_NAME_NOT_FOUND, fail_rate=1.0))
-        srv.work_mean = self.rng.randrange(80, 400) * US
+        srv.work_mean = self.rng.randrange(40, 200) * US
         self.services[name] = srv
         return srv
 
@@ -425,6 +425,7 @@ class Sim:
         self.stop_cache: dict[int, bytes] = {}
         self.noise_rate = 0.15
         self.client_frames: dict[int, tuple] = {}
+        self.last_end = 0  # when the last call's last event happened (for backpressure)
 
     # -- ids ------------------------------------------------------------------------------
     def activity(self) -> bytes:
@@ -540,7 +541,7 @@ class Sim:
         ops = srv.reg_ops
         for _ in range(n):
             op = ops[int(r() * len(ops))]
-            t += 20 * US + int(r() * 300 * US)
+            t += 5 * US + int(r() * 40 * US)
             status = op.fail_status if op.fail_rate and r() < op.fail_rate else 0
             t = self.reg(w, t, op, status, rec, cid, self.worker_frames(srv, iface, opnum, op.api))
         return t + 5 * US + int(r() * srv.work_mean), 0, 0
@@ -636,6 +637,7 @@ class Sim:
             if rec is not None:
                 rec.completion = ct
         self.release_msg(srv, mid, t_release)
+        self.last_end = t_client_end if t_client_end > w.free_at else w.free_at
         if rec is not None:
             rec.worker = w
             rec.msg = mid
@@ -894,6 +896,7 @@ class Run:
         arrival = t0
         count = 0
         reserve = sim.end_rundown_size() + 200
+        lag = max(20 * MS, 50 * gap)
         while True:
             if target is not None:
                 if writer.added + 40 + reserve >= target:
@@ -913,6 +916,10 @@ class Run:
                 mode = self.pick_mode(r())
             sim.call(cth, srv, iface, opnum, t, mode=mode, completion=world.pool_threads[proc.pid])
             count += 1
+            # Backpressure: when clients or servers are saturated the simulated time runs ahead
+            # of the arrivals; slow the arrivals down so the writer's pending window stays small.
+            if sim.last_end - arrival > lag:
+                arrival = sim.last_end - lag
             if noise and r() < sim.noise_rate:
                 nth = threads[int(r() * len(threads))]
                 tn = arrival + 5 if nth.free_at <= arrival else nth.free_at + 5

@@ -52,6 +52,7 @@ class Buffer:
     data: bytes  # the record area: the bytes that followed the header, up to the filled offset
     data_offset: int  # file offset of data[0] (for compressed buffers: of the compressed stream)
     compressed: bool = False
+    inflated_size: int = 0  # compressed buffers: size of the records once decompressed
 
 
 @dataclass(slots=True)
@@ -115,8 +116,13 @@ class ContainerError(Exception):
         self.offset = offset
 
 
-def read_buffer(view, offset: int, index: int, file_size: int) -> Buffer:
-    """Read the buffer whose header starts at ``offset`` of ``view`` (bytes or mmap)."""
+def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = True) -> Buffer:
+    """Read the buffer whose header starts at ``offset`` of ``view`` (bytes or mmap).
+
+    With ``inflate=False`` a compressed buffer comes back with its compressed stream in ``data``
+    (and ``inflated_size`` set), so the caller can decompress many buffers in parallel with
+    :func:`inflate_data`.
+    """
     if offset + BUFFER_HEADER_SIZE > file_size:
         raise ContainerError(
             f"truncated buffer header ({file_size - offset} of {BUFFER_HEADER_SIZE} bytes)", offset
@@ -142,14 +148,11 @@ def read_buffer(view, offset: int, index: int, file_size: int) -> Buffer:
         if not BUFFER_HEADER_SIZE <= want <= MAX_BUFFER_SIZE:
             raise ContainerError(f"compressed buffer {index} has an impossible filled size {want}", offset)
         stream = bytes(view[offset + BUFFER_HEADER_SIZE : end])
-        try:
-            data = decompress(stream, want - BUFFER_HEADER_SIZE)
-        except XpressError as exc:
-            raise ContainerError(
-                f"compressed buffer {index} does not decompress: {exc}",
-                offset + BUFFER_HEADER_SIZE + (exc.offset or 0),
-            ) from None
-        data = data[: want - BUFFER_HEADER_SIZE]
+        buf = Buffer(index, offset, size, cpu, flags, btype, stream, offset + BUFFER_HEADER_SIZE, True,
+                     want - BUFFER_HEADER_SIZE)
+        if inflate:
+            buf.data = inflate_or_raise(buf)
+        return buf
     else:
         # Offset (0x30) is where the records end; older or odd writers leave it 0 or junk, so
         # fall back to SavedOffset and finally to the whole buffer (the 0xFF fill ends the scan).
@@ -160,7 +163,26 @@ def read_buffer(view, offset: int, index: int, file_size: int) -> Buffer:
         else:
             stop = size
         data = bytes(view[offset + BUFFER_HEADER_SIZE : offset + stop])
-    return Buffer(index, offset, size, cpu, flags, btype, data, offset + BUFFER_HEADER_SIZE, compressed)
+    return Buffer(index, offset, size, cpu, flags, btype, data, offset + BUFFER_HEADER_SIZE, False)
+
+
+def inflate_data(stream: bytes, inflated_size: int) -> bytes | tuple[str, int]:
+    """Decompress one buffer's stream; on damage return (message, stream offset) instead of
+    raising, so the function can run in a worker process and report back plainly."""
+    try:
+        return decompress(stream, inflated_size)[:inflated_size]
+    except XpressError as exc:
+        return (str(exc), exc.offset or 0)
+
+
+def inflate_or_raise(buf: Buffer, result: bytes | tuple[str, int] | None = None) -> bytes:
+    """The decompressed records of ``buf`` (``result`` from :func:`inflate_data` if already run)."""
+    if result is None:
+        result = inflate_data(buf.data, buf.inflated_size)
+    if isinstance(result, tuple):
+        message, at = result
+        raise ContainerError(f"compressed buffer {buf.index} does not decompress: {message}", buf.data_offset + at)
+    return result
 
 
 _LFH_COMMON = struct.Struct("<IIIIQIIIIIII I")  # up to CpuSpeedInMHz

@@ -1,0 +1,116 @@
+"""Reading speed: rpctrace against dissect.etl on the same file, in one run.
+
+    python benchmarks/read_etl.py [FILE.etl ...] [--repeat N]
+
+With no file it uses net.4.5.2.x64.etl (unpacked from tests/data).  For each file it times:
+
+* rpctrace: every record decoded into Event records (reader only, and the full trace assembly
+  that `rpctrace events` does: attribution, registry paths, stacks);
+* dissect.etl: its header pass (records and headers only) and its payload decode.
+
+and prints events per second and the ratios rpctrace / dissect.  dissect.etl (AGPL) is a
+benchmark and test oracle only: install it with `pip install -e '.[test]'`.
+Runs are interleaved and the best of N is kept, so background load hurts both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def default_file(tmp: str) -> str:
+    with zipfile.ZipFile(ROOT / "tests" / "data" / "net.4.5.2.x64.etl.zip") as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".etl"))
+        zf.extract(name, tmp)
+        return os.path.join(tmp, name)
+
+
+def rpctrace_reader(path: str) -> int:
+    from rpctrace.sources.etl.reader import EtlReader
+
+    n = 0
+    with EtlReader(path) as reader:
+        for _ in reader.events():
+            n += 1
+    return n
+
+
+def rpctrace_trace(path: str) -> int:
+    from rpctrace.trace import load
+
+    return len(load([path]).events)
+
+
+def dissect_headers(path: str) -> int:
+    from dissect.etl.etl import ETL
+
+    n = 0
+    with open(path, "rb") as fh:
+        for record in ETL(fh):
+            record.header.timestamp  # what a header pass reads: the header and its time
+            n += 1
+    return n
+
+
+def dissect_payload(path: str) -> int:
+    from dissect.etl.etl import ETL
+
+    n = 0
+    with open(path, "rb") as fh:
+        for record in ETL(fh):
+            record.header.timestamp
+            try:
+                record.event  # parse the payload with dissect's manifests
+            except Exception:
+                pass
+            n += 1
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="*")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-payload", action="store_true", help="skip dissect's (slow) payload decode")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = args.files or [default_file(tmp)]
+        print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} {platform.python_version()}, {platform.platform()}")
+        runs = [("rpctrace reader (all events decoded)", rpctrace_reader),
+                ("rpctrace trace (+attribution, paths, stacks)", rpctrace_trace),
+                ("dissect.etl header pass", dissect_headers)]
+        if not args.no_payload:
+            runs.append(("dissect.etl header + payload", dissect_payload))
+        for path in files:
+            best: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            for _ in range(args.repeat):
+                for name, fn in runs:
+                    t0 = time.perf_counter()
+                    counts[name] = fn(path)
+                    dt = time.perf_counter() - t0
+                    best[name] = min(best.get(name, dt), dt)
+            print(f"\n{os.path.basename(path)} ({os.path.getsize(path):,} bytes)")
+            rates = {name: counts[name] / best[name] for name in best}
+            for name in best:
+                print(f"  {name:<46} {counts[name]:>10,} events {best[name]:8.3f} s {rates[name]:>12,.0f} events/s")
+            base = rates["dissect.etl header pass"]
+            for name in ("rpctrace reader (all events decoded)", "rpctrace trace (+attribution, paths, stacks)"):
+                print(f"  ratio {name} / dissect header pass: {rates[name] / base:.2f}x")
+            if "dissect.etl header + payload" in rates:
+                print(f"  ratio rpctrace reader / dissect header + payload: "
+                      f"{rates['rpctrace reader (all events decoded)'] / rates['dissect.etl header + payload']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
