@@ -1,0 +1,318 @@
+"""Reconstruct RPC calls across the process boundary and attribute the server's work to them.
+
+The joins, strongest first (etw-and-alpc-facts.md §2 "better join"):
+
+1. client RPC event 5 on thread C, then C's ALPC Send(X): the call's request is message X;
+2. the server thread S that took X (ALPC pairing, :mod:`rpctrace.correlate.alpc`), then RPC
+   event 6 on S: the server side of the same call;
+3. stop events 7/8 paired with their start by activity id within the process;
+4. everything S does between taking X and replying (registry, files, further RPC calls) belongs
+   to the call; calls S makes meanwhile are its children.
+
+Degraded inputs still give answers, labelled as such: with RPC events only (no ALPC) a client
+call is matched to a server call by endpoint + interface + opnum + time (confidence 0.5, or
+lower and ``ambiguous`` when several server calls fit); with ALPC only, message pairs become
+calls with the port name as endpoint and no interface.  Every call lists the joins that held in
+``evidence``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rpctrace.correlate.alpc import AlpcMessage, pair_messages
+from rpctrace.model import Event
+
+PROTOCOLS = {1: "TCP", 2: "NP", 3: "LRPC", 4: "HTTP"}
+#: how long after RPC event 5 the client's ALPC Send may come (100 ns ticks)
+SEND_WINDOW = 5 * 10_000_000
+#: RPC-only fallback: how far a server start may follow the client start when the client's
+#: end is not known
+FALLBACK_WINDOW = 30 * 10_000_000
+
+FAILING = ("registry.", "file.")
+
+
+def is_failure_status(status: int | None) -> bool:
+    """An NTSTATUS of severity error (0xC...)."""
+    return status is not None and (status & 0xC0000000) == 0xC0000000
+
+
+@dataclass(eq=False)
+class Call:
+    id: int
+    client_pid: int | None = None
+    client_tid: int | None = None
+    server_pid: int | None = None
+    server_tid: int | None = None
+    interface: str | None = None
+    opnum: int | None = None
+    endpoint: str | None = None
+    protocol: int | None = None
+    auth_level: int | None = None
+    auth_service: int | None = None
+    impersonation_level: int | None = None
+    start: int | None = None  # client start (or the earliest thing seen of the call)
+    end: int | None = None  # client end (or the latest thing seen)
+    server_start: int | None = None
+    server_end: int | None = None
+    status: int | None = None  # RPC runtime status from event 7 (client) or 8 (server)
+    server_status: int | None = None
+    client_activity: str | None = None
+    server_activity: str | None = None
+    message: AlpcMessage | None = None
+    confidence: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+    ambiguous: bool = False
+    parent: "Call | None" = None
+    children: list["Call"] = field(default_factory=list)
+    operations: list[Event] = field(default_factory=list)
+    has_client: bool = False
+    has_server: bool = False
+
+    @property
+    def alpc_message_id(self) -> int | None:
+        return self.message.message_id if self.message is not None else None
+
+    @property
+    def failures(self) -> list[Event]:
+        return [op for op in self.operations if op.kind.startswith(FAILING) and is_failure_status(op.fields.get("status"))]
+
+    @property
+    def protocol_name(self) -> str | None:
+        if self.protocol is None:
+            return "LRPC" if self.message is not None else None
+        return PROTOCOLS.get(self.protocol, str(self.protocol))
+
+    def subtree(self):
+        yield self
+        for child in self.children:
+            yield from child.subtree()
+
+
+@dataclass
+class Correlation:
+    calls: list[Call]
+    unpaired: dict[str, int]
+    ports: dict[int, set[str]]  # server pid -> ALPC port names it waits on
+    endpoints: dict[str, set[int]]  # endpoint name -> server pids (RPC 16 and port names)
+
+
+def _endpoint_from_port(port: str | None) -> str | None:
+    if not port:
+        return None
+    return port.rsplit("\\", 1)[-1]
+
+
+def correlate_events(events: list[Event]) -> Correlation:
+    """Calls from a time-ordered event list (library API; the CLI only prints the result)."""
+    alpc = pair_messages(events)
+    by_event = alpc.by_event
+    calls: list[Call] = []
+    open_client: dict[tuple, Call] = {}  # (pid, tid) -> client call waiting for its ALPC send
+    client_by_activity: dict[tuple, Call] = {}
+    server_by_activity: dict[tuple, Call] = {}
+    taken: dict[tuple, AlpcMessage] = {}  # (pid, tid) -> message the server thread just took
+    serving: dict[tuple, Call] = {}  # (pid, tid) -> call whose work this thread is doing
+    last_client: dict[tuple, Call] = {}
+    endpoints: dict[str, set[int]] = {}
+
+    def new_call() -> Call:
+        call = Call(len(calls) + 1)
+        calls.append(call)
+        return call
+
+    def call_for_message(msg: AlpcMessage) -> Call:
+        call = msg.call
+        if call is None:
+            call = new_call()
+            call.message = msg
+            msg.call = call
+            call.client_pid, call.client_tid = msg.client_pid, msg.client_tid
+            call.start = msg.send_ts
+            call.protocol = 3
+            call.endpoint = _endpoint_from_port(msg.port_name)
+        return call
+
+    for index, ev in enumerate(events):
+        kind = ev.kind
+        key = (ev.pid, ev.tid)
+        if kind == "alpc.wait_new":
+            serving.pop(key, None)  # the thread is back waiting: whatever it served is over
+            continue
+        if kind.startswith("alpc."):
+            msg = by_event.get(index)
+            if msg is None:
+                continue
+            if kind == "alpc.send":
+                if msg.send_ts == ev.ts and msg.client_tid == ev.tid and msg.reply_ts != ev.ts:
+                    call = open_client.pop(key, None)
+                    if call is not None and msg.call is None and ev.ts - call.start <= SEND_WINDOW:
+                        call.message, msg.call = msg, call
+                        call.evidence.append("rpc5→alpc.send(same thread)")
+                elif msg.reply_ts == ev.ts and msg.reply_tid == ev.tid:
+                    call = msg.call
+                    if call is not None and serving.get(key) is call:
+                        del serving[key]
+            elif kind == "alpc.receive" and msg.server_tid == ev.tid and msg.receive_ts == ev.ts:
+                call = call_for_message(msg)
+                call.server_pid, call.server_tid = ev.pid, ev.tid
+                serving[key] = call
+                taken[key] = msg
+            continue
+        if kind.startswith("rpc."):
+            f = ev.fields
+            if kind == "rpc.client_start":
+                call = new_call()
+                _fill_rpc(call, f)
+                call.client_pid, call.client_tid, call.start = ev.pid, ev.tid, ev.ts
+                call.has_client = True
+                call.client_activity = f.get("activity_id")
+                if call.client_activity:
+                    client_by_activity[(ev.pid, call.client_activity)] = call
+                parent = serving.get(key)
+                if parent is not None:
+                    call.parent = parent
+                    parent.children.append(call)
+                    call.evidence.append("made while serving parent")
+                open_client[key] = call
+                last_client[key] = call
+            elif kind == "rpc.client_stop":
+                act = f.get("activity_id")
+                call = client_by_activity.pop((ev.pid, act), None) if act else None
+                if call is None:
+                    call = last_client.get(key)
+                    if call is not None and call.end is not None:
+                        call = None
+                else:
+                    call.evidence.append("activity(5↔7)")
+                if call is not None:
+                    call.end = ev.ts
+                    call.status = f.get("status")
+                    if open_client.get((call.client_pid, call.client_tid)) is call:
+                        del open_client[(call.client_pid, call.client_tid)]
+            elif kind == "rpc.server_start":
+                msg = taken.pop(key, None)
+                if msg is not None:
+                    call = call_for_message(msg)
+                    client_known = call.has_client
+                    if client_known and (call.interface, call.opnum) != (f.get("interface_uuid"), f.get("procnum")):
+                        # the message carried a different call than the client's event said
+                        call.ambiguous = True
+                        call.evidence.append("interface/opnum differ between client and server")
+                    call.evidence.append("alpc.receive→rpc6(same thread)")
+                else:
+                    call = new_call()
+                    call.server_pid, call.server_tid = ev.pid, ev.tid
+                if not call.has_client or call.interface is None:
+                    _fill_rpc(call, f)
+                call.server_start = ev.ts
+                call.has_server = True
+                call.server_activity = f.get("activity_id")
+                if call.server_activity:
+                    server_by_activity[(ev.pid, call.server_activity)] = call
+                serving[key] = call
+                if call.endpoint:
+                    endpoints.setdefault(call.endpoint, set()).add(ev.pid)
+            elif kind == "rpc.server_stop":
+                act = f.get("activity_id")
+                call = server_by_activity.pop((ev.pid, act), None) if act else None
+                if call is None:
+                    call = serving.get(key)
+                else:
+                    call.evidence.append("activity(6↔8)")
+                if call is not None:
+                    call.server_end = ev.ts
+                    call.server_status = f.get("status")
+                    if call.message is None and serving.get(key) is call:
+                        del serving[key]  # without ALPC the server's work ends with event 8
+            elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
+                endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
+            continue
+        if ev.tid is not None and kind.startswith(FAILING):
+            call = serving.get(key)
+            if call is not None:
+                call.operations.append(ev)
+
+    for pid, names in alpc.ports.items():
+        for name in names:
+            endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
+    _fallback_rpc_only(calls)
+    calls = [c for c in calls if not getattr(c, "_merged", False)]
+    for c in calls:
+        _score(c)
+    for n, c in enumerate(calls, 1):
+        c.id = n
+    return Correlation(calls, alpc.unpaired, alpc.ports, endpoints)
+
+
+def _fill_rpc(call: Call, f: dict) -> None:
+    call.interface = f.get("interface_uuid")
+    call.opnum = f.get("procnum")
+    call.endpoint = f.get("endpoint") or call.endpoint
+    call.protocol = f.get("protocol", call.protocol)
+    call.auth_level = f.get("auth_level")
+    call.auth_service = f.get("auth_service")
+    call.impersonation_level = f.get("impersonation_level")
+
+
+def _fallback_rpc_only(calls: list[Call]) -> None:
+    """Join client-only and server-only calls on endpoint + interface + opnum + time."""
+    servers: dict[tuple, list[Call]] = {}
+    for c in calls:
+        if c.has_server and not c.has_client and c.message is None:
+            servers.setdefault((c.endpoint, c.interface, c.opnum), []).append(c)
+    if not servers:
+        return
+    for c in calls:
+        if not (c.has_client and not c.has_server and c.message is None):
+            continue
+        pool = servers.get((c.endpoint, c.interface, c.opnum))
+        if not pool:
+            continue
+        hi = c.end if c.end is not None else c.start + FALLBACK_WINDOW
+        fits = [s for s in pool if not getattr(s, "_merged", False) and c.start <= s.server_start <= hi
+                and s.server_pid != c.client_pid]
+        if not fits:
+            continue
+        best = min(fits, key=lambda s: s.server_start)
+        c.server_pid, c.server_tid = best.server_pid, best.server_tid
+        c.server_start, c.server_end, c.server_status = best.server_start, best.server_end, best.server_status
+        c.server_activity = best.server_activity
+        c.operations = best.operations
+        c.children.extend(best.children)
+        for child in best.children:
+            child.parent = c
+        c.has_server = True
+        c.evidence.append("rpc-only: endpoint+interface+opnum+time")
+        if len(fits) > 1:
+            c.ambiguous = True
+            c.evidence.append(f"ambiguous: {len(fits)} server calls fit")
+        best._merged = True
+
+
+def _score(c: Call) -> None:
+    """Confidence from the joins that held (1.0 = every join of the full chain)."""
+    if c.message is not None and c.has_client and c.has_server:
+        conf = 1.0 if c.message.reply_ts is not None or c.message.datagram else 0.9
+        if "alpc.reply(receive lost)" in c.message.evidence:
+            conf = 0.8
+    elif c.message is not None and c.has_server:
+        conf = 0.8  # client RPC event missing (lost) but ALPC names the client thread
+    elif c.message is not None and c.has_client:
+        conf = 0.7 if c.message.server_tid is not None else 0.4
+    elif c.message is not None:
+        conf = 0.6  # ALPC only: message-level pair
+    elif c.has_client and c.has_server:
+        conf = 0.5
+    else:
+        conf = 0.2  # one side only
+    if c.ambiguous:
+        conf = min(conf, 0.3)
+    c.confidence = conf
+    if c.message is not None:
+        c.evidence = list(c.message.evidence) + c.evidence
+    if c.start is None:
+        c.start = c.server_start
+    if c.end is None:
+        c.end = c.server_end if c.server_end is not None else (c.message.reply_ts if c.message else None)
