@@ -29,7 +29,7 @@ class AlpcMessage:
     message_id: int
     client_pid: int | None
     client_tid: int | None
-    send_ts: int
+    send_ts: int | None  # None when the client's Send was lost
     server_pid: int | None = None
     server_tid: int | None = None
     receive_ts: int | None = None
@@ -86,13 +86,25 @@ def pair_messages(events: list[Event]) -> AlpcResult:
                 del awaiting[msg.message_id]  # a datagram: no reply will come
                 msg.evidence.append("datagram")
 
+    last_op: dict[int, str] = {}  # tid -> its last ALPC event kind
+    in_client_call: set[int] = set()  # threads between RPC events 5 and 7
+
     for index, ev in enumerate(events):
         kind = ev.kind
+        tid = ev.tid
+        if kind == "rpc.client_start":
+            in_client_call.add(tid)
+            continue
+        if kind == "rpc.client_stop":
+            in_client_call.discard(tid)
+            continue
         if not kind.startswith("alpc."):
             continue
-        tid, pid, ts = ev.tid, ev.pid, ev.ts
+        pid, ts = ev.pid, ev.ts
         if tid is None:
             continue
+        previous = last_op.get(tid)
+        last_op[tid] = kind
         f = ev.fields
         if kind == "alpc.send":
             x = f["message_id"]
@@ -161,6 +173,28 @@ def pair_messages(events: list[Event]) -> AlpcResult:
                 replied.pop(x, None)
                 by_event[index] = msg
                 continue
+            if previous in ("alpc.wait_reply", "alpc.unwait") or (tid in in_client_call and previous != "alpc.wait_new"):
+                # A thread waiting for a reply takes one, but its own request was not seen
+                # (lost): the pending "request" X from another process is really the server's
+                # reply, which still names the server thread.  Never treat this thread as a
+                # server taking a request: it is a client.
+                bogus = pending.get(x)
+                if bogus is not None and bogus.client_pid != pid and replied.get(x) is None:
+                    del pending[x]
+                    if waiting.get(bogus.client_tid) is bogus:
+                        del waiting[bogus.client_tid]
+                    msg = bogus
+                    msg.server_pid, msg.server_tid = bogus.client_pid, bogus.client_tid
+                    msg.reply_ts, msg.reply_tid = bogus.send_ts, bogus.client_tid
+                    msg.client_pid, msg.client_tid, msg.send_ts = pid, tid, None
+                    msg.waited = True
+                    msg.evidence = ["alpc.reply(request send lost)", "alpc.client_receive"]
+                    msg.client_receive_ts, msg.client_receive_tid = ts, tid
+                    by_event[index] = msg
+                    continue
+                if replied.get(x) is None:
+                    lost("reply without its send")
+                    continue
             msg = replied.get(x)
             if msg is not None and msg.client_pid == pid:
                 # a completion thread of the client process takes the reply (asynchronous call)
@@ -172,7 +206,13 @@ def pair_messages(events: list[Event]) -> AlpcResult:
                 by_event[index] = msg
                 continue
             msg = pending.get(x)
-            if msg is not None and ts - msg.send_ts <= PENDING_WINDOW and msg.client_tid != tid:
+            # Plausibility: once the trace has shown server ports (Wait-For-New-Message with
+            # IsServerPort), only a thread of a process serving a port, or one that was just
+            # waiting for new messages, takes requests.  A receive elsewhere is a client whose
+            # own events were lost; pairing it would be a guess.
+            server_like = previous == "alpc.wait_new" or not ports or pid in ports
+            if (msg is not None and server_like and msg.send_ts is not None
+                    and ts - msg.send_ts <= PENDING_WINDOW and msg.client_tid != tid):
                 end_service(tid)
                 del pending[x]
                 msg.server_pid, msg.server_tid, msg.receive_ts = pid, tid, ts

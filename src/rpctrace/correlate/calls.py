@@ -129,7 +129,7 @@ def correlate_events(events: list[Event]) -> Correlation:
             call.message = msg
             msg.call = call
             call.client_pid, call.client_tid = msg.client_pid, msg.client_tid
-            call.start = msg.send_ts
+            call.start = msg.send_ts if msg.send_ts is not None else msg.client_receive_ts
             call.protocol = 3
             call.endpoint = _endpoint_from_port(msg.port_name)
         return call
@@ -145,7 +145,7 @@ def correlate_events(events: list[Event]) -> Correlation:
             if msg is None:
                 continue
             if kind == "alpc.send":
-                if msg.send_ts == ev.ts and msg.client_tid == ev.tid and msg.reply_ts != ev.ts:
+                if msg.send_ts == ev.ts and msg.client_tid == ev.tid and not (msg.reply_ts == ev.ts and msg.reply_tid == ev.tid):
                     call = open_client.pop(key, None)
                     if call is not None and msg.call is None and ev.ts - call.start <= SEND_WINDOW:
                         call.message, msg.call = msg, call
@@ -193,13 +193,21 @@ def correlate_events(events: list[Event]) -> Correlation:
                         del open_client[(call.client_pid, call.client_tid)]
             elif kind == "rpc.server_start":
                 msg = taken.pop(key, None)
+                if msg is not None and msg.call is not None and msg.call.has_client and (
+                    msg.call.interface, msg.call.opnum) != (f.get("interface_uuid"), f.get("procnum")):
+                    # The server runs a different procedure than the client asked for: the
+                    # message pairing is wrong (lost events).  Keep the two sides apart rather
+                    # than report a wrong join.
+                    client_call = msg.call
+                    client_call.evidence.append("server side rejected: interface/opnum differ")
+                    client_call.server_pid = client_call.server_tid = None
+                    client_call.message = None
+                    msg.call = None
+                    if serving.get(key) is client_call:
+                        del serving[key]
+                    msg = None
                 if msg is not None:
                     call = call_for_message(msg)
-                    client_known = call.has_client
-                    if client_known and (call.interface, call.opnum) != (f.get("interface_uuid"), f.get("procnum")):
-                        # the message carried a different call than the client's event said
-                        call.ambiguous = True
-                        call.evidence.append("interface/opnum differ between client and server")
                     call.evidence.append("alpc.receive→rpc6(same thread)")
                 else:
                     call = new_call()
@@ -275,7 +283,12 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
                 and s.server_pid != c.client_pid]
         if not fits:
             continue
-        best = min(fits, key=lambda s: s.server_start)
+        if len(fits) > 1:
+            # several server calls fit: say so, and do not pick one (missing beats wrong)
+            c.ambiguous = True
+            c.evidence.append(f"ambiguous: {len(fits)} server calls fit endpoint+interface+opnum+time")
+            continue
+        best = fits[0]
         c.server_pid, c.server_tid = best.server_pid, best.server_tid
         c.server_start, c.server_end, c.server_status = best.server_start, best.server_end, best.server_status
         c.server_activity = best.server_activity
@@ -285,9 +298,6 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
             child.parent = c
         c.has_server = True
         c.evidence.append("rpc-only: endpoint+interface+opnum+time")
-        if len(fits) > 1:
-            c.ambiguous = True
-            c.evidence.append(f"ambiguous: {len(fits)} server calls fit")
         best._merged = True
 
 

@@ -32,9 +32,11 @@ payload's pointer fields and the logfile header's two name pointers change size.
 
 Compression (``compress=True``, off by default) - **GUESS** layout, chosen to match what
 dissect.etl decodes: the record bytes of a buffer (without the 0xFF fill) are compressed with
-plain LZ77 Xpress (``rpctrace.synth.xpress``); the buffer is then 0x48 + compressed bytes, padded
-with 0xFF to a multiple of 8; ``BufferSize`` = that on-disk size (the stride to the next
-buffer), ``SavedOffset``/``CurrentOffset``/``Offset`` = 0x48 + the *uncompressed* record bytes,
+plain LZ77 Xpress (``rpctrace.synth.xpress``); the buffer on disk is the 0x48-byte header and
+exactly the compressed stream, nothing after it (dissect hands everything up to ``BufferSize``
+to its decompressor, and trailing fill bytes make it fail); ``BufferSize`` = 0x48 + the
+compressed length (the stride to the next buffer, so buffers are not 8-aligned in the file),
+``SavedOffset``/``CurrentOffset``/``Offset`` = 0x48 + the *uncompressed* record bytes,
 ``BufferFlag`` |= 0x40; the logfile header's LogFileMode gets EVENT_TRACE_COMPRESSED_MODE
 (0x04000000).  Buffer 0 is never compressed.
 """
@@ -345,7 +347,8 @@ class EtlWriter:
     later) into the CPU's current buffer, flushing full buffers to the file; ``close()`` flushes
     the rest and writes buffer 0.  Tags are opaque: when ``keep_tags`` the tags of written
     records are collected in file order (``written_tags``), and the tags of records in buffers
-    that ``drop_buffer`` decides to lose are collected in ``dropped_tags``.
+    that ``drop_buffer(cpu, sequence, first_ts)`` decides to lose are collected in
+    ``dropped_tags`` (a CPU's last buffer is never lost).
 
     The hot path is ``add`` (one tuple append) and the loop in ``_fill`` (one ``len`` and one
     list append per record); buffers are assembled with one ``b"".join`` and written whole.
@@ -368,7 +371,7 @@ class EtlWriter:
         controller_tid: int = 0,
         logger_id: int = 0xFFFF,
         keep_tags: bool = False,
-        drop_buffer: Callable[[int, int], bool] | None = None,
+        drop_buffer: Callable[[int, int, int], bool] | None = None,
     ):
         if buffer_size % 8 or buffer_size < 0x400:
             raise ValueError("buffer size must be a multiple of 8 and at least 1 KiB")
@@ -481,7 +484,7 @@ class EtlWriter:
         self._cur[cpu] = []
         self._cur_tags[cpu] = []
         self._used[cpu] = 0
-        if not final and self.drop_buffer is not None and self.drop_buffer(cpu, seq):
+        if not final and self.drop_buffer is not None and self.drop_buffer(cpu, seq, _first_ts(recs[0])):
             # A lost buffer: the logger could not write it.  Its sequence number is used up
             # (a gap a reader can see) and the CPU's next buffer says EVENTS_LOST.
             self.buffers_dropped += 1
@@ -499,7 +502,7 @@ class EtlWriter:
         if self._compress is not None:
             data = self._compress(data)
             flags |= BUFFER_FLAG_COMPRESSED
-            size = (BUFFER_HEADER_SIZE + len(data) + 7) & ~7
+            size = BUFFER_HEADER_SIZE + len(data)  # no padding: the stream must end the buffer
         head = BUFFER_HEADER.pack(
             size,
             filled,

@@ -80,7 +80,9 @@ class Addr:
         return self._kobj(0xFFFFD18F00000000, 0x8C000000)
 
     def dtb(self) -> int:
-        return self.rng.randrange(0x100000, 0x3FFFFF) << 12
+        if self.wide:
+            return self.rng.randrange(0x100000, 0x3FFFFF) << 12
+        return self.rng.randrange(0x1000, 0x7FFFF) << 12  # x86 PAE: a 32-bit physical address
 
     def kernel_stack(self) -> tuple[int, int]:
         base = self._kobj(0xFFFFE38A00000000, 0x9C000000, 0x1000)
@@ -774,7 +776,8 @@ class Plan:
     """The knobs one scenario run uses (after the CLI's --clients/--calls/--events)."""
 
     def __init__(self, *, services: list[str], clients: int, calls: int, events: int | None, gap: int,
-                 modes: tuple[tuple[str, float], ...] = (("sync", 1.0),), drop_rate: float = 0.0):
+                 modes: tuple[tuple[str, float], ...] = (("sync", 1.0),), drop_rate: float = 0.0,
+                 datagrams: bool = False):
         self.services = services
         self.clients = clients
         self.calls = calls
@@ -782,6 +785,9 @@ class Plan:
         self.gap = gap
         self.modes = modes
         self.drop_rate = drop_rate
+        self.datagrams = datagrams
+        # A logger with small buffers is the one that loses them: lost-events uses 8 KiB.
+        self.buffer_size = 0x2000 if drop_rate else 0x10000
 
 
 SCENARIOS: dict[str, str] = {
@@ -820,10 +826,10 @@ def make_plan(name: str, clients: int | None, calls: int | None, events: int | N
     services, d_clients, d_calls, gap = _DEFAULTS[name]
     modes: tuple[tuple[str, float], ...] = (("sync", 1.0),)
     if name == "async":
-        modes = (("sync", 0.4), ("async", 0.35), ("datagram", 0.25))
+        modes = (("sync", 0.45), ("async", 0.55))
     plan = Plan(services=list(services), clients=max(1, clients if clients is not None else d_clients),
                 calls=max(0, calls if calls is not None else d_calls), events=events, gap=gap, modes=modes,
-                drop_rate=0.08 if name == "lost-events" else 0.0)
+                drop_rate=0.08 if name == "lost-events" else 0.0, datagrams=name == "async")
     if events is not None:
         plan.calls = max(0, events // EVENTS_PER_CALL)
     return plan
@@ -861,10 +867,16 @@ class Run:
                         if (iface, opnum) in _STORY_ONLY:
                             continue
                         if iface in _DATAGRAM_IFS:
-                            if any(m == "datagram" for m, _ in self.plan.modes):
-                                self.pairs.append((proc, srv, iface, opnum, "datagram"))
                             continue
                         self.pairs.append((proc, srv, iface, opnum, ""))
+        if self.plan.datagrams and "AudioEndpointBuilder" in world.services and "Audiosrv" in world.services:
+            # AudioEndpointBuilder tells Audiosrv about device changes with one-way calls.
+            aeb = world.services["AudioEndpointBuilder"]
+            audio = world.services["Audiosrv"]
+            world.client_threads[aeb.proc.pid] = [aeb.main] + aeb.workers[:-1]
+            world.pool_threads[aeb.proc.pid] = aeb.workers[-1]
+            dgram = [(aeb.proc, audio, C.AUDIO_NOTIFY_IF, op, "datagram") for op in audio.interfaces[C.AUDIO_NOTIFY_IF]]
+            self.pairs += dgram * max(1, len(self.pairs) // (3 * len(dgram)))
         adv = "\\REGISTRY\\USER\\" + world.user_sid + "\\Software\\Microsoft\\Windows\\CurrentVersion\\Explorer\\Advanced"
         k = world.kcb(adv)
         for value in ("Hidden", "HideFileExt", "TaskbarSmallIcons", "ShowSuperHidden"):
@@ -1094,18 +1106,19 @@ STORIES: dict[str, list[Callable[[Run, float], None]]] = {
 
 
 class _Dropper:
-    """Decides which per-CPU buffers the logger "loses" (lost-events): never the first few (they
-    hold the rundown), always the first eligible one (so a small trace loses something), then a
-    seeded share of the rest."""
+    """Decides which per-CPU buffers the logger "loses" (lost-events): never one that starts
+    before ``after`` (the start rundown and the servers' registration stay intact, so every
+    process and thread is known), always the first eligible one (so a small trace loses
+    something), then a seeded share of the rest."""
 
-    def __init__(self, rng: random.Random, rate: float, protect: int):
+    def __init__(self, rng: random.Random, rate: float):
         self.rng = rng
         self.rate = rate
-        self.protect = protect
+        self.after = INF
         self.dropped_any = False
 
-    def __call__(self, cpu: int, seq: int) -> bool:
-        if seq <= self.protect:
+    def __call__(self, cpu: int, seq: int, first_ts: int) -> bool:
+        if first_ts < self.after:
             return False
         if not self.dropped_any or self.rng.random() < self.rate:
             self.dropped_any = True
@@ -1142,9 +1155,10 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
     keep = track and estimate <= keep_limit * 3 // 2
     drop = None
     if plan.drop_rate:
-        drop = _Dropper(random.Random(f"rpctrace.synth.drop:{seed}"), plan.drop_rate, 2 * CPUS + 2)
+        drop = _Dropper(random.Random(f"rpctrace.synth.drop:{seed}"), plan.drop_rate)
     ctl = world.controller
     writer = EtlWriter(out, clock=clock, pointer_size=pointer_size, cpus=CPUS, compress=compress,
+                       buffer_size=plan.buffer_size,
                        controller_pid=ctl.pid, controller_tid=ctl.tid, keep_tags=keep, drop_buffer=drop,
                        logfile_name="C:\\Users\\alice\\rpc.etl")
     trace = Trace(writer, track=track, keep_events=keep)
@@ -1155,6 +1169,8 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
         story(run, 0.3 + 0.25 * i)
     t = sim.rundown(header_qpc + 300, start=True)
     t = sim.register_servers(t + 2 * MS)
+    if drop is not None:
+        drop.after = t
     duration = max(plan.calls, 20) * plan.gap
     run.story = [(t + int(f * duration), go) for f, go in run.story]
     end = run.background(t)
