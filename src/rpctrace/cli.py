@@ -95,9 +95,11 @@ def cmd_calls(args) -> int:
     from rpctrace.correlate import call_record, correlate
     from rpctrace.render.calls import write_json, write_jsonl, write_table
 
+    from rpctrace.knowledge.status import ntstatus_name
+
     trace = _load(args)
     result = correlate(trace)
-    records = [call_record(c, trace) for c in _select(result.calls, args, trace)]
+    records = [call_record(c, trace, status_name=ntstatus_name) for c in _select(result.calls, args, trace)]
     {"json": write_json, "jsonl": write_jsonl, "table": write_table}[args.format](records, sys.stdout)
     if result.unpaired:
         parts = ", ".join(f"{n} {what}" for what, n in sorted(result.unpaired.items()))
@@ -110,6 +112,7 @@ def cmd_calls(args) -> int:
 
 def cmd_tree(args) -> int:
     from rpctrace.correlate import call_record, correlate
+    from rpctrace.knowledge.status import ntstatus_name
     from rpctrace.render.calls import write_tree
 
     trace = _load(args)
@@ -120,10 +123,42 @@ def cmd_tree(args) -> int:
             raise RpctraceError(f"no call {args.call} (calls are numbered 1..{len(result.calls)})")
     else:
         roots = [c for c in result.calls if c.parent is None]
-    write_tree(roots, trace, sys.stdout, lambda c: call_record(c, trace))
+    write_tree(roots, trace, sys.stdout, lambda c: call_record(c, trace, status_name=ntstatus_name))
     if trace.error is not None:
         _err(trace.error.one_line())
         return EXIT_INPUT
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    """The main job on a bundled example: write the AudioSrv incident and show what rpctrace finds."""
+    from rpctrace import synth
+    from rpctrace.correlate import call_record, correlate
+    from rpctrace.knowledge.status import ntstatus_name
+    from rpctrace.render.calls import write_tree
+    from rpctrace.render.demo import write_finding
+    from rpctrace.trace import load
+
+    out_dir = os.path.abspath(args.out)
+    os.makedirs(out_dir, exist_ok=True)
+    etl = os.path.join(out_dir, "audiosrv-access-denied.etl")
+    truth = os.path.join(out_dir, "audiosrv-access-denied.truth.json")
+    summary = synth.synthesize("audiosrv-access-denied", etl, truth, seed=args.seed)
+    trace = load([etl])
+    result = correlate(trace)
+    record = lambda c: call_record(c, trace, status_name=ntstatus_name)  # noqa: E731
+    out = sys.stdout
+    out.write(f"Wrote {etl}\n  {summary['record_count']} events recorded the way Windows' kernel logger and the "
+              f"Microsoft-Windows-RPC provider would (ground truth: {truth}).\n")
+    out.write(f"rpctrace read them back and rebuilt {len(result.calls)} RPC calls across "
+              f"{len({c.server_pid for c in result.calls if c.server_pid})} server processes.\n\n")
+    failing = [c for c in result.calls if any(op.fields.get("status") == 0xC0000022 for op in c.failures)]
+    for call in failing:
+        write_finding(call, trace, record(call), out)
+        out.write("\nThe call, as a tree (process, thread, call, operations, stack):\n")
+        write_tree([call], trace, out, record)
+    out.write(f"\nTry: rpctrace calls {etl} --failed\n     rpctrace tree {etl} --call {failing[0].id if failing else 1}\n"
+              f"     rpctrace events {etl} --format jsonl\n")
     return EXIT_OK
 
 
@@ -170,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--call", type=int, metavar="ID")
     p.add_argument("--keep-going", action="store_true")
     p.set_defaults(func=cmd_tree)
+
+    p = sub.add_parser("demo", help="write the bundled AudioSrv incident trace and show what rpctrace finds in it")
+    p.add_argument("--out", default="rpctrace-demo", metavar="DIR")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synth", help="write a synthetic trace of a scenario, with its ground truth")
     p.add_argument("scenario")

@@ -175,9 +175,11 @@ def test_rpc_event_payloads(written, monkeypatch):
     from dissect.etl import manifest
     from dissect.etl.headers.event import EventHeader
 
-    # dissect defect: its manifest compiler has no mapping for win:HexInt32 (used by RPC event
-    # 1), so the Microsoft-Windows-RPC manifest does not compile at all; map it to uint32.
+    # dissect defect: its manifest compiler has no mapping for win:HexInt32 (RPC event 1) nor
+    # win:Binary (events 10, 11, 14), so the Microsoft-Windows-RPC manifest does not compile at
+    # all; map them (Binary is always the last field in this manifest).
     monkeypatch.setitem(manifest.FIELD_MAP, "HexInt32", "uint32 {name}")
+    monkeypatch.setitem(manifest.FIELD_MAP, "Binary", "char {name}[EOF]")
     guid = uuid.UUID(P.RPC_GUID)
     mf = manifest.compile_xml(guid, manifest.get_resource_string(f"manifests/xml/{{{guid}}}.xml"))
     path, truth, _ = written["audiosrv-access-denied"]
@@ -449,6 +451,10 @@ def test_audiosrv_incident(written):
     start, end = iso_to_ticks(call["start"]), iso_to_ticks(call["end"])
     evs = sorted((e for e in truth["events"] if e["tid"] in (ctid, stid) and e["pid"] in (cpid, spid)
                   and start <= iso_to_ticks(e["ts"]) <= end), key=lambda e: iso_to_ticks(e["ts"]))
+    # After its reply the worker blocks on the port again, while the client wakes up.
+    (rewait,) = [e for e in evs if e["kind"] == "alpc.wait_new"]
+    assert rewait["tid"] == stid and rewait["fields"]["port_name"] == "\\RPC Control\\AudioClientRpc"
+    evs.remove(rewait)
     x = call["alpc_message_id"]
     assert [(e["tid"], e["kind"]) for e in evs] == [
         (ctid, "rpc.client_start"), (ctid, "alpc.send"), (ctid, "alpc.wait_reply"),
@@ -504,7 +510,7 @@ def test_async_and_datagrams(written):
     _, truth, _ = written["async"]
     modes = collections.Counter(c["mode"] for c in truth["calls"])
     assert modes["sync"] and modes["async"] and modes["datagram"]
-    events = truth["events"]
+    events = sorted(truth["events"], key=lambda e: e["ts"])  # the truth is in file order
     by_act = collections.defaultdict(list)
     for e in events:
         if e["kind"].startswith("rpc.client"):
