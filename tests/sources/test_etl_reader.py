@@ -133,7 +133,7 @@ def test_process_thread_image_fields_shutdown(samples):
     # independent decode: dissect's Process_V4 structure for the same events, same order
     # (dissect yields file order, rpctrace time order: compare by process id)
     theirs = oracle.kernel_payloads(path, 3, {3}, limit=1000)
-    ours = {e.pid: e for e in events if e.kind == "process.rundown" and e.fields["rundown"] == "start"}
+    ours = {e.pid: e for e in events if e.kind == "process.rundown" and e.opcode == 3}
     assert len(theirs) == len(ours) > 50
     for d in theirs:
         mine = ours[d["ProcessId"]]

@@ -314,13 +314,11 @@ class Trace:
         ev = None
         if self.track:
             if self.keep:
-                if opcode in (P.REG_KCB_CREATE, P.REG_KCB_DELETE, P.REG_KCB_RUNDOWN_BEGIN, P.REG_KCB_RUNDOWN_END):
-                    fields: dict[str, Any] = {"kcb": kcb, "key_name": name}
-                else:
-                    fields = {"initial_time": initial_time, "status": status, "index": index, "kcb": kcb,
-                              "key_name": name}
-                    if opcode in P.REGISTRY_VALUE_NAME_OPS:
-                        fields["value_name"] = name
+                # KCB events share the Registry v2 layout, so they carry the same fields
+                fields: dict[str, Any] = {"initial_time": initial_time, "status": status, "index": index,
+                                          "kcb": kcb, "key_name": name}
+                if opcode in P.REGISTRY_VALUE_NAME_OPS:
+                    fields["value_name"] = name
                 if path is not None:
                     fields["path"] = nt_to_user_path(path)
                 ev = self._event(ts, th.pid, th.tid, th.cpu, P.REGISTRY_GUID, 0, opcode, P.VER_REGISTRY, kind, fields)
@@ -393,8 +391,6 @@ class Trace:
                 "package_full_name": "",
                 "application_id": "",
             }
-            if opcode in (P.OP_DCSTART, P.OP_DCEND):
-                fields["rundown"] = "start" if opcode == P.OP_DCSTART else "end"
             ev = self._event(ts, proc.pid, None, cpu, P.PROCESS_GUID, 0, opcode, P.VER_PROCESS, kind, fields)
         self.add(cpu, ts, rec, (None, kind, ev) if self.track else None)
 
@@ -469,6 +465,8 @@ class Trace:
                 "image_size": img.size,
                 "checksum": img.checksum,
                 "time_date_stamp": img.time_date_stamp,
+                "signature_level": 0,
+                "signature_type": 0,
                 "default_base": img.base,
                 "file_name": img.path,
             }

@@ -33,8 +33,10 @@ rundown, and processes started inside the trace log Process/Thread Start and Ima
 
 from __future__ import annotations
 
+import datetime as _dt
 import heapq
 import random
+import zlib
 from typing import Any, Callable
 
 from rpctrace.synth import catalog as C
@@ -320,15 +322,14 @@ class World:
             th = self.new_thread(system, worker=False, tid_range=(8, 400))
             th.win32_start = self.kernel_images[0].base + 0x4A1F30 + rng.randrange(0, 64) * 0x40
         self.system = system
-        parents = {"smss.exe": 4}
+        # Parent of each boot process (smss's session children have exited, as on a real box,
+        # so csrss/wininit/winlogon name a pid that no longer exists: smss's).
+        parent_of = {"smss.exe": "System", "csrss.exe": "smss.exe", "wininit.exe": "smss.exe",
+                     "services.exe": "wininit.exe", "lsass.exe": "wininit.exe", "winlogon.exe": "smss.exe",
+                     "dwm.exe": "winlogon.exe"}
+        parents = {"System": 4}
         for image, path, cmd, sid in C.BASE_PROCESSES:
-            ppid = parents.get(image, parents.get("wininit.exe", 4))
-            if image in ("services.exe", "lsass.exe"):
-                ppid = parents["wininit.exe"]
-            if image in ("winlogon.exe",):
-                ppid = parents["smss.exe"]
-            if image == "dwm.exe":
-                ppid = parents["winlogon.exe"]
+            ppid = parents[parent_of[image]]
             session = 1 if image in ("winlogon.exe", "dwm.exe") else 0
             p = self.new_process(image, path, cmd, sid, ppid=ppid, session=session,
                                  dlls=["ntdll.dll", "KERNEL32.DLL", "KERNELBASE.dll", "RPCRT4.dll", "sechost.dll"],
@@ -404,8 +405,6 @@ class World:
 
 def hash_str(text: str) -> int:
     """A stable string hash (``hash()`` is salted per interpreter run)."""
-    import zlib
-
     return zlib.crc32(text.encode())
 
 
@@ -1127,10 +1126,9 @@ class _Dropper:
 
 
 def _filetime(year: int, month: int, day: int, hour: int) -> int:
-    import datetime as dt
-
-    delta = dt.datetime(year, month, day, hour, tzinfo=dt.timezone.utc) - dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
-    return delta // dt.timedelta(microseconds=1) * 10
+    utc = _dt.timezone.utc
+    delta = _dt.datetime(year, month, day, hour, tzinfo=utc) - _dt.datetime(1601, 1, 1, tzinfo=utc)
+    return delta // _dt.timedelta(microseconds=1) * 10
 
 
 CPUS = 4

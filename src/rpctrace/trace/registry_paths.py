@@ -59,7 +59,7 @@ def resolve_registry_paths(events: Iterable[Event]) -> None:
             rel = f.get("relative_name", "")
             nt = rel if is_absolute(rel) else join(f.get("base_name", ""), rel) if f.get("base_name") else None
         elif "kcb" in f:
-            name = f.get("key_name", "")
+            name = "" if "value_name" in f else f.get("key_name", "")
             if name and is_absolute(name):
                 nt = name
             else:

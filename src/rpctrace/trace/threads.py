@@ -12,11 +12,13 @@ import bisect
 
 from rpctrace.model import Event
 
+DC_START, DC_END = 3, 4  # rundown opcodes: at the start and at the end of the trace
+
 
 def attribute_processes(events: list[Event]) -> list[Event]:
     ends: dict[int, tuple[list[int], list[int]]] = {}
     for ev in events:
-        if ev.kind == "thread.end" or (ev.kind == "thread.rundown" and ev.fields.get("rundown") == "end"):
+        if ev.kind == "thread.end" or (ev.kind == "thread.rundown" and ev.opcode == DC_END):
             times, pids = ends.setdefault(ev.tid, ([], []))
             times.append(ev.ts)
             pids.append(ev.pid)
@@ -24,7 +26,7 @@ def attribute_processes(events: list[Event]) -> list[Event]:
     out = events
     for i, ev in enumerate(events):
         kind = ev.kind
-        if kind == "thread.start" or (kind == "thread.rundown" and ev.fields.get("rundown") == "start"):
+        if kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
             live[ev.tid] = ev.pid
             continue
         if ev.pid is not None or ev.tid is None:

@@ -116,8 +116,6 @@ def process(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int
         fields["application_id"], off = utf16z(data, off, end) if off < end else ("", off)
     if opcode == 39 and off + 8 <= end:
         fields["exit_time"] = _U64.unpack_from(data, off)[0]
-    if opcode in (3, 4):
-        fields["rundown"] = "start" if opcode == 3 else "end"
     return kind, fields, pid, None
 
 
@@ -153,8 +151,6 @@ def thread(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int)
             off += 4
         if version >= 4 and off < end:
             fields["thread_name"], off = utf16z(data, off, end)
-    if opcode in (3, 4):
-        fields["rundown"] = "start" if opcode == 3 else "end"
     return kind, fields, pid, tid
 
 
@@ -202,8 +198,6 @@ def image(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
         fields["default_base"] = u.unpack_from(data, off)[0]
         off += ptr + 16
     fields["file_name"], off = utf16z(data, off, end) if off < end else ("", off)
-    if opcode in (3, 4):
-        fields["rundown"] = "start" if opcode == 3 else "end"
     return kind, fields, pid, FROM_HEADER
 
 
@@ -279,14 +273,9 @@ def registry(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: in
             index = _U32.unpack_from(data, off)[0]
             off += 4
         name, _ = utf16z(data, off, end)
-    fields: dict[str, Any] = {"initial_time": initial, "status": status, "index": index, "kcb": kcb}
+    fields: dict[str, Any] = {"initial_time": initial, "status": status, "index": index, "kcb": kcb, "key_name": name}
     if opcode in REGISTRY_VALUE_OPS:
-        fields["value_name"] = name
-        fields["key_name"] = ""
-    else:
-        fields["key_name"] = name
-    if opcode in (24, 25):
-        fields["rundown"] = "begin" if opcode == 24 else "end"
+        fields["value_name"] = name  # the recorded string names a value; the key is the KCB's
     return kind, fields, FROM_HEADER, FROM_HEADER
 
 
