@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import uuid
 
 _EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
@@ -20,6 +21,7 @@ def to_ticks(stamp: dt.datetime) -> int:
     return (stamp - _EPOCH) // dt.timedelta(microseconds=1) * 10
 
 
+@functools.lru_cache(maxsize=16)
 def header_pass(path: str, with_payload: bool = False) -> dict:
     from dissect.etl.etl import ETL
     from dissect.etl.headers.event import EventHeader

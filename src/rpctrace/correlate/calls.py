@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from rpctrace.correlate.alpc import AlpcMessage, pair_messages
 from rpctrace.model import Event
+from rpctrace.trace.gcpause import gc_paused
 
 PROTOCOLS = {1: "TCP", 2: "NP", 3: "LRPC", 4: "HTTP"}
 #: how long after RPC event 5 the client's ALPC Send may come (100 ns ticks)
@@ -106,6 +107,11 @@ def _endpoint_from_port(port: str | None) -> str | None:
 
 def correlate_events(events: list[Event]) -> Correlation:
     """Calls from a time-ordered event list (library API; the CLI only prints the result)."""
+    with gc_paused():
+        return _correlate(events)
+
+
+def _correlate(events: list[Event]) -> Correlation:
     alpc = pair_messages(events)
     by_event = alpc.by_event
     calls: list[Call] = []

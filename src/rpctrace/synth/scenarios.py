@@ -852,13 +852,11 @@ class Run:
     def build_background(self) -> None:
         world = self.world
         rng = world.rng
-        names = [c[0] for c in C.CLIENTS]
         servers = [s for s in world.services.values() if s.interfaces]
+        others = C.CLIENTS[1:]
         for i in range(self.plan.clients):
-            client = C.CLIENTS[i % len(names)]
-            proc = world.explorer if client[0] == "explorer.exe" else world.new_client_process(client)
-            if proc is world.explorer and proc not in world.clients:
-                world.clients.append(proc)
+            # explorer first, then the other programs (a second chrome.exe etc. past the list)
+            proc = world.explorer if i == 0 else world.new_client_process(others[(i - 1) % len(others)])
             chosen = rng.sample(servers, min(len(servers), rng.randrange(2, 4)))
             for srv in chosen:
                 for iface, procs in srv.interfaces.items():
@@ -1150,7 +1148,7 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
     header_qpc = rng.randrange(2 * 3600, 9 * 3600) * 10**7 + rng.randrange(10**7)
     clock = Clock(start_ft, header_qpc)
     estimate = plan.events if plan.events is not None else 4000 + plan.calls * (EVENTS_PER_CALL + 2)
-    keep = track and estimate <= keep_limit * 3 // 2
+    keep = track and estimate <= keep_limit * 2  # the truth drops them if the file is larger
     drop = None
     if plan.drop_rate:
         drop = _Dropper(random.Random(f"rpctrace.synth.drop:{seed}"), plan.drop_rate)
@@ -1159,7 +1157,9 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
                        buffer_size=plan.buffer_size,
                        controller_pid=ctl.pid, controller_tid=ctl.tid, keep_tags=keep, drop_buffer=drop,
                        logfile_name="C:\\Users\\alice\\rpc.etl")
-    trace = Trace(writer, track=track, keep_events=keep)
+    # Records are tagged only when something reads the tags: the truth's events, or the
+    # accounting of lost buffers.
+    trace = Trace(writer, track=track and (keep or drop is not None), keep_events=keep)
     sim = Sim(world, trace, rng, track)
     run = Run(name, plan, world, sim)
     run.build_background()

@@ -8,6 +8,7 @@ from typing import Iterable
 
 from rpctrace.errors import InputError
 from rpctrace.sources import open_source
+from rpctrace.trace.gcpause import gc_paused
 from rpctrace.trace.model import ImageInfo, ProcessInfo, Trace, build_tables
 from rpctrace.trace.registry_paths import resolve_registry_paths
 from rpctrace.trace.stacks import attach_stacks
@@ -34,6 +35,11 @@ def load(paths: Iterable[str | os.PathLike], keep_going: bool = False) -> Trace:
     report after using what was read.  With ``keep_going`` damage is skipped and counted in
     ``trace.sources[i]["damage"]``.  A file that cannot be opened at all raises InputError.
     """
+    with gc_paused():
+        return _load(paths, keep_going)
+
+
+def _load(paths, keep_going: bool) -> Trace:
     readers = [open_source(p, keep_going=keep_going) for p in paths]
     events: list = []
     error: InputError | None = None
