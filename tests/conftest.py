@@ -7,7 +7,6 @@ copies (.xz, .zip) are unpacked into a temporary folder so the repository stays 
 from __future__ import annotations
 
 import lzma
-import os
 import shutil
 import sys
 import zipfile

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from rpctrace.correlate import correlate
 from rpctrace.synth import synthesize

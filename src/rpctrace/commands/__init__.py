@@ -1,0 +1,42 @@
+"""Subcommands of the ``rpctrace`` CLI: one module per command (or family), each with
+``register(subparsers)``.  Commands wire library pieces together and print; the logic lives in
+sources, trace, correlate, explain and render.  Helpers shared by the commands are here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rpctrace.errors import RpctraceError
+
+EXIT_OK, EXIT_INPUT = 0, 2
+
+__all__ = ["EXIT_OK", "EXIT_INPUT", "RpctraceError", "err", "report_sources", "load_trace"]
+
+
+def err(message: str) -> None:
+    sys.stderr.write(f"rpctrace: error: {message}\n")
+
+
+def report_sources(trace) -> None:
+    """Print losses and damage the readers counted (stderr, so stdout stays machine-readable)."""
+    for info in trace.sources:
+        lost = info.get("events_lost", 0) + info.get("buffers_lost", 0)
+        if lost or info.get("buffers_flagged_lost"):
+            sys.stderr.write(
+                f"rpctrace: {info['path']}: the logger lost {info.get('events_lost', 0)} events and "
+                f"{info.get('buffers_lost', 0)} buffers\n"
+            )
+        damage = info.get("damage") or []
+        if damage:
+            sys.stderr.write(f"rpctrace: {info['path']}: skipped {len(damage)} damaged region(s); first: {damage[0]}\n")
+
+
+def load_trace(args):
+    from rpctrace.trace import load
+
+    trace = load(args.files, keep_going=args.keep_going)
+    report_sources(trace)
+    if trace.error is not None and not trace.events:
+        raise trace.error
+    return trace
