@@ -328,10 +328,8 @@ class EtlReader:
                     heapq.heappop(heap)
                     break
                 nraw = records[i][0]
-                if limit is not None and nraw > limit:
-                    heapq.heapreplace(heap, (nraw, s, i, records))
-                    break
-                if limit is not None and nraw == limit:
+                if limit is not None and nraw >= limit:
+                    # another buffer may hold an earlier (or equally early) event: back to the heap
                     heapq.heapreplace(heap, (nraw, s, i, records))
                     break
         if self._deferred is not None:
@@ -358,7 +356,6 @@ class EtlReader:
         ident = clock.identity_offset
         out: list[tuple[int, Event]] = []
         append = out.append
-        stats = self.stats
         pos = 0
         number = 0
         decode_kernel = self._kernel_event
@@ -427,7 +424,6 @@ class EtlReader:
                 break
             number += 1
             pos += (size + 7) & ~7
-        stats.buffers  # keep attribute access cheap in the loop above
         return out
 
     def _record_damage(self, buf: Buffer, pos: int, number: int, message: str) -> None:
