@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Follow a Windows RPC call across the process boundary and tell why it failed.",
     )
     parser.add_argument("--version", action="version", version=f"rpctrace {__version__}")
+    parser.add_argument(
+        "--rpcdb", action="append", default=[], metavar="PATH",
+        help="extra RPC interface database (RPCMon rpcdb.json format or rpctrace's); also read from "
+             "$RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -47,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     try:
+        if args.rpcdb:
+            from rpctrace.knowledge.interfaces import load_user_databases
+
+            load_user_databases(args.rpcdb)
         return args.func(args)
     except RpctraceError as exc:
         err(str(exc))

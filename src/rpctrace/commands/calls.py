@@ -28,7 +28,11 @@ def _select(calls, args, trace):
         if getattr(args, "interface", None):
             want = args.interface.lower().strip("{}")
             if (c.interface or "") != want:
-                continue
+                from rpctrace.knowledge.interfaces import info
+
+                known = info(c.interface) if c.interface else None
+                if not (known and known.name and known.name.lower() == want):
+                    continue
         if getattr(args, "failed", False) and not (c.failures or (c.status or c.server_status)):
             continue
         out.append(c)
@@ -39,11 +43,12 @@ def cmd_calls(args) -> int:
     from rpctrace.correlate import call_record, correlate
     from rpctrace.render.calls import write_json, write_jsonl, write_table
 
+    from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.status import ntstatus_name
 
     trace = load_trace(args)
     result = correlate(trace)
-    records = [call_record(c, trace, status_name=ntstatus_name) for c in _select(result.calls, args, trace)]
+    records = [call_record(c, trace, names=lookup, status_name=ntstatus_name) for c in _select(result.calls, args, trace)]
     {"json": write_json, "jsonl": write_jsonl, "table": write_table}[args.format](records, sys.stdout)
     if result.unpaired:
         parts = ", ".join(f"{n} {what}" for what, n in sorted(result.unpaired.items()))
@@ -56,6 +61,7 @@ def cmd_calls(args) -> int:
 
 def cmd_tree(args) -> int:
     from rpctrace.correlate import call_record, correlate
+    from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.status import ntstatus_name
     from rpctrace.render.calls import write_tree
 
@@ -67,7 +73,7 @@ def cmd_tree(args) -> int:
             raise RpctraceError(f"no call {args.call} (calls are numbered 1..{len(result.calls)})")
     else:
         roots = [c for c in result.calls if c.parent is None]
-    write_tree(roots, trace, sys.stdout, lambda c: call_record(c, trace, status_name=ntstatus_name))
+    write_tree(roots, trace, sys.stdout, lambda c: call_record(c, trace, names=lookup, status_name=ntstatus_name))
     if trace.error is not None:
         err(trace.error.one_line())
         return EXIT_INPUT

@@ -12,6 +12,7 @@ def cmd_demo(args) -> int:
     """The main job on a bundled example: write the AudioSrv incident and show what rpctrace finds."""
     from rpctrace import synth
     from rpctrace.correlate import call_record, correlate
+    from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.status import ntstatus_name
     from rpctrace.render.calls import write_tree
     from rpctrace.render.demo import write_finding
@@ -24,7 +25,7 @@ def cmd_demo(args) -> int:
     summary = synth.synthesize("audiosrv-access-denied", etl, truth, seed=args.seed)
     trace = load([etl])
     result = correlate(trace)
-    record = lambda c: call_record(c, trace, status_name=ntstatus_name)  # noqa: E731
+    record = lambda c: call_record(c, trace, names=lookup, status_name=ntstatus_name)  # noqa: E731
     out = sys.stdout
     out.write(f"Wrote {etl}\n  {summary['record_count']} events recorded the way Windows' kernel logger and the "
               f"Microsoft-Windows-RPC provider would (ground truth: {truth}).\n")

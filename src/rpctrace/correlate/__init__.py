@@ -21,16 +21,14 @@ def _image(trace, pid):
     return info.image if info else None
 
 
-def _service(trace, pid):
-    """The service a process hosts when its command line says so (svchost -s NAME)."""
+def _service(trace, pid, interface=None):
+    """The service the server process hosts: svchost -s NAME, else the owner of the interface."""
+    from rpctrace.knowledge.services import service_for
+
     info = trace.process(pid)
-    if not info or not info.command_line:
+    if not info:
         return None
-    parts = info.command_line.split()
-    for i, part in enumerate(parts[:-1]):
-        if part.lower() == "-s":
-            return parts[i + 1]
-    return None
+    return service_for(info.image, info.command_line, interface)
 
 
 def failure_record(op, status_name=None) -> dict:
@@ -63,7 +61,7 @@ def call_record(call: Call, trace, names=None, status_name=None) -> dict:
             "pid": call.server_pid,
             "tid": call.server_tid,
             "image": _image(trace, call.server_pid),
-            "service": _service(trace, call.server_pid),
+            "service": _service(trace, call.server_pid, call.interface),
         },
         "interface": {"uuid": call.interface, "name": iname},
         "opnum": call.opnum,

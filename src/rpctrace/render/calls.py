@@ -30,7 +30,7 @@ def _status(value) -> str:
 
 
 def write_table(records: list[dict], out: IO[str]) -> None:
-    head = f"{'id':>5}  {'start':<28} {'client':<28} {'server':<28} {'interface/opnum':<44} {'endpoint':<18} {'st':>6} {'conf':>4} failures"
+    head = f"{'id':>5}  {'start':<28} {'client':<28} {'server':<28} {'interface!procedure (or opnum)':<60} {'endpoint':<18} {'st':>6} {'conf':>4} failures"
     out.write(head + "\n")
     for r in records:
         iface = r["interface"]["name"] or r["interface"]["uuid"] or "?"
@@ -42,7 +42,7 @@ def write_table(records: list[dict], out: IO[str]) -> None:
         ftxt = f"{fails}: {first['kind']} {first['status_name'] or _status(first['status'])} {first['path']}" if first else ""
         out.write(
             f"{r['id']:>5}  {r['start'] or '-':<28} {_who(r['client'])[:28]:<28} {_who(r['server'])[:28]:<28} "
-            f"{what[:44]:<44} {(r['endpoint'] or '-')[:18]:<18} {_status(r['status']):>6} {r['confidence']:>4.2f} {ftxt}\n"
+            f"{what[:60]:<60} {(r['endpoint'] or '-')[:18]:<18} {_status(r['status']):>6} {r['confidence']:>4.2f} {ftxt}\n"
         )
 
 
