@@ -1,0 +1,109 @@
+"""`rpctrace acl` end to end: --sddl and --hive, text and json, errors as one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hive_samples import hive_files  # noqa: F401 - the fixture
+
+from rpctrace.cli import main
+from rpctrace.explain import article
+
+AUDIOSRV = article.AUDIOSRV_SID
+PRINCIPALS = ["--principal", "NT SERVICE\\Audiosrv", "LOCAL SERVICE", "--principal", "Users", "Everyone"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sddl_text_denied_and_inheritance_fix(capsys):
+    code, out, err = run(capsys, "acl", "--sddl", article.AUDIO_RENDER_KEY_SDDL,
+                         "--parent-sddl", article.AUDIO_RENDER_PARENT_SDDL, "--key", article.AUDIO_RENDER_KEY_PATH,
+                         *PRINCIPALS, "--access", "0x20106")
+    assert code == 0 and err == ""
+    assert "access      0x20106 = KEY_WRITE | KEY_WOW64_64KEY; checked: KEY_WRITE" in out
+    assert "verdict     DENIED" in out and "protected (inheritance off)" in out
+    assert "* #3 allow NT SERVICE\\Audiosrv" in out and "KEY_READ" in out
+    assert "fix         Re-enable inheritance" in out
+    assert "$acl.SetAccessRuleProtection($false, $true)" in out
+    assert "'HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\MMDevices\\Audio\\Render\\{34bb9f66" in out
+    assert "after       GRANTED: KEY_WRITE" in out
+
+
+def test_sddl_json(capsys):
+    code, out, _ = run(capsys, "acl", "--sddl", article.AUDIO_RENDER_KEY_SDDL, *PRINCIPALS,
+                       "--access", "KEY_WRITE|KEY_WOW64_64KEY", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["sddl"] == article.AUDIO_RENDER_KEY_SDDL
+    acc = doc["access"]
+    assert acc["allowed"] is False and acc["dacl_protected"] is True
+    assert acc["missing_names"] == ["KEY_SET_VALUE", "KEY_CREATE_SUB_KEY"]
+    deciding = [a for a in acc["aces"] if a["index"] in acc["deciding"]]
+    assert [(a["sid"], a["mask_names"], a["explicit"]) for a in deciding] == [(AUDIOSRV, ["KEY_READ"], True)]
+    assert doc["fix"]["kind"] == "add-ace"  # no parent given
+    assert doc["fix"]["ace"] == f"(A;CI;KW;;;{AUDIOSRV})"
+    assert doc["fix"]["after"]["allowed"] is True
+    assert "$path = 'HKLM:\\<key path>'" in doc["fix"]["powershell"]
+    assert doc["descriptor"]["dacl_protected"] is True and doc["descriptor"]["owner_name"] == "BUILTIN\\Administrators"
+
+
+def test_default_access_is_maximum_allowed(capsys):
+    code, out, _ = run(capsys, "acl", "--sddl", article.AUDIO_RENDER_KEY_SDDL, "--principal", "NT SERVICE\\Audiosrv")
+    assert code == 0 and "GRANTED (maximum allowed): KEY_READ" in out and "fix " not in out
+
+
+def test_hive_text_and_json(capsys, hive_files):  # noqa: F811
+    hive = str(hive_files["SYSTEM"])
+    key = r"HKLM\SYSTEM\CurrentControlSet\Services\Audiosrv"
+    code, out, _ = run(capsys, "acl", "--hive", hive, key, "--principal", "NT SERVICE\\Audiosrv", "LS", "BU",
+                       "--access", "write")
+    assert code == 0
+    assert "sddl        O:BAG:BAD:AI(A;ID;KR;;;BU)" in out
+    assert "DACL        inherits from the parent, 7 ACE(s)" in out
+    assert "verdict     DENIED" in out and "fix         Add the ACE (A;CI;KW;;;" + AUDIOSRV + ")" in out
+    assert "$path = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\Audiosrv'" in out
+    code, out, _ = run(capsys, "acl", "--hive", hive, key, "--principal", "SY", "--access", "0xF003F", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["access"]["allowed"] is True and doc["fix"] is None
+    assert doc["source"]["parent"] == r"HKLM\SYSTEM\CurrentControlSet\Services"
+    assert doc["parent_sddl"].startswith("O:")
+    assert [a["sid"] for a in doc["access"]["aces"]] == ["S-1-5-18"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sddl", "O:BAG:SYD:(A;;KA;;;XX)", "--principal", "LS"], "--sddl: security descriptor at character 19"),
+    (["--sddl", "D:", "--principal", "Nobody"], "--principal: unknown account 'Nobody'"),
+    (["--sddl", "D:", "--principal", "LS", "--access", "KEY_FLY"], "--access: unknown access right"),
+])
+def test_errors_are_one_line(capsys, argv, message):
+    code, out, err = run(capsys, "acl", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("rpctrace: error: ") and message in err and err.count("\n") == 1
+
+
+def test_hive_errors_are_one_line(capsys, hive_files, tmp_path):  # noqa: F811
+    hive = str(hive_files["SYSTEM"])
+    code, _, err = run(capsys, "acl", "--hive", hive, r"HKLM\SOFTWARE\Microsoft", "--principal", "LS")
+    assert code == 2 and "SOFTWARE hive, but the file is a SYSTEM hive" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "acl", "--hive", hive, r"HKLM\SYSTEM\Nope", "--principal", "LS")
+    assert code == 2 and "key not found" in err
+    junk = tmp_path / "junk.dat"
+    junk.write_bytes(b"\0" * 10000)
+    code, _, err = run(capsys, "acl", "--hive", str(junk), r"HKLM\SYSTEM", "--principal", "LS")
+    assert code == 2 and "not a registry hive" in err
+    code, _, err = run(capsys, "acl", "--hive", hive, r"HKLM\SYSTEM", "--principal", "LS", "--parent-sddl", "D:")
+    assert code == 2 and "--parent-sddl" in err
+
+
+def test_sources_are_mutually_exclusive(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["acl", "--sddl", "D:", "--hive", "a", "b", "--principal", "LS"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["acl", "--principal", "LS"])
+    capsys.readouterr()
