@@ -1,0 +1,122 @@
+"""Where a failing key's security descriptor comes from, and the ACL verdict on the failure.
+
+ETW and Procmon record that an open failed, not the key's ACL: the person gives rpctrace the
+descriptor, either as registry hives copied from the machine (``--hive SOFTWARE``) or as SDDL
+(``--sddl KEYPATH=SDDL``, what ``Get-Acl`` prints as ``.Sddl``).  Given the key's descriptor and,
+when known, its parent's, the verdict says which ACE decided and the fix says what change would
+grant the request.
+
+ETW does not record the desired access of a registry open.  When the source has none, the
+verdict assumes the least the refused open must have asked for beyond what the principals hold:
+KEY_WRITE when they already have KEY_READ (the open was refused, so it wanted more), else
+KEY_READ; the finding says the desired access was assumed.
+"""
+
+from __future__ import annotations
+
+from rpctrace.errors import InputError
+from rpctrace.explain.access_check import evaluate, suggest_fix
+from rpctrace.explain.security import SecurityDescriptor, SecurityDescriptorError, parse_binary, parse_sddl
+from rpctrace.knowledge import access
+from rpctrace.knowledge.registry import user_path
+
+MAXIMUM_ALLOWED = 0x02000000
+
+
+def _norm(path: str) -> str:
+    return user_path(path.strip()).rstrip("\\").upper()
+
+
+def parent_of(path: str) -> str | None:
+    cut = path.rstrip("\\").rfind("\\")
+    return path[:cut] if cut > 0 else None
+
+
+class AclSources:
+    """Security descriptors by key path, from SDDL given on the command line and from hives."""
+
+    def __init__(self, hives: list[str] | None = None, sddl: dict[str, str] | None = None):
+        self._sddl: dict[str, SecurityDescriptor] = {}
+        self._text: dict[str, str] = {}
+        for key, text in (sddl or {}).items():
+            try:
+                self._sddl[_norm(key)] = parse_sddl(text)
+            except SecurityDescriptorError as exc:
+                raise InputError(f"--sddl {key}", f"bad SDDL: {exc}") from None
+            self._text[_norm(key)] = text
+        self._hives = []
+        for path in hives or []:
+            from rpctrace.sources.hive import open_hive
+
+            self._hives.append(open_hive(path))
+
+    @classmethod
+    def from_args(cls, hives: list[str], sddl_pairs: list[str]) -> "AclSources":
+        sddl = {}
+        for pair in sddl_pairs:
+            key, sep, text = pair.partition("=")
+            if not sep or not key.strip() or not text.strip():
+                raise InputError("--sddl", f"expected KEYPATH=SDDL, got {pair!r}")
+            sddl[key.strip()] = text.strip()
+        return cls(hives, sddl)
+
+    def descriptor(self, key_path: str) -> tuple[SecurityDescriptor, str] | None:
+        """The descriptor of ``key_path`` and where it came from, or None when rpctrace has none."""
+        sd = self._sddl.get(_norm(key_path))
+        if sd is not None:
+            return sd, "sddl"
+        for hive in self._hives:
+            try:
+                return parse_binary(hive.key_security(key_path)), f"hive {hive.path}"
+            except (InputError, SecurityDescriptorError):
+                continue
+        return None
+
+    def verdict(self, failure: dict, principals: list[str]) -> dict | None:
+        """ACL verdict and fix for a failing registry operation, or None without a descriptor."""
+        if not failure.get("kind", "").startswith("registry.") or not failure.get("path"):
+            return None
+        path = failure["path"]
+        found = self.descriptor(path)
+        if found is None:
+            return None
+        sd, origin = found
+        parent_path = parent_of(path)
+        parent = self.descriptor(parent_path) if parent_path else None
+        desired = failure.get("desired_access")
+        assumed = desired is None
+        held = evaluate(sd, principals, MAXIMUM_ALLOWED, "key")
+        if assumed:
+            read = access.KEY_READ
+            desired = access.KEY_WRITE if (held.granted & read) == read else read
+        verdict = evaluate(sd, principals, desired, "key")
+        fix = suggest_fix(sd, parent[0] if parent else None, principals, desired, path, "key")
+        granted = held.granted
+        if granted and (granted & ~access.KEY_READ) == 0:
+            short = f"may only read ({access.format(granted, 'key')})"
+        elif granted:
+            short = f"is granted only {access.format(granted, 'key')} on"
+        else:
+            short = "is granted nothing on"
+        acl = verdict.to_dict()
+        acl.update(
+            key=path,
+            source=origin,
+            sddl=self._text.get(_norm(path)) or _to_sddl(sd),
+            parent_key=parent_path,
+            parent_sddl=(self._text.get(_norm(parent_path)) or _to_sddl(parent[0])) if parent else None,
+            desired_assumed=assumed,
+            held=granted,
+            held_text=access.format(granted, "key"),
+            short=short,
+        )
+        return {"acl": acl, "fix": fix.to_dict() if fix else None}
+
+
+def _to_sddl(sd: SecurityDescriptor) -> str | None:
+    from rpctrace.explain.security import to_sddl
+
+    try:
+        return to_sddl(sd)
+    except SecurityDescriptorError:
+        return None
