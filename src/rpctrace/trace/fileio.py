@@ -1,0 +1,23 @@
+"""Give FileIo Create events the status of their operation.
+
+A kernel FileIo Create (op 64) is logged when the request starts and carries no result; the
+result comes in the OperationEnd event (op 76) of the same IRP.  Pairing them by IRP address
+(reused only after the operation ends) gives the create its ``status``, which is what a person
+looks for ("which open failed?").
+"""
+
+from __future__ import annotations
+
+from rpctrace.model import Event
+
+
+def join_file_status(events: list[Event]) -> None:
+    """In place: copy each OperationEnd's status onto the pending Create with the same IRP."""
+    pending: dict[int, Event] = {}
+    for ev in events:
+        if ev.kind == "file.create":
+            pending[ev.fields["irp"]] = ev
+        elif ev.kind == "file.op" and ev.fields.get("op") == "end":
+            create = pending.pop(ev.fields["irp"], None)
+            if create is not None:
+                create.fields["status"] = ev.fields["status"]
