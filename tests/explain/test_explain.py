@@ -108,3 +108,27 @@ def test_demo_prints_the_sddl_pair_and_the_fix(tmp_path, capsys):
     out = capsys.readouterr().out
     assert article.AUDIO_RENDER_KEY_SDDL in out and article.AUDIO_RENDER_PARENT_SDDL in out
     assert "re-enable inheritance" in out.lower() and "SetAccessRuleProtection" in out
+
+
+def test_explain_procmon_log_reports_failures_inside_rpc_dispatch(tmp_path, capsys):
+    """LogFileUTC64Registry.pml: the RegCreateKey ACCESS DENIED while serving RPC calls, from the
+    stacks alone (Procmon records no RPC events): 8 in svchost -k RPCSS (NETWORK SERVICE) and 2 in
+    RuntimeBroker, as Procmon's own CSV export of the capture also shows."""
+    import zlib
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data" / "CompressedLogFileUTC64RegistryPML"
+    pml = tmp_path / "LogFileUTC64Registry.pml"
+    pml.write_bytes(zlib.decompress(data.read_bytes()))
+    assert main(["explain", str(pml), "--format", "json"]) == 0
+    findings = json.loads(capsys.readouterr().out)
+    denied = [f for f in findings if f["failure"]["status"] == 0xC0000022 and f["failure"]["operation"] == "RegCreateKey"]
+    assert sum(f["failure"]["count"] for f in denied) == 10
+    first = findings[0]
+    assert first is denied[0] and first["call"] is None
+    assert first["server"]["image"] == "svchost.exe" and "-k RPCSS" in first["server"]["command_line"]
+    assert first["identity"]["user"] == "NT AUTHORITY\\NETWORK SERVICE"
+    assert first["failure"]["count"] == 8
+    assert "KEY_SET_VALUE" in first["failure"]["desired_access_names"]
+    assert first["dispatch"]["entry"].startswith("rpcss+0x")
+    assert any(frame.startswith("RPCRT4+0x") for frame in first["failure"]["stack"])

@@ -15,7 +15,7 @@ from typing import Any
 
 from rpctrace.correlate.calls import Call, Correlation
 from rpctrace.explain.acl_sources import AclSources
-from rpctrace.explain.rootcause import Blame, suspect_calls
+from rpctrace.explain.rootcause import Blame, blame_rank, suspect_calls
 from rpctrace.knowledge import access, codes, interfaces, services, sids
 from rpctrace.model import ticks_to_iso
 
@@ -142,4 +142,20 @@ def finding_for_call(trace, call: Call, blame: Blame, acls: AclSources) -> dict[
 
 def build_findings(trace, correlation: Correlation, acls: AclSources | None = None) -> list[dict]:
     acls = acls or AclSources()
-    return [finding_for_call(trace, call, blame, acls) for call, blame in suspect_calls(correlation.calls)]
+    findings = [finding_for_call(trace, call, blame, acls) for call, blame in suspect_calls(correlation.calls)]
+    # Failures inside RPC dispatch that no correlated call explains (a Procmon log has no RPC
+    # events at all): findings with call null, from the stacks alone.
+    from rpctrace.explain.dispatch import dispatch_findings
+
+    covered = {(op.pid, op.tid, ticks_to_iso(op.ts)) for c in correlation.calls for op in c.failures}
+    stack_only = sorted(dispatch_findings(trace, acls),
+                        key=lambda f: (blame_rank(f["failure"]["status"]), -f["failure"].get("count", 1), f["failure"]["ts"]))
+    for f in stack_only:
+        fail = f["failure"]
+        if (fail["pid"], fail["tid"], fail["ts"]) in covered:
+            continue
+        identity = f["identity"]
+        if identity.get("service") and not identity.get("service_sid"):
+            identity["service_sid"] = sids.service_sid(identity["service"])
+        findings.append(f)
+    return findings

@@ -43,6 +43,8 @@ HYPERVISOR_X = "2ce9a149-effe-42f0-a635-a1d39e26c8f2"
 NULL = "00000000-0000-0000-0000-000000000000"
 
 RPC = "6ad52b32-d609-4be9-ae07-ce8dae937e39"
+#: not a Windows provider: the GUID rpctrace gives Process Monitor records (uuid5 of "rpctrace:procmon")
+PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
 KERNEL_REGISTRY = "70eb4f03-c1de-4f73-a051-33d13d5413bd"
 
 #: group number (high byte of a kernel HookId) -> MOF class GUID
@@ -111,6 +113,7 @@ NAMES: dict[str, str] = {
     THREAD_POOL: "ThreadPool",
     RPC: "Microsoft-Windows-RPC",
     KERNEL_REGISTRY: "Microsoft-Windows-Kernel-Registry",
+    PROCMON: "Procmon",
 }
 
 

@@ -13,7 +13,9 @@ def write_text(findings: list[dict], out: IO[str]) -> None:
         return
     for n, f in enumerate(findings, 1):
         where = f"call {f['call']}" if f.get("call") is not None else "no correlated call"
-        out.write(f"Finding {n} ({where}, confidence {f.get('confidence', 0):.2f})\n")
+        conf = f.get("confidence")
+        how = f", confidence {conf:.2f}" if conf is not None else ", from the stack: no RPC events to correlate"
+        out.write(f"Finding {n} ({where}{how})\n")
         out.write(f"  {f['summary']}\n\n")
         for step in f.get("chain", []):
             out.write(f"  - {step}\n")

@@ -21,17 +21,30 @@ class Source(Protocol):
 
 
 def sniff(path: str) -> str:
-    """Name the format of ``path`` from its first bytes ('etl', or raise InputError)."""
+    """Name the format of ``path`` from its first bytes ('etl', 'pml', 'evtx', 'eventxml'), or raise InputError."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(0x60)
+            head = fh.read(4096)
     except OSError as exc:
         raise InputError(path, f"cannot open: {exc.strerror or exc}") from None
     if not head:
         raise InputError(path, "the file is empty", offset=0)
+    if head[:4] == b"PML_":
+        return "pml"
+    if head[:8] == b"ElfFile\0":
+        return "evtx"
     if len(head) >= 0x4C and head[0x4B] == 0xC0 and head[0x4A] in (0x01, 0x02):
         return "etl"
-    raise InputError(path, "unknown file format (rpctrace reads .etl traces)", offset=0)
+    from rpctrace.sources.eventxml import looks_like_event_xml
+
+    if looks_like_event_xml(head):
+        return "eventxml"
+    raise InputError(
+        path,
+        "unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs "
+        "and event XML exports)",
+        offset=0,
+    )
 
 
 def open_source(path: str | os.PathLike, keep_going: bool = False) -> Source:
@@ -41,4 +54,16 @@ def open_source(path: str | os.PathLike, keep_going: bool = False) -> Source:
         from rpctrace.sources.etl.reader import EtlReader
 
         return EtlReader(path, keep_going=keep_going)
+    if fmt == "pml":
+        from rpctrace.sources.pml import PmlReader
+
+        return PmlReader(path, keep_going=keep_going)
+    if fmt == "evtx":
+        from rpctrace.sources.evtx import EvtxReader
+
+        return EvtxReader(path, keep_going=keep_going)
+    if fmt == "eventxml":
+        from rpctrace.sources.eventxml import EventXmlReader
+
+        return EventXmlReader(path, keep_going=keep_going)
     raise InputError(path, f"no reader for {fmt}")  # pragma: no cover - sniff only names known formats

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import heapq
 import os
 from typing import Iterable
 
 from rpctrace.errors import InputError
 from rpctrace.sources import open_source
+from rpctrace.trace.fileio import join_file_status
 from rpctrace.trace.gcpause import gc_paused
 from rpctrace.trace.model import ImageInfo, ProcessInfo, Trace, build_tables
 from rpctrace.trace.registry_paths import resolve_registry_paths
@@ -21,6 +21,7 @@ def assemble(events: Iterable, sources: list[dict] | None = None) -> Trace:
     """Turn time-ordered events into a :class:`Trace` (paths resolved, stacks attached, tables)."""
     events = attribute_processes(list(events))
     resolve_registry_paths(events)
+    join_file_status(events)
     events = attach_stacks(events)
     trace = Trace(events, sources=sources or [])
     build_tables(trace)
@@ -40,21 +41,58 @@ def load(paths: Iterable[str | os.PathLike], keep_going: bool = False) -> Trace:
 
 
 def _load(paths, keep_going: bool) -> Trace:
-    readers = [open_source(p, keep_going=keep_going) for p in paths]
+    readers = []
+    try:
+        for p in paths:
+            readers.append(open_source(p, keep_going=keep_going))
+    except InputError:
+        for r in readers:
+            r.close()
+        raise
     events: list = []
     error: InputError | None = None
+    tables: list = []
     try:
-        streams = [r.events() for r in readers]
-        merged = heapq.merge(*streams, key=lambda e: e.ts) if len(streams) > 1 else streams[0]
-        try:
-            for ev in merged:
-                events.append(ev)
-        except InputError as exc:
-            error = exc
-        infos = [{"path": r.path, **r.stats.summary()} for r in readers]
+        if len(readers) == 1:
+            streams = [readers[0].events()]
+            try:
+                for ev in streams[0]:
+                    events.append(ev)
+            except InputError as exc:
+                error = exc
+            infos = [{"path": r.path, **r.stats.summary()} for r in readers]
+        else:
+            # Several files of one incident: each is read whole (damage in one does not end the
+            # others), its registry paths and process ids resolved so operations compare, then
+            # clocks are aligned on operations two sources both saw and duplicates dropped.
+            from rpctrace.trace.merge import merge_sources
+
+            lists = []
+            for r in readers:
+                got: list = []
+                try:
+                    for ev in r.events():
+                        got.append(ev)
+                except InputError as exc:
+                    if error is None:
+                        error = exc
+                got = attribute_processes(got)
+                resolve_registry_paths(got)
+                join_file_status(got)
+                lists.append(got)
+            infos = [{"path": r.path, **r.stats.summary()} for r in readers]
+            events = merge_sources(lists, infos)
+            del lists
+        tables = [r.process_table() for r in readers if hasattr(r, "process_table")]
     finally:
         for r in readers:
             r.close()
     trace = assemble(events, infos)
     trace.error = error
+    if tables:
+        from rpctrace.trace.merge import add_process_table
+
+        for table in tables:
+            add_process_table(trace, table)
     return trace
+

@@ -16,8 +16,9 @@ def join_file_status(events: list[Event]) -> None:
     pending: dict[int, Event] = {}
     for ev in events:
         if ev.kind == "file.create":
-            pending[ev.fields["irp"]] = ev
+            if ev.fields.get("irp") is not None:  # Procmon creates carry their result already
+                pending[ev.fields["irp"]] = ev
         elif ev.kind == "file.op" and ev.fields.get("op") == "end":
-            create = pending.pop(ev.fields["irp"], None)
+            create = pending.pop(ev.fields.get("irp"), None)
             if create is not None:
                 create.fields["status"] = ev.fields["status"]

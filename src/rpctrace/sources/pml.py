@@ -1,0 +1,902 @@
+"""Read Process Monitor logs (.pml) into normalized :class:`~rpctrace.model.Event` records.
+
+Procmon records what ETW lacks for the incidents rpctrace explains: the desired access of every
+registry and file open, the account of the process, and the whole stack of every operation.  The
+records are decoded by procmon-parser (MIT); this module checks the file before handing it over
+(hostile sizes, truncation, unknown versions), reads the few raw values procmon-parser only gives
+as text (the desired-access masks), resolves stacks through each process's module list and
+recognises RPC server dispatch on the stack.
+
+Mapping (one :class:`Event` per Procmon event, so counts equal procmon-parser's):
+
+* ``ts`` = the event's FILETIME (100 ns UTC, full precision), ``pid``/``tid`` as Procmon shows
+  them (process events: ``tid=None`` as for ETL process events, thread events: the thread the
+  event is about), ``cpu=None`` (PML does not record it), ``provider`` = :data:`PROCMON`,
+  ``id`` = the Procmon event class (1 process, 2 registry, 3 file system, 4 profiling,
+  5 network, 6 IPC), ``opcode`` = the raw operation code, ``version`` = 0.
+* ``kind``: ``registry.<op>`` as for ETL registry events, ``file.create`` (CreateFile,
+  CreatePipe, CreateMailSlot) / ``file.op``, ``process.start``/``process.end``,
+  ``thread.start``/``thread.end``, ``image.load``; everything else ``procmon.<operation>``
+  (``procmon.process_create``, ``procmon.tcp_send``, ...).  Records procmon-parser cannot decode
+  are ``raw`` with their bytes and a ``note``/``error``, never dropped.
+* ``fields``: ``operation`` (Procmon's name, as in its CSV export), ``path`` (registry: the key
+  in Procmon's ``HKLM\\...``/``HKU\\...``/``HKCU``/``HKCR`` form; value operations split it into
+  the key ``path`` and ``value_name`` as ETL events do, Procmon's string stays in
+  ``procmon_path``), ``nt_path`` (``\\REGISTRY\\...`` when the root says which: HKCU names the
+  *Procmon user's* hive, whose SID the log does not hold, so it gets none), ``status`` (the raw
+  NTSTATUS the log holds), ``status_name``, ``result`` (Procmon's text), ``desired_access``
+  (int, read from the record) and ``desired_access_names``, ``user``, ``integrity``,
+  ``process_name``, ``image_path``, ``command_line``, ``session``, ``category``, ``duration``
+  (ticks), ``details`` (procmon-parser's Detail column as a dict), ``frames`` (the stack as
+  ``module+0xoffset``) and, when the stack runs through RPC dispatch, ``rpc_dispatch``.
+
+RPC dispatch rule (:func:`find_rpc_dispatch`): PML stores no symbol names, so frames are told
+apart by module only.  A stack is "inside RPC server dispatch" when an rpcrt4.dll frame directly
+calls (is the caller of) a frame of a module that is not rpcrt4, not a system layer (ntdll,
+kernelbase, kernel32, the wow64 layer) and not kernel mode: that callee is the routine rpcrt4
+invoked (NdrStubCall*/Invoke/Ndr64 call the manager routine), named as the dispatch ``entry``.
+The innermost such transition is taken.  Limits: the entry may be a marshalling layer rather
+than the manager routine (DCOM: combase stubs; rpcrt4 calling MIDL_user_allocate or a security
+callback also matches, both run while serving a call); a client-side async completion callback
+called by rpcrt4 matches too; frames Procmon could not resolve to a module count as "other".
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from rpctrace.errors import InputError
+from rpctrace.model import Event
+
+#: The provider GUID rpctrace gives Procmon events: uuid5(NAMESPACE_URL, "rpctrace:procmon").
+PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
+
+PML_MAGIC = b"PML_"
+PML_VERSIONS = (9,)  # what procmon-parser reads (Process Monitor 3.x logs)
+HEADER_SIZE = 0x3A8
+_COMMON = struct.Struct("<IIIHHIQQIHHII")  # the record header procmon-parser reads (52 bytes)
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+CLASS_PROCESS, CLASS_REGISTRY, CLASS_FILE_SYSTEM, CLASS_PROFILING, CLASS_NETWORK, CLASS_IPC = 1, 2, 3, 4, 5, 6
+
+#: Procmon registry operation code -> kind (the registry.* kinds of docs/events.md)
+REGISTRY_KINDS: dict[int, str] = {
+    0: "registry.open",  # RegOpenKey
+    1: "registry.create",  # RegCreateKey
+    2: "registry.close",  # RegCloseKey
+    3: "registry.query",  # RegQueryKey
+    4: "registry.set_value",  # RegSetValue
+    5: "registry.query_value",  # RegQueryValue
+    6: "registry.enum_value",  # RegEnumValue
+    7: "registry.enum_key",  # RegEnumKey
+    8: "registry.set_information",  # RegSetInfoKey
+    9: "registry.delete",  # RegDeleteKey
+    10: "registry.delete_value",  # RegDeleteValue
+    11: "registry.flush",  # RegFlushKey
+    12: "registry.other",  # RegLoadKey
+    13: "registry.other",  # RegUnloadKey
+    14: "registry.other",  # RegRenameKey
+    15: "registry.query_multiple_value",  # RegQueryMultipleValueKey
+    16: "registry.set_security",  # RegSetKeySecurity
+    17: "registry.query_security",  # RegQueryKeySecurity
+}
+_REG_VALUE_OPS = frozenset({4, 5, 10})  # the path names a value: key\value
+_REG_OPEN_OPS = frozenset({0, 1})
+FILE_CREATE_OPS = frozenset({20, 21, 39})  # IRP_MJ_CREATE, _CREATE_NAMED_PIPE, _CREATE_MAILSLOT
+_FILE_CREATE = 20
+
+# Process class operations
+_P_DEFINED, _P_CREATE, _P_EXIT, _T_CREATE, _T_EXIT, _LOAD_IMAGE, _T_PROFILE, _P_START = 0, 1, 2, 3, 4, 5, 6, 7
+
+# ---------------------------------------------------------------------------- results / NTSTATUS
+
+#: NTSTATUS names (ntstatus.h) of the results Procmon prints, used when
+#: rpctrace.knowledge.status has no name for a code (its table wins, so names stay consistent).
+NTSTATUS_NAMES: dict[int, str] = {
+    0x00000000: "STATUS_SUCCESS",
+    0x00000103: "STATUS_PENDING",
+    0x00000104: "STATUS_REPARSE",
+    0x00000105: "STATUS_MORE_ENTRIES",
+    0x00000108: "STATUS_OPLOCK_BREAK_IN_PROGRESS",
+    0x0000010B: "STATUS_NOTIFY_CLEANUP",
+    0x0000010C: "STATUS_NOTIFY_ENUM_DIR",
+    0x0000012A: "STATUS_FILE_LOCKED_WITH_ONLY_READERS",
+    0x0000012B: "STATUS_FILE_LOCKED_WITH_WRITERS",
+    0x00000215: "STATUS_OPLOCK_SWITCHED_TO_NEW_HANDLE",
+    0x00000216: "STATUS_OPLOCK_HANDLE_CLOSED",
+    0x00000367: "STATUS_WAIT_FOR_OPLOCK",
+    0x00000368: "STATUS_REPARSE_GLOBAL",
+    0x40000016: "STATUS_PREDEFINED_HANDLE",
+    0x80000002: "STATUS_DATATYPE_MISALIGNMENT",
+    0x80000005: "STATUS_BUFFER_OVERFLOW",
+    0x80000006: "STATUS_NO_MORE_FILES",
+    0x80000015: "STATUS_INVALID_EA_FLAG",
+    0x8000001A: "STATUS_NO_MORE_ENTRIES",
+    0xC0000001: "STATUS_UNSUCCESSFUL",
+    0xC0000002: "STATUS_NOT_IMPLEMENTED",
+    0xC0000003: "STATUS_INVALID_INFO_CLASS",
+    0xC0000004: "STATUS_INFO_LENGTH_MISMATCH",
+    0xC0000005: "STATUS_ACCESS_VIOLATION",
+    0xC0000006: "STATUS_IN_PAGE_ERROR",
+    0xC0000008: "STATUS_INVALID_HANDLE",
+    0xC000000D: "STATUS_INVALID_PARAMETER",
+    0xC000000E: "STATUS_NO_SUCH_DEVICE",
+    0xC000000F: "STATUS_NO_SUCH_FILE",
+    0xC0000010: "STATUS_INVALID_DEVICE_REQUEST",
+    0xC0000011: "STATUS_END_OF_FILE",
+    0xC0000012: "STATUS_WRONG_VOLUME",
+    0xC0000013: "STATUS_NO_MEDIA_IN_DEVICE",
+    0xC0000017: "STATUS_NO_MEMORY",
+    0xC0000022: "STATUS_ACCESS_DENIED",
+    0xC0000023: "STATUS_BUFFER_TOO_SMALL",
+    0xC0000024: "STATUS_OBJECT_TYPE_MISMATCH",
+    0xC0000033: "STATUS_OBJECT_NAME_INVALID",
+    0xC0000034: "STATUS_OBJECT_NAME_NOT_FOUND",
+    0xC0000035: "STATUS_OBJECT_NAME_COLLISION",
+    0xC0000039: "STATUS_OBJECT_PATH_INVALID",
+    0xC000003A: "STATUS_OBJECT_PATH_NOT_FOUND",
+    0xC000003B: "STATUS_OBJECT_PATH_SYNTAX_BAD",
+    0xC0000043: "STATUS_SHARING_VIOLATION",
+    0xC0000044: "STATUS_QUOTA_EXCEEDED",
+    0xC000004F: "STATUS_EAS_NOT_SUPPORTED",
+    0xC0000050: "STATUS_EA_TOO_LARGE",
+    0xC0000051: "STATUS_NONEXISTENT_EA_ENTRY",
+    0xC0000052: "STATUS_NO_EAS_ON_FILE",
+    0xC0000053: "STATUS_EA_CORRUPT_ERROR",
+    0xC0000054: "STATUS_FILE_LOCK_CONFLICT",
+    0xC0000055: "STATUS_LOCK_NOT_GRANTED",
+    0xC0000056: "STATUS_DELETE_PENDING",
+    0xC000005A: "STATUS_INVALID_OWNER",
+    0xC0000061: "STATUS_PRIVILEGE_NOT_HELD",
+    0xC000006D: "STATUS_LOGON_FAILURE",
+    0xC000007F: "STATUS_DISK_FULL",
+    0xC000009A: "STATUS_INSUFFICIENT_RESOURCES",
+    0xC00000A5: "STATUS_BAD_IMPERSONATION_LEVEL",
+    0xC00000AC: "STATUS_PIPE_NOT_AVAILABLE",
+    0xC00000AD: "STATUS_INVALID_PIPE_STATE",
+    0xC00000AE: "STATUS_PIPE_BUSY",
+    0xC00000B0: "STATUS_PIPE_DISCONNECTED",
+    0xC00000B1: "STATUS_PIPE_CLOSING",
+    0xC00000B2: "STATUS_PIPE_CONNECTED",
+    0xC00000B3: "STATUS_PIPE_LISTENING",
+    0xC00000B5: "STATUS_IO_TIMEOUT",
+    0xC00000BA: "STATUS_FILE_IS_A_DIRECTORY",
+    0xC00000BB: "STATUS_NOT_SUPPORTED",
+    0xC00000BE: "STATUS_BAD_NETWORK_PATH",
+    0xC00000CC: "STATUS_BAD_NETWORK_NAME",
+    0xC00000D4: "STATUS_NOT_SAME_DEVICE",
+    0xC00000D9: "STATUS_PIPE_EMPTY",
+    0xC00000E2: "STATUS_OPLOCK_NOT_GRANTED",
+    0xC0000101: "STATUS_DIRECTORY_NOT_EMPTY",
+    0xC0000102: "STATUS_FILE_CORRUPT_ERROR",
+    0xC0000103: "STATUS_NOT_A_DIRECTORY",
+    0xC000010D: "STATUS_CANNOT_IMPERSONATE",
+    0xC0000120: "STATUS_CANCELLED",
+    0xC0000121: "STATUS_CANNOT_DELETE",
+    0xC0000123: "STATUS_FILE_DELETED",
+    0xC0000128: "STATUS_FILE_CLOSED",
+    0xC000014B: "STATUS_PIPE_BROKEN",
+    0xC000014C: "STATUS_REGISTRY_CORRUPT",
+    0xC000014D: "STATUS_REGISTRY_IO_FAILED",
+    0xC000017C: "STATUS_KEY_DELETED",
+    0xC0000181: "STATUS_CHILD_MUST_BE_VOLATILE",
+    0xC0000184: "STATUS_INVALID_DEVICE_STATE",
+    0xC0000185: "STATUS_IO_DEVICE_ERROR",
+    0xC0000225: "STATUS_NOT_FOUND",
+    0xC0000275: "STATUS_NOT_A_REPARSE_POINT",
+    0xC0000425: "STATUS_HIVE_UNLOADED",
+}
+
+
+_STATUS_NAME_CACHE: dict[int, str | None] = {}
+
+
+def status_name(code: int | None) -> str | None:
+    """The NTSTATUS name of ``code``: rpctrace.knowledge.status's when it has one, else ours."""
+    if code is None:
+        return None
+    code &= 0xFFFFFFFF
+    try:
+        return _STATUS_NAME_CACHE[code]
+    except KeyError:
+        pass
+    name = None
+    try:
+        from rpctrace.knowledge.status import ntstatus_name
+
+        name = ntstatus_name(code)
+    except Exception:  # noqa: BLE001 - the knowledge tables are optional here; ours is the fallback
+        name = None
+    name = name or NTSTATUS_NAMES.get(code)
+    if len(_STATUS_NAME_CACHE) < 4096:
+        _STATUS_NAME_CACHE[code] = name
+    return name
+
+
+def result_text(code: int) -> str:
+    """What Procmon prints in its Result column for an NTSTATUS (``ACCESS DENIED``, ``0xC0000BB1``)."""
+    from procmon_parser.consts import get_error_message
+
+    return get_error_message(code & 0xFFFFFFFF)
+
+
+_RESULT_CODES: dict[str, int] | None = None
+
+
+def result_code(text: str) -> int | None:
+    """Procmon's Result text back to the NTSTATUS code (``"NAME NOT FOUND"`` -> 0xC0000034)."""
+    global _RESULT_CODES
+    text = text.strip()
+    if re.fullmatch(r"0x[0-9A-Fa-f]{1,8}", text):
+        return int(text, 16)
+    if _RESULT_CODES is None:
+        table: dict[str, int] = {}
+        try:  # procmon-parser's own table (private, so guarded); ours covers the common codes
+            from procmon_parser import consts
+
+            for code, message in getattr(consts, "_ErrorCodeMessages", {}).items():
+                table.setdefault(message, code)
+        except ImportError:  # pragma: no cover - procmon-parser is a dependency
+            pass
+        for code in NTSTATUS_NAMES:
+            table.setdefault(result_text(code), code)
+        _RESULT_CODES = table
+    return _RESULT_CODES.get(text)
+
+
+# ---------------------------------------------------------------------------- access masks
+
+_STANDARD_RIGHTS = [
+    (0x00010000, "DELETE"),
+    (0x00020000, "READ_CONTROL"),
+    (0x00040000, "WRITE_DAC"),
+    (0x00080000, "WRITE_OWNER"),
+    (0x00100000, "SYNCHRONIZE"),
+    (0x01000000, "ACCESS_SYSTEM_SECURITY"),
+    (0x02000000, "MAXIMUM_ALLOWED"),
+    (0x10000000, "GENERIC_ALL"),
+    (0x20000000, "GENERIC_EXECUTE"),
+    (0x40000000, "GENERIC_WRITE"),
+    (0x80000000, "GENERIC_READ"),
+]
+#: winnt.h key rights; composites first (taken when every bit of theirs is set)
+KEY_RIGHTS = [
+    (0xF003F, "KEY_ALL_ACCESS"),
+    (0x20019, "KEY_READ"),
+    (0x20006, "KEY_WRITE"),
+    (0x0001, "KEY_QUERY_VALUE"),
+    (0x0002, "KEY_SET_VALUE"),
+    (0x0004, "KEY_CREATE_SUB_KEY"),
+    (0x0008, "KEY_ENUMERATE_SUB_KEYS"),
+    (0x0010, "KEY_NOTIFY"),
+    (0x0020, "KEY_CREATE_LINK"),
+    (0x0100, "KEY_WOW64_64KEY"),
+    (0x0200, "KEY_WOW64_32KEY"),
+] + _STANDARD_RIGHTS
+FILE_RIGHTS = [
+    (0x1F01FF, "FILE_ALL_ACCESS"),
+    (0x120089, "FILE_GENERIC_READ"),
+    (0x120116, "FILE_GENERIC_WRITE"),
+    (0x1200A0, "FILE_GENERIC_EXECUTE"),
+    (0x0001, "FILE_READ_DATA"),
+    (0x0002, "FILE_WRITE_DATA"),
+    (0x0004, "FILE_APPEND_DATA"),
+    (0x0008, "FILE_READ_EA"),
+    (0x0010, "FILE_WRITE_EA"),
+    (0x0020, "FILE_EXECUTE"),
+    (0x0040, "FILE_DELETE_CHILD"),
+    (0x0080, "FILE_READ_ATTRIBUTES"),
+    (0x0100, "FILE_WRITE_ATTRIBUTES"),
+] + _STANDARD_RIGHTS
+
+
+_ACCESS_CACHE: dict[tuple[int, str], list[str]] = {}
+
+
+def access_names(mask: int, object_type: str = "key") -> list[str]:
+    """Names of the rights in ``mask`` (``0xe`` key -> KEY_SET_VALUE, KEY_CREATE_SUB_KEY, ...).
+
+    rpctrace.knowledge.access.decode gives them when it can (one naming for every source);
+    otherwise the table here: composite names (KEY_READ, FILE_GENERIC_READ, ...) when all their
+    bits are set, then single rights, then the bits no name covers as one hex value.
+    """
+    key = (mask & 0xFFFFFFFF, object_type)
+    hit = _ACCESS_CACHE.get(key)
+    if hit is None:
+        try:
+            from rpctrace.knowledge import access
+
+            hit = list(access.decode(key[0], object_type))
+        except Exception:  # noqa: BLE001 - knowledge tables optional here
+            hit = _local_access_names(key[0], object_type)
+        if len(_ACCESS_CACHE) < 4096:
+            _ACCESS_CACHE[key] = hit
+    return list(hit)
+
+
+def _local_access_names(mask: int, object_type: str) -> list[str]:
+    table = KEY_RIGHTS if object_type == "key" else FILE_RIGHTS
+    left = mask & 0xFFFFFFFF
+    names = []
+    for bits, name in table:
+        if left & bits == bits and bits:
+            names.append(name)
+            left &= ~bits
+    if left:
+        names.append(f"0x{left:x}")
+    return names
+
+
+# ---------------------------------------------------------------------------- registry paths
+
+_WELL_KNOWN_USERS = {
+    "NT AUTHORITY\\SYSTEM": "S-1-5-18",
+    "NT AUTHORITY\\LOCAL SERVICE": "S-1-5-19",
+    "NT AUTHORITY\\NETWORK SERVICE": "S-1-5-20",
+}
+
+
+def user_sid(user: str | None) -> str | None:
+    """The SID of a well-known account name as Procmon prints it (others: None, PML has no SIDs)."""
+    return _WELL_KNOWN_USERS.get((user or "").upper()) if user else None
+
+
+_NT_ROOTS = (
+    ("HKLM", "\\REGISTRY\\MACHINE"),
+    ("HKU", "\\REGISTRY\\USER"),
+    ("HKCR", "\\REGISTRY\\MACHINE\\SOFTWARE\\Classes"),
+)
+
+
+def registry_nt_path(path: str) -> str | None:
+    """``HKLM\\X`` -> ``\\REGISTRY\\MACHINE\\X`` (HKU, HKCR too); None when the root cannot say."""
+    head, sep, rest = path.partition("\\")
+    upper = head.upper()
+    for short, nt in _NT_ROOTS:
+        if upper == short:
+            return nt + sep + rest if rest else nt
+    return None
+
+
+# ---------------------------------------------------------------------------- stacks
+
+#: user-mode layers that are never an RPC server routine (API forwarders, loader, CRT, WOW64)
+SYSTEM_MODULES = frozenset({"ntdll.dll", "kernelbase.dll", "kernel32.dll", "advapi32.dll", "sechost.dll",
+                            "msvcrt.dll", "ucrtbase.dll", "wow64.dll", "wow64win.dll", "wow64cpu.dll",
+                            "wow64base.dll", "wow64con.dll"})
+#: COM's channel: rpcrt4 calls it on both sides of a DCOM call
+COM_MODULES = frozenset({"combase.dll", "ole32.dll"})
+#: what may lie outward of a COM dispatch on an STA or MTA worker (message loop, thread start)
+_COM_OUTWARD = SYSTEM_MODULES | COM_MODULES | {"user32.dll", "win32u.dll"}
+_RPC_MODULE = "rpcrt4.dll"
+RPC, SYSTEM, KERNEL, OTHER = "rpc", "system", "kernel", "other"
+
+
+def module_display(path: str) -> str:
+    """How rpctrace names a module in ``module+0xoffset`` (the rule of trace.model.ImageInfo)."""
+    name = path.replace("/", "\\").rsplit("\\", 1)[-1]
+    return name[:-4] if name.lower().endswith((".dll", ".exe", ".sys")) else name
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    address: int
+    text: str  # module+0xoffset, or 0x... when no module holds the address
+    module_path: str | None
+    offset: int | None
+    klass: str  # RPC / SYSTEM / KERNEL / OTHER
+
+    @property
+    def module_file(self) -> str:
+        """The module's file name in lower case (``rpcrt4.dll``), or "" when unresolved."""
+        return self.module_path.replace("/", "\\").rsplit("\\", 1)[-1].lower() if self.module_path else ""
+
+
+class ModuleMap:
+    """Address -> module for one process, falling back to the kernel's modules.
+
+    ``modules`` are (base, size, path) triples; ``pointer_size`` (4 or 8) only decides where kernel
+    space starts for addresses no module holds (0x80000000 on 32-bit Windows, 0xFFFF800000000000 on
+    64-bit).  Results are cached per address: stacks repeat.
+    """
+
+    def __init__(self, modules, pointer_size: int, kernel: "ModuleMap | None" = None, is_kernel: bool = False):
+        mods = sorted(((int(b), int(s), p or "") for b, s, p in modules if s), key=lambda m: m[0])
+        self._bases = [m[0] for m in mods]
+        self._mods = mods
+        self._kernel = kernel
+        self._is_kernel = is_kernel
+        self._kernel_start = 0xFFFF800000000000 if pointer_size == 8 else 0x80000000
+        self._mask = (1 << (8 * pointer_size)) - 1
+        self._cache: dict[int, Frame] = {}
+
+    def _find(self, address: int):
+        i = bisect.bisect_right(self._bases, address) - 1
+        steps = 0
+        while i >= 0 and steps < 8:
+            base, size, path = self._mods[i]
+            if base <= address < base + size:
+                return base, path
+            i -= 1
+            steps += 1
+        return None
+
+    def frame(self, address: int) -> Frame:
+        hit = self._cache.get(address)
+        if hit is not None:
+            return hit
+        address &= self._mask
+        found = self._find(address)
+        in_kernel = self._is_kernel
+        if found is None and self._kernel is not None:
+            found = self._kernel._find(address)
+            in_kernel = found is not None
+        if found is None:
+            klass = KERNEL if address >= self._kernel_start else OTHER
+            fr = Frame(address, f"0x{address:x}", None, None, klass)
+        else:
+            base, path = found
+            low = path.replace("/", "\\").rsplit("\\", 1)[-1].lower()
+            if in_kernel or address >= self._kernel_start:
+                klass = KERNEL
+            elif low == _RPC_MODULE:
+                klass = RPC
+            elif low in SYSTEM_MODULES:
+                klass = SYSTEM
+            else:
+                klass = OTHER
+            fr = Frame(address, f"{module_display(path)}+0x{address - base:x}", path, address - base, klass)
+        if len(self._cache) < 1 << 20:
+            self._cache[address] = fr
+        return fr
+
+
+def _com_infrastructure_outward(frames: list[Frame], start: int) -> bool:
+    """True when the frames outward of ``start`` reach rpcrt4 or the thread's base through COM,
+    message-loop and system frames only (a COM worker or STA thread, not an app's proxy call)."""
+    for fr in frames[start:]:
+        if fr.klass in (RPC, KERNEL, SYSTEM):
+            if fr.klass == RPC:
+                return True
+            continue
+        if fr.module_file in _COM_OUTWARD:
+            continue
+        return False
+    return True
+
+
+def find_rpc_dispatch(frames: list[Frame]) -> dict | None:
+    """The RPC server dispatch on a stack (innermost frame first), or None.
+
+    The innermost rpcrt4 frame that calls a non-system user-mode frame names that frame as the
+    dispatch entry.  When the callee is COM's channel (combase/ole32), rpcrt4 may be a *client*
+    proxy calling the channel, so such a transition only counts when what lies outward of the
+    rpcrt4 frames is COM/RPC infrastructure (worker thread, STA message loop) rather than the
+    application that made the call; otherwise the search goes on outward.
+    """
+    n = len(frames)
+    for i in range(1, n):
+        if frames[i].klass == RPC and frames[i - 1].klass == OTHER:
+            entry = frames[i - 1]
+            j = i
+            while j < n and frames[j].klass == RPC:
+                j += 1
+            if entry.module_file in COM_MODULES and not _com_infrastructure_outward(frames, j):
+                continue
+            return {
+                "entry": entry.text,
+                "entry_module": entry.module_path,
+                "entry_offset": entry.offset,
+                "entry_index": i - 1,
+                "symbol": None,  # PML stores no symbols
+                "frames": [f.text for f in frames[i:j]],
+                "rule": "rpcrt4 frame calling a non-system user-mode frame",
+            }
+    return None
+
+
+# ---------------------------------------------------------------------------- the reader
+
+
+@dataclass
+class PmlStats:
+    """What a read found besides events."""
+
+    records: int = 0
+    declared_events: int = 0
+    raw_records: int = 0
+    payload_errors: int = 0
+    unknown_versions: int = 0
+    pml_version: int | None = None
+    pointer_size: int | None = None
+    damage: list[InputError] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "format": "pml",
+            "records": self.records,
+            "declared_events": self.declared_events,
+            "raw_records": self.raw_records,
+            "payload_errors": self.payload_errors,
+            "unknown_versions": self.unknown_versions,
+            "pml_version": self.pml_version,
+            "pointer_size": self.pointer_size,
+            "events_lost": 0,
+            "buffers_lost": 0,
+            "damage": [d.one_line() for d in self.damage],
+        }
+
+
+_PARSE_ERRORS = (struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
+                 EOFError, NotImplementedError, RuntimeError, ZeroDivisionError, UnicodeError)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "unknown"
+
+
+class PmlReader:
+    """Reads one Process Monitor log.  Same interface as :class:`~rpctrace.sources.etl.reader.EtlReader`.
+
+    With ``keep_going=False`` the first damaged record raises :class:`InputError` after the events
+    read before it; with ``keep_going=True`` damage is counted in ``stats.damage`` and skipped.
+    A file whose header, tables or version cannot be read raises InputError when opened.
+    """
+
+    def __init__(self, path: str | os.PathLike, keep_going: bool = False):
+        self.path = os.fspath(path)
+        self.keep_going = keep_going
+        self.stats = PmlStats()
+        self._file = None
+        self._view = None
+        self._reader = None
+        try:
+            self._file = open(self.path, "rb")
+            self.size = os.fstat(self._file.fileno()).st_size
+        except OSError as exc:
+            raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
+        try:
+            if self.size == 0:
+                raise InputError(self.path, "the file is empty, not a Process Monitor log", offset=0)
+            self._view = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._check_header()
+            self._open_parser()
+            self._tables()
+        except InputError:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self._reader = None
+        if self._view is not None:
+            try:
+                self._view.close()
+            except BufferError:  # pragma: no cover
+                pass
+            self._view = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> "PmlReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ header
+
+    def _check_header(self) -> None:
+        """Check everything procmon-parser would trust: sizes, offsets, counts, version."""
+        v, size = self._view, self.size
+        if v[:4] != PML_MAGIC:
+            raise InputError(self.path, "not a Process Monitor log (no PML_ signature)", offset=0)
+        if size < HEADER_SIZE:
+            raise InputError(self.path, f"truncated: {size} bytes, the PML header alone is {HEADER_SIZE}", offset=size)
+        version = _U32.unpack_from(v, 4)[0]
+        self.stats.pml_version = version
+        if version not in PML_VERSIONS:
+            raise InputError(
+                self.path,
+                f"unsupported PML version {version} (rpctrace reads version {', '.join(map(str, PML_VERSIONS))}, "
+                "written by Process Monitor 3.x; save the log again with a current Procmon)",
+                offset=4,
+            )
+        is64 = _U32.unpack_from(v, 8)[0]
+        if is64 not in (0, 1):
+            raise InputError(self.path, f"bad PML header: pointer-size flag {is64}", offset=8)
+        self.pointer_size = 8 if is64 else 4
+        self.stats.pointer_size = self.pointer_size
+        self.declared = _U32.unpack_from(v, 0x234)[0]
+        self.stats.declared_events = self.declared
+        names = ("events", "event offsets", "process table", "strings table", "icon table")
+        offs = [_U64.unpack_from(v, 0x240 + 8 * i)[0] for i in range(5)]
+        header_size = _U64.unpack_from(v, 0x398)[0]
+        hosts = _U64.unpack_from(v, 0x3A0)[0]
+        if header_size != HEADER_SIZE:
+            raise InputError(self.path, f"bad PML header: header size {header_size:#x}", offset=0x398)
+        if 0 in offs or hosts == 0:
+            raise InputError(self.path, "the log was not closed cleanly by Procmon (its tables are missing)", offset=0x240)
+        for name, off, where in list(zip(names, offs, range(0x240, 0x268, 8))) + [("hosts and ports tables", hosts, 0x3A0)]:
+            if off > size or (off == size and name != "icon table"):
+                raise InputError(
+                    self.path, f"truncated: the {name} at offset {off} lies beyond the end of the file ({size} bytes)",
+                    offset=where,
+                )
+        events_off, array_off, process_off, _strings, _icons = offs
+        if array_off >= process_off or self.declared * 5 > process_off - array_off:
+            raise InputError(
+                self.path, f"bad PML header: {self.declared} events do not fit the offsets array "
+                f"({array_off}..{process_off})", offset=0x234,
+            )
+        self._array_off = array_off
+        self._events_off = events_off
+        self._check_tail(hosts)
+
+    def _check_tail(self, at: int) -> None:
+        """The host and port name tables end the file: walk them so a cut file is noticed."""
+        v, size = self._view, self.size
+        pos = at
+        for entry_head, length_at in ((20, 16), (8, 4)):  # hosts: ip[16] len; ports: port, tcp, len
+            if pos + 4 > size:
+                raise InputError(self.path, "truncated: the file ends inside its host and port tables", offset=size)
+            count = _U32.unpack_from(v, pos)[0]
+            pos += 4
+            for _ in range(count):
+                if pos + entry_head > size:
+                    raise InputError(self.path, "truncated: the file ends inside its host and port tables", offset=size)
+                pos += entry_head + _U32.unpack_from(v, pos + length_at)[0]
+            if pos > size:
+                raise InputError(self.path, "truncated: the file ends inside its host and port tables", offset=size)
+
+    def _open_parser(self) -> None:
+        try:
+            from procmon_parser import PMLStreamReader
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise InputError(self.path, f"procmon-parser is not installed: {exc}") from None
+        try:
+            self._file.seek(0)
+            self._reader = PMLStreamReader(self._file, should_get_stacktrace=True, should_get_details=True)
+            self._offsets = list(self._reader.events_offsets)
+        except InputError:
+            raise
+        except (MemoryError, *_PARSE_ERRORS, Exception) as exc:  # procmon-parser's PMLError is a RuntimeError
+            raise InputError(self.path, f"cannot read the Process Monitor log tables: {exc}", offset=0) from None
+
+    def _tables(self) -> None:
+        """Module maps per process (procmon-parser's process table, keyed by process index)."""
+        table = getattr(self._reader, "_process_table", None)
+        if not isinstance(table, dict):  # pragma: no cover - procmon-parser internals changed
+            table = dict(enumerate(self._reader.processes()))
+        self._processes = table
+        kernel_mods = []
+        for proc in table.values():
+            if proc.pid == 4 or proc.process_name == "System":
+                kernel_mods.extend((m.base_address, m.size, m.path) for m in proc.modules)
+        self._kernel = ModuleMap(kernel_mods, self.pointer_size, is_kernel=True)
+        self._maps: dict[int, ModuleMap] = {}
+
+    def module_map(self, process) -> ModuleMap:
+        key = id(process)
+        mm = self._maps.get(key)
+        if mm is None:
+            if process.pid == 4 or process.process_name == "System":
+                mm = self._kernel
+            else:
+                mm = ModuleMap(((m.base_address, m.size, m.path) for m in process.modules), self.pointer_size,
+                               kernel=self._kernel)
+            self._maps[key] = mm
+        return mm
+
+    def system_details(self) -> dict:
+        try:
+            return dict(self._reader.system_details())
+        except Exception:  # noqa: BLE001 - informative only (unknown Windows versions raise KeyError)
+            return {}
+
+    def process_table(self) -> list[dict]:
+        """Every process of the log with its modules (for the trace's process and image tables)."""
+        out = []
+        for proc in self._processes.values():
+            out.append({
+                "pid": proc.pid,
+                "image": proc.process_name or None,
+                "image_path": proc.image_path or None,
+                "command_line": proc.command_line or None,
+                "parent_pid": proc.parent_pid,
+                "session_id": proc.session,
+                "user": proc.user or None,
+                "user_sid": user_sid(proc.user),
+                "integrity": proc.integrity or None,
+                "start": proc.start_time or None,
+                "end": proc.end_time or None,
+                "modules": [(m.base_address, m.size, m.path) for m in proc.modules],
+                "kernel": proc.pid == 4 or proc.process_name == "System",
+            })
+        return out
+
+    # ------------------------------------------------------------------ events
+
+    def events(self) -> Iterator[Event]:
+        """Every Procmon event as an :class:`Event`, time ordered (ties: log order)."""
+        if self._view is None or self._reader is None:
+            raise InputError(self.path, "reader is closed")
+        out: list[Event] = []
+        deferred: InputError | None = None
+        last = -1
+        ordered = True
+        for index, offset in enumerate(self._offsets):
+            try:
+                ev = self._event(index, offset)
+            except InputError as exc:
+                if not self.keep_going:
+                    deferred = exc
+                    break
+                self.stats.damage.append(exc)
+                continue
+            if ev.ts < last:
+                ordered = False
+            last = ev.ts
+            out.append(ev)
+        if not ordered:
+            out.sort(key=lambda e: e.ts)
+        self.stats.records += len(out)
+        yield from out
+        if deferred is not None:
+            raise deferred
+
+    def _event(self, index: int, offset: int) -> Event:
+        view = self._view
+        if offset < self._events_off or offset + _COMMON.size > self.size:
+            raise InputError(self.path, f"event {index} lies outside the file (offset {offset})", offset=self._array_off + 5 * index, record=index)
+        (pidx, tid, klass, op, _u1, _u2, _duration, date, result, depth, _u3, dsize,
+         _extra) = _COMMON.unpack_from(view, offset)
+        details_at = offset + _COMMON.size + depth * self.pointer_size
+        if details_at + dsize > self.size:
+            raise InputError(self.path, f"event {index} overruns the file ({depth} frames, {dsize} detail bytes)",
+                             offset=offset, record=index)
+        process = self._processes.get(pidx)
+        try:
+            pe = self._reader.get_event_at_offset(offset)
+        except _PARSE_ERRORS as exc:
+            return self._raw(index, offset, process, tid, klass, op, date, result, details_at, dsize, exc)
+        except Exception as exc:  # noqa: BLE001 - procmon-parser's PMLError and anything else it raises
+            return self._raw(index, offset, process, tid, klass, op, date, result, details_at, dsize, exc)
+        return self._map(pe, op, details_at, dsize)
+
+    def _raw(self, index, offset, process, tid, klass, op, date, result, details_at, dsize, exc) -> Event:
+        self.stats.raw_records += 1
+        known = klass in (CLASS_PROCESS, CLASS_REGISTRY, CLASS_FILE_SYSTEM, CLASS_PROFILING, CLASS_NETWORK, CLASS_IPC)
+        end = min(details_at + min(dsize, 1 << 16), self.size)
+        fields: dict[str, Any] = {"data": bytes(self._view[details_at:end]), "length": dsize, "record": index,
+                                  "status": result, "status_name": status_name(result)}
+        if known:
+            self.stats.payload_errors += 1
+            fields["error"] = f"procmon-parser could not decode the record: {exc}"
+        else:
+            self.stats.unknown_versions += 1
+            fields["note"] = f"unknown Procmon event class {klass} (operation {op}); kept raw"
+        return Event(date, process.pid if process is not None else None, tid, None, PROCMON, klass, op, 0, "raw", fields)
+
+    def _desired_access(self, klass: int, op: int, details_at: int, dsize: int) -> int | None:
+        """The desired-access mask as recorded (procmon-parser only gives Procmon's text)."""
+        view, end = self._view, details_at + dsize
+        if klass == CLASS_REGISTRY and op in _REG_OPEN_OPS:
+            if details_at + 8 <= end:
+                return _U32.unpack_from(view, details_at + 4)[0]
+            return None
+        if klass in (CLASS_FILE_SYSTEM, CLASS_IPC) and op == _FILE_CREATE:
+            p = details_at + 4 + 5 * self.pointer_size + 0x14
+            if p + 4 > end:
+                return None
+            info = _U16.unpack_from(view, p)[0]
+            count = info & 0x7FFF
+            p += 4 + (count if info >> 15 else 2 * count)
+            if p + 4 <= end:
+                return _U32.unpack_from(view, p)[0]
+        return None
+
+    def _frames(self, process, stack) -> list[Frame]:
+        mm = self.module_map(process)
+        return [mm.frame(a) for a in stack]
+
+    def _map(self, pe, raw_op: int, details_at: int, dsize: int) -> Event:
+        process = pe.process
+        klass = int(pe.event_class)
+        operation = pe.operation
+        if pe.unknown_sub_operation is not None:
+            opname = "<Unknown>"
+        elif getattr(pe, "network_protocol", ""):
+            opname = f"{pe.network_protocol} {operation.csv_name}"
+        else:
+            opname = operation.csv_name
+        status = pe.result & 0xFFFFFFFF
+        path = pe.path or ""
+        pid, tid = process.pid, pe.tid
+        details = dict(pe.details) if pe.details else {}
+        fields: dict[str, Any] = {"operation": opname, "path": path}
+        kind: str
+        if klass == CLASS_REGISTRY:
+            kind = REGISTRY_KINDS.get(raw_op, "registry.other")
+            if raw_op in _REG_VALUE_OPS and "\\" in path:
+                key, value = path.rsplit("\\", 1)
+                fields["path"] = key
+                fields["value_name"] = value
+                fields["procmon_path"] = path
+        elif klass in (CLASS_FILE_SYSTEM, CLASS_IPC):
+            kind = "file.create" if raw_op in FILE_CREATE_OPS else "file.op"
+            if kind == "file.create":
+                fields["irp"] = None  # the ETW field (docs/events.md); a Procmon log does not know it
+            if pe.unknown_sub_operation is not None:
+                fields["sub_operation"] = pe.unknown_sub_operation
+        elif klass == CLASS_PROCESS:
+            kind = "procmon." + _snake(operation.csv_name)
+            if raw_op == _P_START:
+                kind = "process.start"
+                tid = None
+                fields.update(image=process.process_name or None, image_path=process.image_path or None,
+                              command_line=details.get("Command line", process.command_line) or None,
+                              parent_pid=details.get("Parent PID", process.parent_pid),
+                              session_id=process.session, user_sid=user_sid(process.user),
+                              current_directory=details.get("Current directory"))
+            elif raw_op == _P_EXIT:
+                kind = "process.end"
+                tid = None
+                fields.update(image=process.process_name or None, exit_status=details.get("Exit Status"))
+            elif raw_op == _T_CREATE and isinstance(details.get("Thread ID"), int):
+                kind = "thread.start"
+                fields["creator_tid"] = tid
+                tid = details["Thread ID"]
+            elif raw_op == _T_EXIT:
+                kind = "thread.end"
+            elif raw_op == _LOAD_IMAGE and isinstance(details.get("Image Base"), int):
+                kind = "image.load"
+                fields.update(image_base=details["Image Base"], image_size=details.get("Image Size", 0), file_name=path)
+            elif raw_op in (_P_CREATE, _P_DEFINED):
+                fields.update(child_pid=details.get("PID"), command_line=details.get("Command line"))
+        else:
+            kind = "procmon." + _snake(opname)
+        fields["status"] = status
+        fields["status_name"] = status_name(status)
+        fields["result"] = result_text(status)
+        access = self._desired_access(klass, raw_op, details_at, dsize)
+        if access is not None and (klass != CLASS_REGISTRY or access):
+            fields["desired_access"] = access
+            fields["desired_access_names"] = access_names(access, "key" if klass == CLASS_REGISTRY else "file")
+        fields["user"] = process.user or None
+        fields["integrity"] = process.integrity or None
+        fields["process_name"] = process.process_name or None
+        fields["category"] = pe.category or None
+        fields["duration"] = pe.duration
+        fields["details"] = details
+        stack = tuple(pe.stacktrace) if pe.stacktrace else None
+        if stack:
+            frames = self._frames(process, stack)
+            fields["frames"] = [f.text for f in frames]
+            dispatch = find_rpc_dispatch(frames)
+            if dispatch is not None:
+                fields["rpc_dispatch"] = dispatch
+        if klass == CLASS_REGISTRY:
+            nt = registry_nt_path(fields["path"])
+            if nt:
+                fields["nt_path"] = nt
+        fields.setdefault("image_path", process.image_path or None)
+        fields.setdefault("command_line", process.command_line or None)
+        fields["session"] = process.session
+        return Event(pe.date_filetime, pid, tid, None, PROCMON, klass, raw_op, 0, kind, fields, stack)
+
+
+def read_pml(path: str | os.PathLike, keep_going: bool = False) -> Iterator[Event]:
+    """Convenience: every event of one log (the reader closes at the end)."""
+    with PmlReader(path, keep_going=keep_going) as reader:
+        yield from reader.events()
