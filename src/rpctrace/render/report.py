@@ -21,17 +21,18 @@ paths, endpoints, module names; traces come from possibly compromised machines) 
 The Content-Security-Policy (a ``<meta>`` tag, the first thing in ``<head>``) is the second line
 of defence, so that even an escaping bug could neither load nor run anything::
 
-    default-src 'none'; script-src 'sha256-<hash of our one script>'; style-src 'unsafe-inline';
-    img-src 'none'; font-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none';
-    require-trusted-types-for 'script'; trusted-types 'none'
+    default-src 'none'; script-src 'sha256-<our one script>'; style-src 'sha256-<our one
+    style sheet>'; img-src 'none'; font-src 'none'; connect-src 'none'; ... base-uri 'none';
+    form-action 'none'; require-trusted-types-for 'script'; trusted-types 'none'
 
-The script is allowed by its SHA-256 hash rather than a nonce: the script is a constant of this
-package (no trace data in it), so its hash is fixed, the output stays deterministic (the same
-trace gives the same bytes), and there is no per-file secret that an injected ``<script>`` could
-reuse — any other script, inline handler (``onerror=``) or ``javascript:`` URL is refused.
-Styles are ``'unsafe-inline'`` because the timeline positions its bars with ``style=""``
-attributes, which nonces and hashes do not cover; with ``default-src 'none'`` injected CSS can
-load nothing (no ``url()`` fetch, no font), so it could at worst restyle the page.
+The script and the style sheet are allowed by their SHA-256 hashes rather than by a nonce: both
+are constants of this package (no trace data in them), so the hashes are fixed, the output stays
+deterministic (the same trace gives the same bytes), and there is no per-file secret for injected
+markup to reuse.  Any other script, inline event handler (``onerror=``), ``javascript:`` URL,
+``<style>`` element or ``style=""`` attribute is refused, and nothing can be fetched; Trusted
+Types make ``innerHTML``-style sinks throw.  There is no ``'unsafe-inline'`` at all: the page has
+no ``style`` attributes (the timeline is SVG, placed with ``x``/``width`` attributes, which the
+policy does not govern), so the CSS hash covers everything.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from typing import Any, Iterable
 from markupsafe import Markup, escape
 
 from rpctrace import __version__
+from rpctrace.explain.rootcause import SECURITY, first_failure
 from rpctrace.knowledge import codes, interfaces
 from rpctrace.model import ticks_to_iso
 
@@ -137,6 +139,8 @@ def _is_failure(status) -> bool:
 def _status_text(code, hint: str = "NTSTATUS") -> str:
     if code is None:
         return "?"
+    if not isinstance(code, int):
+        return defang(code, 80)
     if code == 0:
         return "0 (success)"
     name = codes.name(code, hint=hint)
@@ -255,7 +259,7 @@ def sequence_svg(call, trace, names: _Names, blamed_op=None) -> str:
         if ts is not None:
             rows.append({"ts": ts, "rank": rank, "kind": kind, **kw})
 
-    row(call.start if call.has_client or msg is None else None, 0, "client-self", color=_BLUE,
+    row(call.start if call.has_client else None, 0, "client-self", color=_BLUE,
         lines=["RPC call starts", _short(where, 38)])
     if msg is not None:
         row(msg.send_ts, 1, "to-port", color=_BLUE, lines=[f"ALPC request · message {msg.message_id}"])
@@ -273,8 +277,10 @@ def sequence_svg(call, trace, names: _Names, blamed_op=None) -> str:
     for op in shown:
         st = op.fields.get("status")
         failed = _is_failure(st)
-        head = f"{'FAILED ' if failed else ''}{op.kind} → {_status_text(st)}"
-        lines = [head] + _wrap(_op_target(op), _TEXT_CHARS, 3)
+        head = [f"{'FAILED ' if failed else ''}{op.kind} → {_status_text(st)}"]
+        if len(head[0]) > _TEXT_CHARS - 8:  # bold text is wider: the status goes on a line of its own
+            head = [f"{'FAILED ' if failed else ''}{_short(op.kind, 40)}", f"→ {_status_text(st)}"]
+        lines = head + _wrap(_op_target(op), _TEXT_CHARS, 8 if failed else 3)
         stack = []
         if failed and op.stack:
             stack = [trace.symbolize(op.pid, a) for a in op.stack]
@@ -288,9 +294,17 @@ def sequence_svg(call, trace, names: _Names, blamed_op=None) -> str:
             lines=[f"… {len(ops) - len(shown)} more operations (see the call tree)"])
     for child in call.children:
         c_iname, c_where = names.what(child)
-        row(child.start, 4, "server-note", color=_GREY,
-            lines=[f"calls out: call {child.id} → {_short(names.image(child.server_pid), 30)}",
-                   _short(f"{c_iname} {c_where}", _TEXT_CHARS)])
+        lines = [f"calls out: call {child.id} → {_short(names.image(child.server_pid), 30)}"
+                 + (f" thread {child.server_tid}" if child.server_tid is not None else ""),
+                 _short(f"{c_iname} {c_where}", _TEXT_CHARS)]
+        failed_child = _subtree_failed(child)
+        if failed_child:
+            blame = first_failure(child)
+            if blame is not None:
+                lines.append(_short(f"where {blame.op.kind} failed → {_status_text(blame.op.fields.get('status'))}",
+                                    _TEXT_CHARS))
+                lines.append(f"(in call {blame.call.id}: its diagram follows)")
+        row(child.start, 4, "server-note", color=_RED if failed_child else _GREY, lines=lines)
     if call.has_server:
         status = call.server_status
         row(call.server_end, 6, "server-note", color=_GREEN,
@@ -298,24 +312,20 @@ def sequence_svg(call, trace, names: _Names, blamed_op=None) -> str:
     if msg is not None:
         row(msg.reply_ts, 7, "from-server", color=_GREEN, lines=[f"ALPC reply · message {msg.message_id}"])
         row(msg.client_receive_ts, 8, "to-client", color=_BLUE, lines=["reply reaches the client thread"])
-    if call.has_client:
-        row(call.end if call.end != call.start or not rows else None, 9, "client-self", color=_BLUE,
+    if call.has_client and call.end != call.start:
+        row(call.end, 9, "client-self", color=_BLUE,
             lines=["RPC call completes", f"status {_status_text(call.status, 'RPC')}"])
     rows.sort(key=lambda r: (r["ts"], r["rank"]))
 
     base = min((r["ts"] for r in rows), default=call.start or 0)
     out: list[str] = []
     y = _HEAD_H + 26
-    ys: dict[str, float] = {}
     for r in rows:
         n = len(r["lines"])
         h = _ROW + (n - 1) * _LINE
         stack = r.get("stack") or []
-        y0 = y
-        mid = y0 + 8
+        mid = y + 8
         r["y"] = mid
-        ys.setdefault(r["kind"] + "-first", mid)
-        ys[r["kind"] + "-last"] = mid
         out.append(_el("text", f"+{(r['ts'] - base) / 10:,.1f} µs", x=_X_TIME, y=mid + 4, class_="t"))
         kind, color = r["kind"], r["color"]
         if kind in ("to-port", "to-server", "from-server", "to-client"):
@@ -344,7 +354,8 @@ def sequence_svg(call, trace, names: _Names, blamed_op=None) -> str:
             else:
                 out.append(_el("circle", cx=_X_SERVER, cy=mid, r=4, fill=color))
             for i, line in enumerate(r["lines"]):
-                cls = "lbl" + (" b" if i == 0 and failed else "") + (" mono" if i > 0 and kind == "op" else "")
+                mono = kind == "op" and i > 0 and not line.startswith("→ ")
+                cls = "lbl" + (" b" if failed and not mono else "") + (" mono" if mono else "")
                 out.append(_el("text", line, x=_TEXT_X, y=mid + 4 + i * _LINE, class_=cls, fill=color))
         y += h
         if stack:
@@ -463,8 +474,7 @@ def _tree(calls, trace, names: _Names, t0: int) -> tuple[list[dict], int, int]:
     roots = [c for c in calls if c.parent is None]
     shown = roots
     if len(roots) > MAX_TREE_CALLS:
-        failing = {id(c) for c in roots if _subtree_failed(c)}
-        keep = set(list(failing)[:MAX_TREE_CALLS])
+        keep = {id(c) for c in [c for c in roots if _subtree_failed(c)][:MAX_TREE_CALLS]}
         for c in roots:
             if len(keep) >= MAX_TREE_CALLS:
                 break
@@ -498,6 +508,10 @@ def _tree(calls, trace, names: _Names, t0: int) -> tuple[list[dict], int, int]:
     return out, len(shown), len(roots)
 
 
+_TL_WIDTH = 1000  # viewBox units across a timeline row (about one per pixel on a wide screen)
+_TL_MIN_BAR = 3.0
+
+
 def _timeline(calls, trace, names: _Names) -> dict:
     from rpctrace.render.perfetto import _server_span
 
@@ -510,9 +524,9 @@ def _timeline(calls, trace, names: _Names) -> dict:
                         key=lambda c: c.id)
     for call in chosen:
         iname, where = names.what(call)
-        failed = bool(call.failures)
+        failed = _subtree_failed(call)  # for the filter: the call failed somewhere
         common = {"id": call.id, "iface_key": names.iface(call.interface), "pids": _pids(call.client_pid, call.server_pid),
-                  "failed": failed}
+                  "failed": failed, "red": failed}
         if call.client_pid is not None and call.client_tid is not None and call.start is not None:
             end = call.end if call.end is not None else call.start
             spans.append((call.start, end))
@@ -523,8 +537,9 @@ def _timeline(calls, trace, names: _Names) -> dict:
             if begin is not None:
                 spans.append((begin, end))
                 bars[(call.server_pid, call.server_tid)].append(dict(common, begin=begin, end=end, side="server",
+                    red=bool(call.failures),  # red where this thread's own operation failed
                     title=f"call {call.id} (server): {iname} {where} for {names.image(call.client_pid)}"
-                          + (" — FAILED operation" if failed else "")))
+                          + (" — FAILED operation" if call.failures else "")))
     if not spans:
         return {"rows": [], "ticks": [], "shown": len(chosen), "total": len(calls)}
     t0 = min(b for b, _ in spans)
@@ -539,18 +554,18 @@ def _timeline(calls, trace, names: _Names) -> dict:
         for tid, items in sorted(by_pid[pid], key=lambda x: x[0]):
             view = []
             for b in sorted(items, key=lambda b: b["begin"]):
-                left = (b["begin"] - t0) / width * 100
-                w = (b["end"] - b["begin"]) / width * 100
-                view.append(dict(b, left=f"{left:.4f}", width=f"{w:.4f}",
-                                 duration=f"{(b['end'] - b['begin']) / 10:,.1f} µs"))
+                x = (b["begin"] - t0) / width * _TL_WIDTH
+                w = max(_TL_MIN_BAR, (b["end"] - b["begin"]) / width * _TL_WIDTH)
+                x = min(x, _TL_WIDTH - w)
+                view.append(dict(b, x=f"{x:.2f}", w=f"{w:.2f}", duration=f"{(b['end'] - b['begin']) / 10:,.1f} µs"))
             roles = {b["side"] for b in items}
             role = "client and server" if len(roles) == 2 else roles.pop()
             threads.append({"tid": tid, "bars": view, "role": role,
                             "ifaces": " ".join(sorted({b["iface_key"] for b in items})),
                             "pids": " ".join(sorted({p for b in items for p in b["pids"].split()}))})
         rows.append({"pid": pid, "label": names.process_label(pid), "threads": threads})
-    ticks = [{"left": f"{i * 20}", "label": f"{(width * i / 5) / 10_000:,.1f} ms"} for i in range(6)]
-    return {"rows": rows, "ticks": ticks, "start": ticks_to_iso(t0), "span": f"{width / 10_000:,.1f} ms",
+    ticks = [{"label": f"{(width * i / 5) / 10_000:,.1f} ms"} for i in range(6)]
+    return {"rows": rows, "ticks": ticks, "width": _TL_WIDTH, "start": ticks_to_iso(t0), "span": f"{width / 10_000:,.1f} ms",
             "shown": len(chosen), "total": len(calls)}
 
 
@@ -570,8 +585,9 @@ def _finding_view(f: dict, names: _Names) -> dict:
     status = failure.get("status")
     return {
         "f": f,
+        "nested": failure.get("call") is not None and f.get("call") is not None and failure.get("call") != f.get("call"),
+        "ask_acl": str(failure.get("kind") or "").startswith("registry.") and status in SECURITY,
         "call": f.get("call"),
-        "diagram_call": failure.get("call", f.get("call")),
         "pids": _pids(client.get("pid"), server.get("pid")),
         "iface_key": names.iface(iface.get("uuid")),
         "status": (f"0x{status & 0xFFFFFFFF:08X}" + (f" {failure.get('status_name')}" if failure.get("status_name") else ""))
@@ -598,12 +614,13 @@ def _static(name: str) -> str:
 
 
 def script_hash(script: str) -> str:
-    """The CSP source that allows exactly this inline script."""
+    """The CSP source that allows exactly this inline script (or style sheet)."""
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def content_security_policy(script: str) -> str:
-    return ("default-src 'none'; " f"script-src {script_hash(script)}; " "style-src 'unsafe-inline'; "
+def content_security_policy(script: str, css: str) -> str:
+    """The page's policy: only this script and this style sheet, nothing fetched (module docstring)."""
+    return ("default-src 'none'; " f"script-src {script_hash(script)}; " f"style-src {script_hash(css)}; "
             "img-src 'none'; font-src 'none'; connect-src 'none'; media-src 'none'; object-src 'none'; "
             "frame-src 'none'; worker-src 'none'; manifest-src 'none'; base-uri 'none'; form-action 'none'; "
             "require-trusted-types-for 'script'; trusted-types 'none'")
@@ -642,17 +659,25 @@ def render_report(trace, findings: list[dict] | None = None, calls: list | None 
     blamed: dict[int, Any] = {}
     for f in findings:
         failure = f.get("failure") or {}
-        cid = failure.get("call", f.get("call"))
-        call = by_id.get(cid) if cid is not None else None
-        if call is not None and call not in order:
-            order.append(call)
+        # the client's call, then the nested calls down to the one whose server failed
+        chain = []
+        call = by_id.get(failure.get("call")) if failure.get("call") is not None else None
+        while call is not None and call not in chain and len(chain) < MAX_TREE_DEPTH:
+            chain.append(call)
+            if call.id == f.get("call"):
+                break
+            call = call.parent
+        root = by_id.get(f.get("call")) if f.get("call") is not None else None
+        if root is not None and root not in chain:
+            chain.append(root)
+        for call in reversed(chain):
+            if call not in order:
+                order.append(call)
     finding_calls = {c.id for c in order}
     order.extend(c for c in calls if c.failures and c.id not in finding_calls)
     diagrams = []
     for call in order[:MAX_DIAGRAMS]:
         fails = call.failures
-        from rpctrace.explain.rootcause import first_failure
-
         blame = first_failure(call)
         blamed[call.id] = blame.op if blame is not None and blame.call is call else (fails[0] if fails else None)
         iname, where = names.what(call)
@@ -666,8 +691,10 @@ def render_report(trace, findings: list[dict] | None = None, calls: list | None 
             "iface_key": names.iface(call.interface),
             "pids": _pids(call.client_pid, call.server_pid),
             "client": names.image(call.client_pid),
-            "server": names.image(call.server_pid),
-            "first": f"{first.kind} {_op_target(first)} → {_status_text(first.fields.get('status'))}" if first is not None else None,
+            "server": names.image(call.server_pid) + (f" ({svc})" if (svc := names.service(call.server_pid, call.interface)) else ""),
+            "first": f"{first.kind} {_op_target(first)} → {_status_text(first.fields.get('status'))}" if first is not None
+            else f"in nested call {blame.call.id}: {blame.op.kind} {_op_target(blame.op)} → "
+                 f"{_status_text(blame.op.fields.get('status'))}" if blame is not None else None,
             "svg": Markup(sequence_svg(call, trace, names, blamed[call.id])),
         })
 
@@ -692,7 +719,7 @@ def render_report(trace, findings: list[dict] | None = None, calls: list | None 
         losses.append(f"reading stopped early: {trace.error.one_line()}")
     env = _environment()
     page = env.get_template("report.html.j2").render(
-        csp=content_security_policy(script),
+        csp=content_security_policy(script, css),
         script=Markup(script),
         css=Markup(css),
         title=title,
@@ -707,6 +734,7 @@ def render_report(trace, findings: list[dict] | None = None, calls: list | None 
         process_count=len(names.pids),
         findings=[_finding_view(f, names) for f in findings],
         diagrams=diagrams,
+        diagram_ids={d["id"] for d in diagrams},
         more_diagrams=max(0, len(order) - MAX_DIAGRAMS),
         tree=tree,
         tree_shown=tree_shown,

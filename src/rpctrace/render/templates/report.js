@@ -1,5 +1,5 @@
 /* rpctrace report filters.  Reads data-* attributes through dataset and writes only textContent
-   and the hidden property: it never parses markup.  The page's Content-Security-Policy allows
+   and the hidden attribute: it never parses markup.  The page's Content-Security-Policy allows
    this script by its SHA-256 hash (rpctrace.render.report.content_security_policy), so the hash
    changes whenever this file does. */
 (function () {
@@ -30,12 +30,12 @@
       el = all[k];
       show = el.classList.contains("fc") && matches(el, p, i, f);
       if (!show) { show = el.querySelector(".fc:not([hidden])") !== null; }
-      el.hidden = !show;
+      el.toggleAttribute("hidden", !show);  /* an attribute, so it works on SVG elements too */
     }
     var calls = document.querySelectorAll(".tc");
     var n = 0;
     for (k = 0; k < calls.length; k++) {
-      if (matches(calls[k], p, i, f)) { n++; }
+      if (matches(calls[k], p, i, f)) { n += 1; }
     }
     status.textContent = (p || i || f) ? "showing " + n + " of " + calls.length + " calls"
                                        : "showing all " + calls.length + " calls";
