@@ -19,7 +19,7 @@ from rpctrace.commands import EXIT_INPUT, EXIT_OK, err
 from rpctrace.errors import RpctraceError
 
 #: command modules under rpctrace.commands, in the order `rpctrace --help` lists them
-COMMANDS = ("demo", "events", "calls", "explain", "acl", "report", "export", "windbg", "record", "synth")
+COMMANDS = ("demo", "explain", "calls", "events", "report", "export", "windbg", "acl", "record", "synth")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"rpctrace.commands.{name}")
-        except ModuleNotFoundError as exc:  # TEMPORARY while command modules are being written
-            if exc.name == f"rpctrace.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"rpctrace.commands.{name}").register(sub)
     return parser
 
 

@@ -15,18 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from rpctrace.correlate.calls import is_failure_status
+from rpctrace.knowledge import access, services
+from rpctrace.knowledge.status import ntstatus_name as status_name
 from rpctrace.model import Event, ticks_to_iso
-from rpctrace.sources.pml import (
-    KERNEL,
-    OTHER,
-    RPC,
-    SYSTEM,
-    SYSTEM_MODULES,
-    Frame,
-    access_names,
-    find_rpc_dispatch,
-    status_name,
-)
+from rpctrace.sources.pml import KERNEL, OTHER, RPC, SYSTEM, SYSTEM_MODULES, Frame, find_rpc_dispatch
 
 
 
@@ -53,35 +45,15 @@ def _frames_from_trace(trace, ev: Event, kernel_ids: set[int]) -> list[Frame]:
 
 
 def _service(command_line: str | None) -> tuple[str | None, str | None]:
-    """(service, svchost group) from a command line (``-s NAME`` / ``-k GROUP``)."""
-    if not command_line:
+    """(service, svchost group) from an svchost command line (``-s`` names one service)."""
+    parsed = services.parse_svchost(command_line)
+    if parsed is None:
         return None, None
-    try:
-        from rpctrace.knowledge import services
-
-        named = services.services_of(command_line)
-        return (named[0] if named else None), services.svchost_group(command_line)
-    except ImportError:  # pragma: no cover - the knowledge module is part of rpctrace
-        pass
-    parts = command_line.split()
-    service = group = None
-    for i, part in enumerate(parts[:-1]):
-        if part.lower() in ("-s", "/s"):
-            service = parts[i + 1]
-        elif part.lower() in ("-k", "/k"):
-            group = parts[i + 1]
-    return service, group
+    return parsed.service, parsed.group
 
 
 def _access_text(mask: int | None, object_type: str) -> str | None:
-    if mask is None:
-        return None
-    try:
-        from rpctrace.knowledge import access
-
-        return access.format(mask, object_type)
-    except Exception:  # noqa: BLE001 - knowledge tables optional here
-        return " | ".join(access_names(mask, object_type)) or f"0x{mask:x}"
+    return access.format(mask, object_type) if mask is not None else None
 
 
 def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, Any]:
@@ -114,7 +86,7 @@ def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, An
         "nt_path": f.get("nt_path"),
         "desired_access": desired,
         "desired_access_text": _access_text(desired, object_type),
-        "desired_access_names": f.get("desired_access_names") or (access_names(desired, object_type) if desired is not None else None),
+        "desired_access_names": f.get("desired_access_names") or (access.decode(desired, object_type) if desired is not None else None),
         "status": status,
         "status_name": f.get("status_name") or status_name(status),
         "stack": frames,

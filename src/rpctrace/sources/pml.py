@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from rpctrace.errors import InputError
+from rpctrace.knowledge import access
+from rpctrace.knowledge.status import ntstatus_name
 from rpctrace.model import Event
 
 #: The provider GUID rpctrace gives Procmon events: uuid5(NAMESPACE_URL, "rpctrace:procmon").
@@ -98,127 +100,9 @@ _P_DEFINED, _P_CREATE, _P_EXIT, _T_CREATE, _T_EXIT, _LOAD_IMAGE, _T_PROFILE, _P_
 
 # ---------------------------------------------------------------------------- results / NTSTATUS
 
-#: NTSTATUS names (ntstatus.h) of the results Procmon prints, used when
-#: rpctrace.knowledge.status has no name for a code (its table wins, so names stay consistent).
-NTSTATUS_NAMES: dict[int, str] = {
-    0x00000000: "STATUS_SUCCESS",
-    0x00000103: "STATUS_PENDING",
-    0x00000104: "STATUS_REPARSE",
-    0x00000105: "STATUS_MORE_ENTRIES",
-    0x00000108: "STATUS_OPLOCK_BREAK_IN_PROGRESS",
-    0x0000010B: "STATUS_NOTIFY_CLEANUP",
-    0x0000010C: "STATUS_NOTIFY_ENUM_DIR",
-    0x0000012A: "STATUS_FILE_LOCKED_WITH_ONLY_READERS",
-    0x0000012B: "STATUS_FILE_LOCKED_WITH_WRITERS",
-    0x00000215: "STATUS_OPLOCK_SWITCHED_TO_NEW_HANDLE",
-    0x00000216: "STATUS_OPLOCK_HANDLE_CLOSED",
-    0x00000367: "STATUS_WAIT_FOR_OPLOCK",
-    0x00000368: "STATUS_REPARSE_GLOBAL",
-    0x40000016: "STATUS_PREDEFINED_HANDLE",
-    0x80000002: "STATUS_DATATYPE_MISALIGNMENT",
-    0x80000005: "STATUS_BUFFER_OVERFLOW",
-    0x80000006: "STATUS_NO_MORE_FILES",
-    0x80000015: "STATUS_INVALID_EA_FLAG",
-    0x8000001A: "STATUS_NO_MORE_ENTRIES",
-    0xC0000001: "STATUS_UNSUCCESSFUL",
-    0xC0000002: "STATUS_NOT_IMPLEMENTED",
-    0xC0000003: "STATUS_INVALID_INFO_CLASS",
-    0xC0000004: "STATUS_INFO_LENGTH_MISMATCH",
-    0xC0000005: "STATUS_ACCESS_VIOLATION",
-    0xC0000006: "STATUS_IN_PAGE_ERROR",
-    0xC0000008: "STATUS_INVALID_HANDLE",
-    0xC000000D: "STATUS_INVALID_PARAMETER",
-    0xC000000E: "STATUS_NO_SUCH_DEVICE",
-    0xC000000F: "STATUS_NO_SUCH_FILE",
-    0xC0000010: "STATUS_INVALID_DEVICE_REQUEST",
-    0xC0000011: "STATUS_END_OF_FILE",
-    0xC0000012: "STATUS_WRONG_VOLUME",
-    0xC0000013: "STATUS_NO_MEDIA_IN_DEVICE",
-    0xC0000017: "STATUS_NO_MEMORY",
-    0xC0000022: "STATUS_ACCESS_DENIED",
-    0xC0000023: "STATUS_BUFFER_TOO_SMALL",
-    0xC0000024: "STATUS_OBJECT_TYPE_MISMATCH",
-    0xC0000033: "STATUS_OBJECT_NAME_INVALID",
-    0xC0000034: "STATUS_OBJECT_NAME_NOT_FOUND",
-    0xC0000035: "STATUS_OBJECT_NAME_COLLISION",
-    0xC0000039: "STATUS_OBJECT_PATH_INVALID",
-    0xC000003A: "STATUS_OBJECT_PATH_NOT_FOUND",
-    0xC000003B: "STATUS_OBJECT_PATH_SYNTAX_BAD",
-    0xC0000043: "STATUS_SHARING_VIOLATION",
-    0xC0000044: "STATUS_QUOTA_EXCEEDED",
-    0xC000004F: "STATUS_EAS_NOT_SUPPORTED",
-    0xC0000050: "STATUS_EA_TOO_LARGE",
-    0xC0000051: "STATUS_NONEXISTENT_EA_ENTRY",
-    0xC0000052: "STATUS_NO_EAS_ON_FILE",
-    0xC0000053: "STATUS_EA_CORRUPT_ERROR",
-    0xC0000054: "STATUS_FILE_LOCK_CONFLICT",
-    0xC0000055: "STATUS_LOCK_NOT_GRANTED",
-    0xC0000056: "STATUS_DELETE_PENDING",
-    0xC000005A: "STATUS_INVALID_OWNER",
-    0xC0000061: "STATUS_PRIVILEGE_NOT_HELD",
-    0xC000006D: "STATUS_LOGON_FAILURE",
-    0xC000007F: "STATUS_DISK_FULL",
-    0xC000009A: "STATUS_INSUFFICIENT_RESOURCES",
-    0xC00000A5: "STATUS_BAD_IMPERSONATION_LEVEL",
-    0xC00000AC: "STATUS_PIPE_NOT_AVAILABLE",
-    0xC00000AD: "STATUS_INVALID_PIPE_STATE",
-    0xC00000AE: "STATUS_PIPE_BUSY",
-    0xC00000B0: "STATUS_PIPE_DISCONNECTED",
-    0xC00000B1: "STATUS_PIPE_CLOSING",
-    0xC00000B2: "STATUS_PIPE_CONNECTED",
-    0xC00000B3: "STATUS_PIPE_LISTENING",
-    0xC00000B5: "STATUS_IO_TIMEOUT",
-    0xC00000BA: "STATUS_FILE_IS_A_DIRECTORY",
-    0xC00000BB: "STATUS_NOT_SUPPORTED",
-    0xC00000BE: "STATUS_BAD_NETWORK_PATH",
-    0xC00000CC: "STATUS_BAD_NETWORK_NAME",
-    0xC00000D4: "STATUS_NOT_SAME_DEVICE",
-    0xC00000D9: "STATUS_PIPE_EMPTY",
-    0xC00000E2: "STATUS_OPLOCK_NOT_GRANTED",
-    0xC0000101: "STATUS_DIRECTORY_NOT_EMPTY",
-    0xC0000102: "STATUS_FILE_CORRUPT_ERROR",
-    0xC0000103: "STATUS_NOT_A_DIRECTORY",
-    0xC000010D: "STATUS_CANNOT_IMPERSONATE",
-    0xC0000120: "STATUS_CANCELLED",
-    0xC0000121: "STATUS_CANNOT_DELETE",
-    0xC0000123: "STATUS_FILE_DELETED",
-    0xC0000128: "STATUS_FILE_CLOSED",
-    0xC000014B: "STATUS_PIPE_BROKEN",
-    0xC000014C: "STATUS_REGISTRY_CORRUPT",
-    0xC000014D: "STATUS_REGISTRY_IO_FAILED",
-    0xC000017C: "STATUS_KEY_DELETED",
-    0xC0000181: "STATUS_CHILD_MUST_BE_VOLATILE",
-    0xC0000184: "STATUS_INVALID_DEVICE_STATE",
-    0xC0000185: "STATUS_IO_DEVICE_ERROR",
-    0xC0000225: "STATUS_NOT_FOUND",
-    0xC0000275: "STATUS_NOT_A_REPARSE_POINT",
-    0xC0000425: "STATUS_HIVE_UNLOADED",
-}
-
-
-_STATUS_NAME_CACHE: dict[int, str | None] = {}
-
-
 def status_name(code: int | None) -> str | None:
-    """The NTSTATUS name of ``code``: rpctrace.knowledge.status's when it has one, else ours."""
-    if code is None:
-        return None
-    code &= 0xFFFFFFFF
-    try:
-        return _STATUS_NAME_CACHE[code]
-    except KeyError:
-        pass
-    name = None
-    try:
-        from rpctrace.knowledge.status import ntstatus_name
-
-        name = ntstatus_name(code)
-    except Exception:  # noqa: BLE001 - the knowledge tables are optional here; ours is the fallback
-        name = None
-    name = name or NTSTATUS_NAMES.get(code)
-    if len(_STATUS_NAME_CACHE) < 4096:
-        _STATUS_NAME_CACHE[code] = name
-    return name
+    """The NTSTATUS name of ``code``, from the same table the ETL path uses."""
+    return ntstatus_name(code)
 
 
 def result_text(code: int) -> str:
@@ -246,93 +130,14 @@ def result_code(text: str) -> int | None:
                 table.setdefault(message, code)
         except ImportError:  # pragma: no cover - procmon-parser is a dependency
             pass
-        for code in NTSTATUS_NAMES:
-            table.setdefault(result_text(code), code)
         _RESULT_CODES = table
     return _RESULT_CODES.get(text)
 
 
-# ---------------------------------------------------------------------------- access masks
-
-_STANDARD_RIGHTS = [
-    (0x00010000, "DELETE"),
-    (0x00020000, "READ_CONTROL"),
-    (0x00040000, "WRITE_DAC"),
-    (0x00080000, "WRITE_OWNER"),
-    (0x00100000, "SYNCHRONIZE"),
-    (0x01000000, "ACCESS_SYSTEM_SECURITY"),
-    (0x02000000, "MAXIMUM_ALLOWED"),
-    (0x10000000, "GENERIC_ALL"),
-    (0x20000000, "GENERIC_EXECUTE"),
-    (0x40000000, "GENERIC_WRITE"),
-    (0x80000000, "GENERIC_READ"),
-]
-#: winnt.h key rights; composites first (taken when every bit of theirs is set)
-KEY_RIGHTS = [
-    (0xF003F, "KEY_ALL_ACCESS"),
-    (0x20019, "KEY_READ"),
-    (0x20006, "KEY_WRITE"),
-    (0x0001, "KEY_QUERY_VALUE"),
-    (0x0002, "KEY_SET_VALUE"),
-    (0x0004, "KEY_CREATE_SUB_KEY"),
-    (0x0008, "KEY_ENUMERATE_SUB_KEYS"),
-    (0x0010, "KEY_NOTIFY"),
-    (0x0020, "KEY_CREATE_LINK"),
-    (0x0100, "KEY_WOW64_64KEY"),
-    (0x0200, "KEY_WOW64_32KEY"),
-] + _STANDARD_RIGHTS
-FILE_RIGHTS = [
-    (0x1F01FF, "FILE_ALL_ACCESS"),
-    (0x120089, "FILE_GENERIC_READ"),
-    (0x120116, "FILE_GENERIC_WRITE"),
-    (0x1200A0, "FILE_GENERIC_EXECUTE"),
-    (0x0001, "FILE_READ_DATA"),
-    (0x0002, "FILE_WRITE_DATA"),
-    (0x0004, "FILE_APPEND_DATA"),
-    (0x0008, "FILE_READ_EA"),
-    (0x0010, "FILE_WRITE_EA"),
-    (0x0020, "FILE_EXECUTE"),
-    (0x0040, "FILE_DELETE_CHILD"),
-    (0x0080, "FILE_READ_ATTRIBUTES"),
-    (0x0100, "FILE_WRITE_ATTRIBUTES"),
-] + _STANDARD_RIGHTS
-
-
-_ACCESS_CACHE: dict[tuple[int, str], list[str]] = {}
-
-
 def access_names(mask: int, object_type: str = "key") -> list[str]:
-    """Names of the rights in ``mask`` (``0xe`` key -> KEY_SET_VALUE, KEY_CREATE_SUB_KEY, ...).
-
-    rpctrace.knowledge.access.decode gives them when it can (one naming for every source);
-    otherwise the table here: composite names (KEY_READ, FILE_GENERIC_READ, ...) when all their
-    bits are set, then single rights, then the bits no name covers as one hex value.
-    """
-    key = (mask & 0xFFFFFFFF, object_type)
-    hit = _ACCESS_CACHE.get(key)
-    if hit is None:
-        try:
-            from rpctrace.knowledge import access
-
-            hit = list(access.decode(key[0], object_type))
-        except Exception:  # noqa: BLE001 - knowledge tables optional here
-            hit = _local_access_names(key[0], object_type)
-        if len(_ACCESS_CACHE) < 4096:
-            _ACCESS_CACHE[key] = hit
-    return list(hit)
-
-
-def _local_access_names(mask: int, object_type: str) -> list[str]:
-    table = KEY_RIGHTS if object_type == "key" else FILE_RIGHTS
-    left = mask & 0xFFFFFFFF
-    names = []
-    for bits, name in table:
-        if left & bits == bits and bits:
-            names.append(name)
-            left &= ~bits
-    if left:
-        names.append(f"0x{left:x}")
-    return names
+    """Names of the rights in ``mask`` (``0xe`` key -> KEY_SET_VALUE, KEY_CREATE_SUB_KEY, ...),
+    from rpctrace.knowledge.access so every source names rights the same way."""
+    return access.decode(mask & 0xFFFFFFFF, object_type)
 
 
 # ---------------------------------------------------------------------------- registry paths
