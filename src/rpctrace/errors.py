@@ -7,6 +7,17 @@ nothing else in rpctrace prints tracebacks for bad input.
 
 from __future__ import annotations
 
+#: longest message rpctrace prints for one error: hostile files can make any string huge
+MAX_MESSAGE = 400
+
+
+def printable(text: str, limit: int = MAX_MESSAGE) -> str:
+    """One short line: control characters shown as escapes, long text cut with a count."""
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return text
+
 
 class RpctraceError(Exception):
     """Base class for errors meant for the user, not for a traceback."""
@@ -29,4 +40,4 @@ class InputError(RpctraceError):
         if self.record is not None:
             where.append(f"record {self.record}")
         at = f" at {', '.join(where)}" if where else ""
-        return f"{self.path}{at}: {self.message}"
+        return f"{printable(self.path, 200)}{at}: {printable(self.message)}"

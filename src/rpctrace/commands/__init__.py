@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from rpctrace.errors import RpctraceError
+from rpctrace.errors import RpctraceError, printable
 
 EXIT_OK, EXIT_INPUT = 0, 2
 
@@ -15,7 +15,7 @@ __all__ = ["EXIT_OK", "EXIT_INPUT", "RpctraceError", "err", "report_sources", "l
 
 
 def err(message: str) -> None:
-    sys.stderr.write(f"rpctrace: error: {message}\n")
+    sys.stderr.write(f"rpctrace: error: {printable(message, 600)}\n")
 
 
 def report_sources(trace) -> None:
