@@ -836,7 +836,7 @@ class _SddlParser:
                 value = int(text, 16)
             except ValueError:
                 raise self.error(f"bad hex rights {text!r}", at) from None
-        elif text.isdigit():
+        elif text.isascii() and text.isdigit():  # str.isdigit() also takes "²", which int() refuses
             value = int(text, 10)
         else:
             if len(text) % 2:

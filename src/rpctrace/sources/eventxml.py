@@ -614,10 +614,12 @@ class EventXmlReader:
                 if final:
                     break
         except XmlRefused as exc:
-            self._drain(stream, out)
-            return InputError(self.path, str(exc), offset=consumed, record=len(out))
+            earlier = self._drain_after_error(stream, out)
+            return InputError(self.path, str(earlier or exc), offset=consumed, record=len(out))
         except expat.ExpatError as exc:
-            self._drain(stream, out)
+            earlier = self._drain_after_error(stream, out)
+            if earlier is not None:
+                return InputError(self.path, str(earlier), offset=consumed, record=len(out))
             line, col = exc.lineno, exc.offset
             return InputError(self.path, f"not well-formed XML near line {line}, column {col}: "
                               f"{expat.ErrorString(exc.code)}", record=len(out))
@@ -627,6 +629,15 @@ class EventXmlReader:
             return InputError(self.path, "the XML nests too deeply", offset=consumed, record=len(out))
         if not out and stream.outside and not self.stats.damage:
             return InputError(self.path, "the XML holds no <Event> elements", offset=0)
+        return None
+
+    def _drain_after_error(self, stream: EventStream, out: list[Event]) -> XmlRefused | None:
+        """Keep the events finished before a parse error; an unusable one among them (strict
+        mode) is the earlier damage, returned to be reported instead of the parse error."""
+        try:
+            self._drain(stream, out)
+        except XmlRefused as exc:
+            return exc
         return None
 
     def _drain(self, stream: EventStream, out: list[Event]) -> None:

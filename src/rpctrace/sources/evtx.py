@@ -17,6 +17,7 @@ Two things are read from the file directly, with every size checked:
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from typing import Iterator
@@ -31,8 +32,72 @@ FILE_HEADER_BLOCK = 0x1000
 CHUNK_SIZE = 0x10000
 CHUNK_HEADER = 0x200
 RECORD_MAGIC = b"\x2a\x2a\x00\x00"
+_U32 = struct.Struct("<I")
 _REC = struct.Struct("<IQQ")  # size, record id, FILETIME (after the magic)
 MAX_CONSECUTIVE_ERRORS = 1000
+#: the chunk's hash tables of linked lists: common strings (64 heads at +0x80) and templates
+#: (32 heads at +0x180); each entry starts with the chunk offset of the next one (0 ends a list)
+CHUNK_TABLES = ((0x80, 64, "string"), (0x180, 32, "template"))
+MAX_TABLE_LINKS = CHUNK_SIZE // 8  # more entries than a chunk can hold: the lists loop
+
+
+def looping_table(chunk: bytes) -> tuple[str, int] | None:
+    """(table name, chunk offset of its head) when a chunk's string or template lists loop.
+
+    The evtx package follows these links without a bound when it caches a chunk, so a list that
+    comes back to an entry (or is longer than a chunk can hold) makes it spin forever.
+    """
+    size = len(chunk)
+    for start, count, name in CHUNK_TABLES:
+        links = 0
+        for head in range(start, start + 4 * count, 4):
+            if head + 4 > size:
+                break
+            pos = _U32.unpack_from(chunk, head)[0]
+            seen: set[int] = set()
+            while pos and pos + 4 <= size:
+                if pos in seen:
+                    return name, head
+                seen.add(pos)
+                links += 1
+                if links > MAX_TABLE_LINKS:
+                    return name, head
+                pos = _U32.unpack_from(chunk, pos)[0]
+    return None
+
+
+class _WithoutTables(io.RawIOBase):
+    """The file as the evtx package should see it: the string and template tables of the given
+    chunks read as zeros (no lists to follow; the package then reads each name where it is)."""
+
+    def __init__(self, path: str, chunks: list[int]):
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._holes = [(c + 0x80, c + CHUNK_HEADER) for c in chunks]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def readinto(self, buffer) -> int:
+        pos = self._fh.tell()
+        n = self._fh.readinto(buffer)
+        for lo, hi in self._holes:
+            a, b = max(lo, pos), min(hi, pos + n)
+            if a < b:
+                buffer[a - pos:b - pos] = bytes(b - a)
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
 
 
 class EvtxReader:
@@ -48,6 +113,8 @@ class EvtxReader:
         self.keep_going = keep_going
         self.stats = XmlStats(format="evtx")
         self._problems: list[InputError] = []
+        self._looping: list[int] = []  # chunks whose string/template lists loop
+        self._patched: _WithoutTables | None = None
         try:
             with open(self.path, "rb") as fh:
                 self.size = os.fstat(fh.fileno()).st_size
@@ -84,6 +151,9 @@ class EvtxReader:
 
     def close(self) -> None:
         self._parser = None
+        if self._patched is not None:
+            self._patched.close()
+            self._patched = None
 
     def __enter__(self) -> "EvtxReader":
         return self
@@ -107,6 +177,12 @@ class EvtxReader:
                             self._problems.append(InputError(self.path, "a chunk has no ElfChnk signature", offset=offset))
                         offset += CHUNK_SIZE
                         continue
+                    loop = looping_table(chunk)
+                    if loop is not None:
+                        self._problems.append(InputError(
+                            self.path, f"the chunk's {loop[0]} table links loop; its records are read without it",
+                            offset=offset + loop[1]))
+                        self._looping.append(offset)
                     pos = CHUNK_HEADER
                     while pos + 24 <= len(chunk) and chunk[pos : pos + 4] == RECORD_MAGIC:
                         size, rid, filetime = _REC.unpack_from(chunk, pos + 4)
@@ -125,6 +201,15 @@ class EvtxReader:
         if self._parser is None:
             raise InputError(self.path, "reader is closed")
         times = self._record_times()
+        if self._looping and self._patched is None:
+            # the package would spin on those lists: let it read those chunks without them
+            from evtx import PyEvtxParser
+
+            self._patched = _WithoutTables(self.path, self._looping)
+            try:
+                self._parser = PyEvtxParser(self._patched)
+            except Exception as exc:  # noqa: BLE001 - the native package's own errors
+                raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
         out: list[tuple[int, int, Event]] = []
         problems = self._problems
         it = self._parser.records()

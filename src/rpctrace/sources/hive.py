@@ -158,8 +158,12 @@ class Hive:
             raise HiveError(self.path, f"not a registry hive (signature {head!r}, expected b'regf')", offset=0, kind="open")
         try:
             self._regipy = RegistryHive(self.path)
-        except (RegipyException, ConstructError, ValueError, IndexError, struct.error, UnicodeError) as exc:
-            raise HiveError(self.path, f"regipy cannot open the hive: {type(exc).__name__}: {exc}", kind="open") from None
+        except (RegipyException, ConstructError, ValueError, IndexError, struct.error, UnicodeError,
+                StopIteration) as exc:  # StopIteration: regipy's next() on a root bin without cells
+            detail = _short(exc) or ("the first hive bin holds no allocated cell" if isinstance(exc, StopIteration)
+                                     else "no detail")
+            raise HiveError(self.path, f"regipy cannot open the hive: {type(exc).__name__}: {detail}",
+                            kind="open") from None
         self.data: bytes = self._regipy._stream.getvalue()
         declared = struct.unpack_from("<I", self.data, 0x28)[0]
         self.bins_end = min(len(self.data), BASE_BLOCK + declared) if declared else len(self.data)
