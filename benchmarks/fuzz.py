@@ -670,10 +670,14 @@ class Mutator:
         self.seed = seed
         self.tokens = TOKENS.get(target, [])
         self.text = target in TEXT_TARGETS
-        ops = [(self.flip, 4), (self.random_bytes, 3), (self.insert, 3), (self.delete, 3), (self.truncate, 2),
-               (self.splice, 2), (self.duplicate, 1), (self.token, 3 if self.text else 1)]
-        if not self.text:
-            ops.append((self.interesting, 6))
+        if self.text:
+            ops = [(self.flip, 4), (self.random_bytes, 3), (self.insert, 3), (self.delete, 3), (self.truncate, 2),
+                   (self.splice, 2), (self.duplicate, 1), (self.token, 3)]
+        else:
+            # binary formats locate their parts by offset: an insert or a delete moves everything
+            # after it, which the first size check usually refuses, so in-place changes come first
+            ops = [(self.flip, 5), (self.random_bytes, 4), (self.interesting, 8), (self.insert, 2), (self.delete, 2),
+                   (self.truncate, 2), (self.splice, 1), (self.duplicate, 1), (self.token, 1)]
         self._ops = [op for op, weight in ops for _ in range(weight)]
 
     def case(self, index: int) -> tuple[bytes, str]:
