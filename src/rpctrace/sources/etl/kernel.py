@@ -351,6 +351,17 @@ def perf_info(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: i
 
 Decoder = Callable[[bytes, int, int, int, int, int], tuple]
 
+#: Events whose payload is one fixed-size field at offset 0 in every version, as
+#: ``(provider, opcode) -> (kind, struct, field name)``.  The record loop decodes these without a
+#: call (they are most of a busy server's records); each must give exactly what its decoder
+#: above gives (tests/sources/test_etl_kernel_simple.py checks it).
+SIMPLE: dict[tuple[str, int], tuple[str, struct.Struct, str]] = {
+    (P.ALPC, 33): ("alpc.send", _U32, "message_id"),
+    (P.ALPC, 34): ("alpc.receive", _U32, "message_id"),
+    (P.ALPC, 35): ("alpc.wait_reply", _U32, "message_id"),
+    (P.ALPC, 37): ("alpc.unwait", _U32, "status"),
+}
+
 #: kernel group -> decoder (the image-under-process hook 0x030A is routed by the reader)
 DECODERS: dict[str, Decoder] = {
     P.PROCESS: process,

@@ -131,32 +131,119 @@ TEMPLATES[(P.KERNEL_REGISTRY, 2)] = ("registry.open", 0, TEMPLATES[(P.KERNEL_REG
 
 PROVIDERS = frozenset(p for p, _ in TEMPLATES)
 
+_GUID_HEAD = struct.Struct("<IHH")
+
+
 def guid_le(raw: bytes) -> str:
     """A GUID stored in Windows (bytes_le) order, as lowercase text.
 
-    Formatted by hand: activity ids are unique per call, so a cache would not help, and
-    ``uuid.UUID`` costs several times more per GUID on the hot path.
+    Formatted by hand: ``uuid.UUID`` costs several times more per GUID on the hot path.
+    Activity ids are unique per call, so only repeating GUIDs go through :func:`_cached_guid`.
     """
-    b = bytes(raw)
-    h = (bytes((b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6])) + b[8:16]).hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+    a, b, c = _GUID_HEAD.unpack_from(raw)
+    tail = bytes(raw[8:16]).hex()
+    return f"{a:08x}-{b:04x}-{c:04x}-{tail[:4]}-{tail[4:]}"
+
+
+_GUID_CACHE: dict[bytes, str] = {}
+_CACHE_MAX = 4096  # hostile files can make every value distinct: caches are bounded
+
+
+def _cached_guid(raw: bytes) -> str:
+    text = _GUID_CACHE.get(raw)
+    if text is None:
+        if len(_GUID_CACHE) >= _CACHE_MAX:
+            _GUID_CACHE.clear()
+        text = _GUID_CACHE[raw] = guid_le(raw)
+    return text
+
+
+# Compiled templates: consecutive fixed-size fields become one struct read, so RPC call start
+# (9 fields) is 6 steps.  Steps are (op, struct or None, names, size).
+_OP_FIXED, _OP_GUID, _OP_USTR, _OP_ARRAY, _OP_BINARY, _OP_SYSTEMTIME = range(6)
+_SYSTEMTIME = struct.Struct("<8H")
+
+
+def _compile(template: list, ptr: int) -> tuple:
+    steps: list[tuple] = []
+    run: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        if run:
+            fmt = "<" + "".join(code for _, code in run)
+            st = struct.Struct(fmt)
+            steps.append((_OP_FIXED, st, tuple(name for name, _ in run), st.size))
+            run.clear()
+
+    codes = {U8: "B", U16: "H", U32: "I", U64: "Q", PTR: "Q" if ptr == 8 else "I"}
+    for name, ftype in template:
+        if isinstance(ftype, tuple):
+            flush()
+            kind, ref = ftype
+            steps.append((_OP_ARRAY if kind == U64_ARRAY else _OP_BINARY, None, (name, ref), 0))
+        elif ftype in codes:
+            run.append((name, codes[ftype]))
+        else:
+            flush()
+            op = {GUID: _OP_GUID, USTR: _OP_USTR, SYSTEMTIME: _OP_SYSTEMTIME}[ftype]
+            steps.append((op, None, (name,), _SIZES.get(ftype, 0)))
+    flush()
+    return tuple(steps)
+
+
+_PLANS: dict[tuple[str, int, int], tuple[str, int, tuple]] = {}
+
+
+def _plan(provider: str, event_id: int, ptr: int):
+    key = (provider, event_id, ptr)
+    plan = _PLANS.get(key)
+    if plan is None:
+        entry = TEMPLATES.get((provider, event_id))
+        if entry is None:
+            return None
+        kind, known_version, template = entry
+        plan = _PLANS[key] = (kind, known_version, _compile(template, ptr))
+    return plan
 
 
 def decode(provider: str, event_id: int, version: int, data: bytes, pos: int, end: int, ptr: int):
     """Decode one manifest event payload ``data[pos:end]``."""
-    entry = TEMPLATES.get((provider, event_id))
-    if entry is None:
+    plan = _PLANS.get((provider, event_id, ptr)) or _plan(provider, event_id, ptr)
+    if plan is None:
         raise UnknownEvent(f"no template for event {event_id}")
-    kind, known_version, template = entry
+    kind, known_version, steps = plan
     if version != known_version:
         raise UnknownEvent(f"event {event_id} version {version} (rpctrace knows version {known_version})")
     fields: dict[str, Any] = {}
     off = pos
-    for name, ftype in template:
-        if isinstance(ftype, tuple):
-            ftype, ref = ftype
+    for op, st, names, size in steps:
+        if op == _OP_FIXED:
+            if off + size > end:
+                raise PayloadError(f"{names[0]}: payload ends at +{end - pos}, fields need {size} bytes at +{off - pos}")
+            if len(names) == 1:
+                fields[names[0]] = st.unpack_from(data, off)[0]
+            else:
+                fields.update(zip(names, st.unpack_from(data, off)))
+            off += size
+        elif op == _OP_USTR:
+            if off >= end:
+                raise PayloadError(f"{names[0]}: payload ends before the string")
+            fields[names[0]], off = utf16z(data, off, end)
+        elif op == _OP_GUID:
+            if off + 16 > end:
+                raise PayloadError(f"{names[0]}: payload ends at +{end - pos}, field needs 16 bytes at +{off - pos}")
+            fields[names[0]] = _cached_guid(data[off : off + 16])
+            off += 16
+        elif op == _OP_SYSTEMTIME:
+            if off + 16 > end:
+                raise PayloadError(f"{names[0]}: payload ends at +{end - pos}, field needs 16 bytes at +{off - pos}")
+            y, mo, _dow, d, h, mi, s, ms = _SYSTEMTIME.unpack_from(data, off)
+            fields[names[0]] = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{ms:03d}Z"
+            off += 16
+        else:
+            name, ref = names
             count = int(fields.get(ref, 0))
-            if ftype == U64_ARRAY:
+            if op == _OP_ARRAY:
                 if off + 8 * count > end:
                     raise PayloadError(f"{name}: {count} items overrun the payload")
                 fields[name] = list(struct.unpack_from(f"<{count}Q", data, off))
@@ -166,23 +253,4 @@ def decode(provider: str, event_id: int, version: int, data: bytes, pos: int, en
                     raise PayloadError(f"{name}: {count} bytes overrun the payload")
                 fields[name] = bytes(data[off : off + count])
                 off += count
-            continue
-        if ftype == USTR:
-            if off >= end:
-                raise PayloadError(f"{name}: payload ends before the string")
-            fields[name], off = utf16z(data, off, end)
-            continue
-        size = ptr if ftype == PTR else _SIZES[ftype]
-        if off + size > end:
-            raise PayloadError(f"{name}: payload ends at +{end - pos}, field needs {size} bytes at +{off - pos}")
-        if ftype == GUID:
-            fields[name] = guid_le(data[off : off + 16])
-        elif ftype == SYSTEMTIME:
-            y, mo, _dow, d, h, mi, s, ms = struct.unpack_from("<8H", data, off)
-            fields[name] = f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{ms:03d}Z"
-        elif ftype == PTR:
-            fields[name] = _STRUCTS[U64 if ptr == 8 else U32].unpack_from(data, off)[0]
-        else:
-            fields[name] = _STRUCTS[ftype].unpack_from(data, off)[0]
-        off += size
     return kind, fields

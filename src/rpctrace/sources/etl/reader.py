@@ -19,17 +19,18 @@ Record header layouts: ../shared/reference/etl-container-and-thread-ids.md §5.2
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import mmap
 import os
 import struct
 from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
 from typing import Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
-from rpctrace.sources.etl import kernel, manifest
 from rpctrace.sources.etl.container import (
     BUFFER_HEADER_SIZE,
     FLAG_BUFFER_LOST,
@@ -43,29 +44,20 @@ from rpctrace.sources.etl.container import (
     parse_logfile_header,
     read_buffer,
 )
-from rpctrace.sources.etl.parallel import PARALLEL_MIN_BUFFERS, inflate_data_job, parallel_map
+from rpctrace.sources.etl.parallel import (
+    PARALLEL_MIN_BUFFERS,
+    PARALLEL_MIN_DECODE_BUFFERS,
+    DecodePool,
+    decode_job,
+    inflate_data_job,
+    parallel_map,
+)
+from rpctrace.sources.etl.records import SYSTEM32, SYSTEM64, BufferDecoder, first_timestamp
 
-# header types (byte 2 of the marker when byte 3 is 0xC0)
-SYSTEM32, SYSTEM64, COMPACT32, COMPACT64 = 0x01, 0x02, 0x03, 0x04
-FULL32, INSTANCE32, TIMED, ERROR, WNODE, MESSAGE = 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F
-PERFINFO32, PERFINFO64, EVENT32, EVENT64, FULL64, INSTANCE64 = 0x10, 0x11, 0x12, 0x13, 0x14, 0x15
-
-_U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 _SYS = struct.Struct("<HxxHBBIIQ")  # version, size, opcode, group, tid, pid, ts
-_PERF = struct.Struct("<HxxHBBQ")  # version, size, opcode, group, ts
-_EVH = struct.Struct("<HxxHHIIQ16sHBBBBHQQ16s")  # size, flags, property, tid, pid, ts, guid, id, ver, chan, lvl, op, task, kw, cpu, activity
-_FULL = struct.Struct("<HxxBBHIIQ16s")  # size, type(opcode), level, version, tid, pid, ts, guid
-_EXT = struct.Struct("<HHHH")
 
-NO_ID = 0xFFFFFFFF
 LOGFILE_COMPRESSED_MODE = 0x04000000
-_ZERO_GUID = bytes(16)
-
-EXT_RELATED_ACTIVITYID = 0x0001
-EXT_STACK_TRACE32 = 0x0005
-EXT_STACK_TRACE64 = 0x0006
 
 
 @dataclass
@@ -109,6 +101,8 @@ class _Slot:
     offset: int
     cpu: int
     buffer: Buffer | None  # kept only for compressed buffers (decompressed once, at index time)
+    data_offset: int = 0  # file offset of the record bytes (of the compressed stream if compressed)
+    compressed: bool = False
 
 
 class EtlReader:
@@ -248,10 +242,11 @@ class EtlReader:
         for buf in buffers:
             if damaged_at is not None and buf.index >= damaged_at:
                 break
-            first = _first_timestamp(buf.data, 1 if buf.index == 0 else 0)
+            first = first_timestamp(buf.data, 1 if buf.index == 0 else 0)
             if first is not None:
                 # uncompressed buffers are read again when merged, so only compressed data stays
-                slots.append(_Slot(first, buf.index, buf.offset, buf.cpu, buf if buf.compressed else None))
+                slots.append(_Slot(first, buf.index, buf.offset, buf.cpu, buf if buf.compressed else None,
+                                   buf.data_offset, buf.compressed))
         if 0 < size - offset < BUFFER_HEADER_SIZE and not self.stats.damage and self._deferred is None:
             self._defer_damage(f"{size - offset} trailing bytes are too few for a buffer", offset)
         return slots
@@ -293,280 +288,120 @@ class EtlReader:
 
     def events(self, include_header: bool = True) -> Iterator[Event]:
         """Every record of the file as an event, in time order (ties: file order)."""
+        for batch in self.batches(include_header):
+            yield from batch
+
+    def batches(self, include_header: bool = True, workers: int | None = None) -> Iterator[list[Event]]:
+        """The events of :meth:`events`, in lists of consecutive events.
+
+        Consumers that loop over millions of events iterate lists rather than resuming a
+        generator per event.  With more than one core and enough buffers, buffers are decoded
+        in worker processes (:mod:`rpctrace.sources.etl.parallel`) while this process merges;
+        ``workers=1`` (or ``RPCTRACE_SERIAL=1``) decodes here.
+
+        The merge works in windows rather than event by event: buffers are started in order of
+        their first timestamp, and once buffer *k* is decoded, every pending event earlier than
+        buffer *k+1*'s first timestamp can be emitted (no later buffer holds anything earlier).
+        Pending events are kept sorted by one C-level stable sort per window, so ties keep file
+        order and processors' buffers that interleave finely cost no Python work per event.
+        """
         if self._view is None:
             raise InputError(self.path, "reader is closed")
+        stats = self.stats
         if include_header:
-            self.stats.records += 1
-            yield self.header_event()
+            stats.records += 1
+            yield [self.header_event()]
         slots = self._index()
         slots.sort(key=lambda s: (s.first_raw, s.index))
-        heap: list = []
-        nxt = 0
-        seq = 0
-        while heap or nxt < len(slots):
-            while nxt < len(slots) and (not heap or slots[nxt].first_raw <= heap[0][0]):
-                slot = slots[nxt]
-                nxt += 1
-                records = self._decode_slot(slot)
-                if records:
-                    heapq.heappush(heap, (records[0][0], seq, 0, records))
-                    seq += 1
-            if not heap:
-                continue
-            raw, s, i, records = heap[0]
-            limit = slots[nxt].first_raw if nxt < len(slots) else None
-            second = min(heap[1][0], heap[2][0]) if len(heap) > 2 else (heap[1][0] if len(heap) > 1 else None)
-            if second is not None and (limit is None or second < limit):
-                limit = second
-            n = len(records)
-            # emit a run from this buffer while it is not later than any other candidate
-            while True:
-                self.stats.records += 1
-                yield records[i][1]
-                i += 1
-                if i >= n:
-                    heapq.heappop(heap)
+        decoded = self._decoded_slots(slots, workers)
+        praws: list[int] = []  # pending raw timestamps, sorted
+        pevents: list[Event] = []  # pending events, same order
+        try:
+            nslots = len(slots)
+            for k in range(nslots):
+                raws, events = self._take(slots[k], next(decoded))
+                strict_stop = self._deferred is not None and not self.keep_going
+                if events:
+                    if raws != sorted(raws):  # a buffer out of time order (damage, odd writer)
+                        raws, events = _sorted_by(raws, events)
+                    if not praws:
+                        praws, pevents = raws, events
+                    elif raws[0] >= praws[-1]:
+                        praws.extend(raws)
+                        pevents.extend(events)
+                    else:
+                        praws, pevents = _sorted_by(praws + raws, pevents + events)
+                if strict_stop or k + 1 >= nslots:
                     break
-                nraw = records[i][0]
-                if limit is not None and nraw >= limit:
-                    # another buffer may hold an earlier (or equally early) event: back to the heap
-                    heapq.heapreplace(heap, (nraw, s, i, records))
-                    break
+                cut = bisect.bisect_left(praws, slots[k + 1].first_raw)
+                if cut:
+                    batch = pevents[:cut] if cut < len(pevents) else pevents
+                    stats.records += cut
+                    yield batch
+                    if cut < len(pevents):
+                        del praws[:cut]
+                        del pevents[:cut]
+                    else:
+                        praws, pevents = [], []
+            if pevents:
+                stats.records += len(pevents)
+                yield pevents
+        finally:
+            decoded.close()
         if self._deferred is not None:
             raise self._deferred
 
-    def _decode_slot(self, slot: _Slot) -> list[tuple[int, Event]]:
-        buf = slot.buffer
-        if buf is None:
-            try:
-                buf = read_buffer(self._view, slot.offset, slot.index, self.size)
-            except ContainerError as exc:  # pragma: no cover - indexed before, so it read once
-                self._damage(exc.message, exc.offset)
-                return []
-        slot.buffer = None  # let compressed data go once decoded
-        return self._decode_buffer(buf, skip=1 if slot.index == 0 else 0)
-
-    def _decode_buffer(self, buf: Buffer, skip: int = 0) -> list[tuple[int, Event]]:
-        """Decode the records of one buffer into (raw timestamp, event) pairs."""
-        data = buf.data
-        end = len(data)
-        cpu = buf.cpu
-        ptr = self.pointer_size
-        clock = self.clock
-        ident = clock.identity_offset
-        out: list[tuple[int, Event]] = []
-        append = out.append
-        pos = 0
-        number = 0
-        decode_kernel = self._kernel_event
-        decode_evh = self._event_header_event
-        while pos + 4 <= end:
-            marker = _U32.unpack_from(data, pos)[0]
-            if marker == NO_ID:
-                break  # 0xFF fill: end of the records
-            top = marker >> 24
-            htype = (marker >> 16) & 0xFF
-            if top == 0xC0 and (htype == PERFINFO64 or htype == PERFINFO32 or htype == SYSTEM64
-                                or htype == SYSTEM32 or htype == COMPACT64 or htype == COMPACT32):
-                if pos + 0x10 > end:
-                    self._record_damage(buf, pos, number, "truncated record header")
-                    break
-                if htype >= PERFINFO32:
-                    version, size, opcode, group, raw = _PERF.unpack_from(data, pos)
-                    tid = pid = None
-                    hsize = 0x10
-                else:
-                    if pos + 0x18 > end:
-                        self._record_damage(buf, pos, number, "truncated record header")
-                        break
-                    version, size, opcode, group, tid, pid, raw = _SYS.unpack_from(data, pos)
-                    hsize = 0x20 if htype <= SYSTEM64 else 0x18
-                    if tid == NO_ID:
-                        tid = None
-                    if pid == NO_ID:
-                        pid = None
-                if version & 0x8000:
-                    hsize += 8
-                if version & 0x0700:
-                    hsize += 8 * ((version & 0x0700) >> 8)
-                if size < hsize or pos + size > end:
-                    self._record_damage(buf, pos, number, f"record size {size} does not fit (header {hsize}, {end - pos} left)")
-                    break
-                if number >= skip:
-                    ts = raw + ident if ident is not None else clock(raw)
-                    ev = decode_kernel(data, pos + hsize, pos + size, group, opcode, version & 0xFF, ts, pid, tid, cpu, ptr)
-                    append((raw, ev))
-            elif top == 0xC0 and (htype == EVENT64 or htype == EVENT32):
-                size = marker & 0xFFFF
-                if size < 0x50 or pos + size > end:
-                    self._record_damage(buf, pos, number, f"event record size {size} does not fit ({end - pos} left)")
-                    break
-                if number >= skip:
-                    ev, raw = decode_evh(data, pos, size, cpu, ptr, buf, number)
-                    append((raw, ev))
-            elif top == 0xC0 and htype in (FULL32, FULL64, INSTANCE32, INSTANCE64):
-                size = marker & 0xFFFF
-                hsize = 0x30 if htype in (FULL32, FULL64) else 0x48
-                if size < hsize or pos + size > end:
-                    self._record_damage(buf, pos, number, f"trace record size {size} does not fit ({end - pos} left)")
-                    break
-                if number >= skip:
-                    append(self._classic_event(data, pos, size, hsize, cpu))
-            elif (top == 0xC0 and htype in (TIMED, ERROR, WNODE)) or (top & 0xF0) == 0x90:
-                size = marker & 0xFFFF
-                if size < 8 or pos + size > end:
-                    self._record_damage(buf, pos, number, f"record size {size} does not fit ({end - pos} left)")
-                    break
-                if number >= skip:
-                    append(self._opaque_event(data, pos, size, htype if top == 0xC0 else MESSAGE, cpu, out))
-            else:
-                self._record_damage(buf, pos, number, f"unknown record marker 0x{marker:08x}")
+    def _take(self, slot: "_Slot", result) -> tuple[list[int], list[Event]]:
+        """Account for one decoded buffer (stats, damage) and return its (raws, events)."""
+        raws, events, damage, counts = result
+        stats = self.stats
+        stats.raw_records += counts[0]
+        stats.payload_errors += counts[1]
+        stats.unknown_versions += counts[2]
+        for pos, number, message in damage:
+            where = slot.data_offset + pos if not slot.compressed else slot.offset
+            extra = f" (decompressed byte {pos})" if slot.compressed else ""
+            err = InputError(self.path, f"buffer {slot.index}, record {number}: {message}{extra}", offset=where)
+            if self.keep_going:
+                stats.damage.append(err)
+            elif self._deferred is None:
+                # Strict mode: what this buffer decoded before the damage is still delivered,
+                # no later buffer is started, and the error is raised after the merge drains.
+                self._deferred = err
                 break
-            number += 1
-            pos += (size + 7) & ~7
-        return out
+        return raws, events
 
-    def _record_damage(self, buf: Buffer, pos: int, number: int, message: str) -> None:
-        where = buf.data_offset + pos if not buf.compressed else buf.offset
-        extra = f" (decompressed byte {pos})" if buf.compressed else ""
-        self._damage(f"buffer {buf.index}, record {number}: {message}{extra}", where)
+    def _decoded_slots(self, slots: list["_Slot"], workers: int | None):
+        """Decode results ``(raws, events, damage, counts)`` for ``slots``, in order."""
+        decoder = BufferDecoder(self.pointer_size, self.clock, self.header.raw_ts)
+        here = partial(decode_job, self._view, self.size, decoder)
+        jobs = (self._job(slot) for slot in slots)
+        pool = None
+        if len(slots) >= PARALLEL_MIN_DECODE_BUFFERS and (workers is None or workers > 1):
+            pool = DecodePool.start(self.path, self.size, decoder, workers, here)
+        if pool is None:
+            for job in jobs:
+                yield here(job)
+            return
+        try:
+            yield from pool.run(jobs)
+        finally:
+            pool.close()
 
-    # ------------------------------------------------------------------ per header type
-
-    def _kernel_event(self, data, pos, end, group, opcode, version, ts, pid, tid, cpu, ptr) -> Event:
-        provider = P.kernel_group_guid(group, opcode)
-        decoder = kernel.DECODERS.get(provider)
-        if decoder is not None:
-            try:
-                kind, fields, ppid, ptid = decoder(data, pos, end, ptr, version, opcode)
-            except kernel.NotDecoded:
-                return self._raw(ts, pid, tid, cpu, provider, 0, opcode, version, data, pos, end, None)
-            except (kernel.PayloadError, struct.error, IndexError, ValueError, KeyError) as exc:
-                return self._raw(ts, pid, tid, cpu, provider, 0, opcode, version, data, pos, end, str(exc))
-            if ppid != kernel.FROM_HEADER:
-                pid = ppid
-            if ptid != kernel.FROM_HEADER:
-                tid = ptid
-            if kind == "stack":
-                fields["event_ts"] = self.clock(fields["event_ts"])
-            return Event(ts, pid, tid, cpu, provider, 0, opcode, version, kind, fields)
-        return self._raw(ts, pid, tid, cpu, provider, 0, opcode, version, data, pos, end, None)
-
-    def _raw(self, ts, pid, tid, cpu, provider, eid, opcode, version, data, pos, end, error, extra=None) -> Event:
-        self.stats.raw_records += 1
-        fields = {"data": bytes(data[pos:end]), "length": end - pos}
-        if error:
-            self.stats.payload_errors += 1
-            fields["error"] = error
-        if extra:
-            fields.update(extra)
-        return Event(ts, pid, tid, cpu, provider, eid, opcode, version, "raw", fields)
-
-    def _event_header_event(self, data, pos, size, cpu, ptr, buf, number):
-        (_size, flags, _prop, tid, pid, raw, guid, eid, version, _chan, level, opcode, task, keyword, _cpu_time,
-         activity) = _EVH.unpack_from(data, pos)
-        ts = self.clock(raw)
-        provider = manifest.guid_le(guid)
-        if tid == NO_ID:
-            tid = None
-        if pid == NO_ID:
-            pid = None
-        end = pos + size
-        off = pos + 0x50
-        extra: dict = {}
-        stack = None
-        if flags & 0x0001:  # EXTENDED_INFO: items precede the user data
-            for _ in range(64):
-                if off + 8 > end:
-                    self._record_damage(buf, off, number, "extended data item overruns its record")
-                    break
-                item_size, ext_type, linkage, data_size = _EXT.unpack_from(data, off)
-                if item_size < 8 or data_size > item_size - 8 or off + item_size > end:
-                    self._record_damage(buf, off, number, f"bad extended data item (size {item_size}, data {data_size})")
-                    off = end
-                    break
-                body = off + 8
-                if ext_type == EXT_RELATED_ACTIVITYID and data_size >= 16:
-                    extra["related_activity_id"] = manifest.guid_le(data[body : body + 16])
-                elif ext_type == EXT_STACK_TRACE64 and data_size >= 8:
-                    count = (data_size - 8) // 8
-                    stack = struct.unpack_from(f"<{count}Q", data, body + 8)
-                elif ext_type == EXT_STACK_TRACE32 and data_size >= 8:
-                    count = (data_size - 8) // 4
-                    stack = struct.unpack_from(f"<{count}I", data, body + 8)
-                off += item_size
-                if not linkage & 1:
-                    break
-        if activity != _ZERO_GUID:
-            extra["activity_id"] = manifest.guid_le(activity)
-        if provider in manifest.PROVIDERS:
-            try:
-                kind, fields = manifest.decode(provider, eid, version, data, off, end, ptr)
-            except manifest.UnknownEvent as exc:
-                if "version" in str(exc):
-                    self.stats.unknown_versions += 1
-                ev = self._raw(ts, pid, tid, cpu, provider, eid, opcode, version, data, off, end, None, extra)
-                ev.fields["note"] = str(exc)
-                return (ev._replace(stack=stack) if stack else ev), raw
-            except (kernel.PayloadError, struct.error, IndexError, ValueError) as exc:
-                ev = self._raw(ts, pid, tid, cpu, provider, eid, opcode, version, data, off, end, str(exc), extra)
-                return (ev._replace(stack=stack) if stack else ev), raw
-            fields.update(extra)
-            return Event(ts, pid, tid, cpu, provider, eid, opcode, version, kind, fields, stack), raw
-        extra["task"] = task
-        extra["keyword"] = keyword
-        extra["level"] = level
-        ev = self._raw(ts, pid, tid, cpu, provider, eid, opcode, version, data, off, end, None, extra)
-        return (ev._replace(stack=stack) if stack else ev), raw
-
-    def _classic_event(self, data, pos, size, hsize, cpu):
-        _size, opcode, level, version, tid, pid, raw, guid = _FULL.unpack_from(data, pos)
-        extra = {"level": level}
-        if hsize == 0x48:
-            iid, parent_iid = struct.unpack_from("<II", data, pos + 0x30)
-            extra.update(instance_id=iid, parent_instance_id=parent_iid,
-                         parent_guid=manifest.guid_le(data[pos + 0x38 : pos + 0x48]))
-        ts = self.clock(raw)
-        return raw, self._raw(ts, None if pid == NO_ID else pid, None if tid == NO_ID else tid, cpu,
-                              manifest.guid_le(guid), 0, opcode, version, data, pos + hsize, pos + size, None, extra)
-
-    def _opaque_event(self, data, pos, size, htype, cpu, out):
-        """Records whose header rpctrace does not decode (WPP messages, timed, error, WNODE).
-
-        They keep their place in time (the previous record's timestamp: these headers do not
-        always carry one) and their bytes, so nothing is dropped and counts stay right.
-        """
-        raw = out[-1][0] if out else 0
-        ts = self.clock(raw) if out else self.clock(self.header.raw_ts)
-        return raw, self._raw(ts, None, None, cpu, P.NULL, 0, 0, 0, data, pos, pos + size, None,
-                              {"header_type": htype})
+    @staticmethod
+    def _job(slot: "_Slot") -> tuple:
+        buf = slot.buffer
+        slot.buffer = None  # let compressed data go once it is sent to be decoded
+        return (slot.offset, slot.index, slot.cpu, buf.data if buf is not None else None, 1 if slot.index == 0 else 0)
 
 
-def _first_timestamp(data: bytes, skip: int) -> int | None:
-    """Raw timestamp of the first record (after ``skip`` records) of a buffer, if it has one."""
-    pos = 0
-    end = len(data)
-    number = 0
-    while pos + 0x18 <= end:
-        marker = _U32.unpack_from(data, pos)[0]
-        if marker == NO_ID:
-            return None
-        top, htype = marker >> 24, (marker >> 16) & 0xFF
-        if top == 0xC0 and htype in (PERFINFO32, PERFINFO64):
-            size, raw = _U16.unpack_from(data, pos + 4)[0], _U64.unpack_from(data, pos + 8)[0]
-        elif top == 0xC0 and htype in (SYSTEM32, SYSTEM64, COMPACT32, COMPACT64):
-            size, raw = _U16.unpack_from(data, pos + 4)[0], _U64.unpack_from(data, pos + 16)[0]
-        elif top == 0xC0 and htype in (EVENT32, EVENT64, FULL32, FULL64, INSTANCE32, INSTANCE64):
-            size, raw = marker & 0xFFFF, _U64.unpack_from(data, pos + 16)[0]
-        else:
-            return 0 if number >= skip else None
-        if number >= skip:
-            return raw
-        if size == 0:
-            return None
-        pos += (size + 7) & ~7
-        number += 1
-    return None
+def _sorted_by(raws: list[int], events: list[Event]) -> tuple[list[int], list[Event]]:
+    """``raws`` and ``events`` reordered by raw timestamp, stable (ties keep their order)."""
+    if len(raws) < 2:
+        return list(raws), list(events)
+    order = sorted(range(len(raws)), key=raws.__getitem__)
+    pick = itemgetter(*order)
+    return list(pick(raws)), list(pick(events))
 
 
 def read_etl(path: str | os.PathLike, keep_going: bool = False) -> Iterator[Event]:
