@@ -24,7 +24,7 @@ from rpctrace.model import Event
 PENDING_WINDOW = 600 * 10_000_000
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class AlpcMessage:
     message_id: int
     client_pid: int | None
@@ -64,180 +64,207 @@ class AlpcResult:
     by_event: dict[int, AlpcMessage]
 
 
-def pair_messages(events: list[Event]) -> AlpcResult:
-    pending: dict[int, AlpcMessage] = {}  # requests sent, not yet taken
-    serving: dict[int, AlpcMessage] = {}  # server tid -> message it took and has not answered
-    awaiting: dict[int, AlpcMessage] = {}  # message id -> taken, reply not yet sent
-    waiting: dict[int, AlpcMessage] = {}  # client tid -> its outstanding request
-    replied: dict[int, AlpcMessage] = {}  # message id -> reply sent, client has not taken it
-    port_of: dict[int, str] = {}  # tid -> port name of its last Wait-For-New-Message
-    ports: dict[int, set[str]] = {}
-    messages: list[AlpcMessage] = []
-    by_event: dict[int, AlpcMessage] = {}
-    unpaired: dict[str, int] = {}
+class AlpcPairing:
+    """The pairing state machine, one event at a time (time order).
 
-    def lost(what: str) -> None:
-        unpaired[what] = unpaired.get(what, 0) + 1
+    :meth:`step` returns the message an event belongs to (or None), so the RPC layer can use it
+    at once and a trace of any length is paired in one pass with memory for the messages in
+    flight, not for the events.  Finished messages are not kept here: the RPC layer keeps the
+    calls that hold them (``keep_messages=True`` keeps them all, for :func:`pair_messages`).
+    """
 
-    def end_service(tid: int) -> None:
-        msg = serving.pop(tid, None)
-        if msg is not None and msg.reply_ts is None and awaiting.get(msg.message_id) is msg:
+    def __init__(self, keep_messages: bool = False) -> None:
+        self.pending: dict[int, AlpcMessage] = {}  # requests sent, not yet taken
+        self.serving: dict[int, AlpcMessage] = {}  # server tid -> message it took and has not answered
+        self.awaiting: dict[int, AlpcMessage] = {}  # message id -> taken, reply not yet sent
+        self.waiting: dict[int, AlpcMessage] = {}  # client tid -> its outstanding request
+        self.replied: dict[int, AlpcMessage] = {}  # message id -> reply sent, client has not taken it
+        self.port_of: dict[int, str] = {}  # tid -> port name of its last Wait-For-New-Message
+        self.ports: dict[int, set[str]] = {}
+        self.unpaired: dict[str, int] = {}
+        self.last_op: dict[int, str] = {}  # tid -> its last ALPC event kind
+        self.in_client_call: set[int] = set()  # threads between RPC events 5 and 7
+        self.messages: list[AlpcMessage] | None = [] if keep_messages else None
+
+    def lost(self, what: str) -> None:
+        self.unpaired[what] = self.unpaired.get(what, 0) + 1
+
+    def _end_service(self, tid: int) -> None:
+        msg = self.serving.pop(tid, None)
+        if msg is not None and msg.reply_ts is None and self.awaiting.get(msg.message_id) is msg:
             if not msg.waited:
-                del awaiting[msg.message_id]  # a datagram: no reply will come
+                del self.awaiting[msg.message_id]  # a datagram: no reply will come
                 msg.evidence.append("datagram")
 
-    last_op: dict[int, str] = {}  # tid -> its last ALPC event kind
-    in_client_call: set[int] = set()  # threads between RPC events 5 and 7
-
-    for index, ev in enumerate(events):
+    def step(self, ev: Event) -> AlpcMessage | None:
+        """Advance the machine by one event; the message the event belongs to, if any."""
         kind = ev.kind
         tid = ev.tid
         if kind == "rpc.client_start":
-            in_client_call.add(tid)
-            continue
+            self.in_client_call.add(tid)
+            return None
         if kind == "rpc.client_stop":
-            in_client_call.discard(tid)
-            continue
-        if not kind.startswith("alpc."):
-            continue
+            self.in_client_call.discard(tid)
+            return None
+        if tid is None or not kind.startswith("alpc."):
+            return None
         pid, ts = ev.pid, ev.ts
-        if tid is None:
-            continue
+        last_op = self.last_op
         previous = last_op.get(tid)
         last_op[tid] = kind
         f = ev.fields
         if kind == "alpc.send":
-            x = f["message_id"]
-            msg = serving.get(tid)
-            if msg is not None and msg.message_id == x:
-                # the server thread answers the message it took
-                msg.reply_ts, msg.reply_tid = ts, tid
-                msg.evidence.append("alpc.reply")
-                del serving[tid]
-                if awaiting.get(x) is msg:
-                    del awaiting[x]
-                replied[x] = msg
-                by_event[index] = msg
-                continue
-            msg = awaiting.get(x)
-            if msg is not None and msg.server_pid == pid and pid is not None:
-                # answered by another thread of the server process (a completion thread)
-                msg.reply_ts, msg.reply_tid = ts, tid
-                msg.evidence.append("alpc.reply(other thread)")
-                del awaiting[x]
-                if serving.get(msg.server_tid) is msg:
-                    del serving[msg.server_tid]
-                replied[x] = msg
-                by_event[index] = msg
-                continue
-            old = pending.get(x)
-            if old is not None:
-                lost("request never received")
-            msg = AlpcMessage(x, pid, tid, ts)
-            msg.evidence.append("alpc.send")
-            pending[x] = msg
-            messages.append(msg)
-            waiting[tid] = msg
-            by_event[index] = msg
-        elif kind == "alpc.wait_reply":
-            msg = waiting.get(tid)
+            return self._send(f["message_id"], pid, tid, ts)
+        if kind == "alpc.receive":
+            return self._receive(f["message_id"], pid, tid, ts, previous)
+        if kind == "alpc.wait_reply":
+            msg = self.waiting.get(tid)
             if msg is not None and msg.message_id == f["message_id"]:
                 msg.waited = True
-                by_event[index] = msg
-        elif kind == "alpc.receive":
-            x = f["message_id"]
-            msg = waiting.get(tid)
-            if msg is not None and msg.message_id == x and msg.client_tid == tid and (
-                msg.reply_ts is not None or msg.server_tid is not None or msg.waited
-            ):
-                # the client takes the reply to its request
-                if msg.reply_ts is None:
-                    bogus = pending.get(x)
-                    if bogus is not None and bogus is not msg and bogus.client_pid != pid:
-                        # the server's Receive(X) was lost, so its reply looked like a request:
-                        # the reply still names the server thread
-                        del pending[x]
-                        bogus.dropped = True
-                        msg.server_pid, msg.server_tid = bogus.client_pid, bogus.client_tid
-                        msg.reply_ts, msg.reply_tid = bogus.send_ts, bogus.client_tid
-                        msg.evidence.append("alpc.reply(receive lost)")
-                        if waiting.get(bogus.client_tid) is bogus:
-                            del waiting[bogus.client_tid]
-                    else:
-                        lost("reply without its send")
-                    if pending.get(x) is msg:
-                        del pending[x]
-                msg.client_receive_ts, msg.client_receive_tid = ts, tid
-                msg.evidence.append("alpc.client_receive")
-                del waiting[tid]
-                replied.pop(x, None)
-                by_event[index] = msg
-                continue
-            if previous in ("alpc.wait_reply", "alpc.unwait") or (tid in in_client_call and previous != "alpc.wait_new"):
-                # A thread waiting for a reply takes one, but its own request was not seen
-                # (lost): the pending "request" X from another process is really the server's
-                # reply, which still names the server thread.  Never treat this thread as a
-                # server taking a request: it is a client.
-                bogus = pending.get(x)
-                if bogus is not None and bogus.client_pid != pid and replied.get(x) is None:
-                    del pending[x]
-                    if waiting.get(bogus.client_tid) is bogus:
-                        del waiting[bogus.client_tid]
-                    msg = bogus
-                    msg.server_pid, msg.server_tid = bogus.client_pid, bogus.client_tid
-                    msg.reply_ts, msg.reply_tid = bogus.send_ts, bogus.client_tid
-                    msg.client_pid, msg.client_tid, msg.send_ts = pid, tid, None
-                    msg.waited = True
-                    msg.evidence = ["alpc.reply(request send lost)", "alpc.client_receive"]
-                    msg.client_receive_ts, msg.client_receive_tid = ts, tid
-                    by_event[index] = msg
-                    continue
-                if replied.get(x) is None:
-                    lost("reply without its send")
-                    continue
-            msg = replied.get(x)
-            if msg is not None and msg.client_pid == pid:
-                # a completion thread of the client process takes the reply (asynchronous call)
-                msg.client_receive_ts, msg.client_receive_tid = ts, tid
-                msg.evidence.append("alpc.client_receive(other thread)")
-                del replied[x]
-                if waiting.get(msg.client_tid) is msg:
-                    del waiting[msg.client_tid]
-                by_event[index] = msg
-                continue
-            msg = pending.get(x)
-            # Plausibility: once the trace has shown server ports (Wait-For-New-Message with
-            # IsServerPort), only a thread of a process serving a port, or one that was just
-            # waiting for new messages, takes requests.  A receive elsewhere is a client whose
-            # own events were lost; pairing it would be a guess.
-            server_like = previous == "alpc.wait_new" or not ports or pid in ports
-            if (msg is not None and server_like and msg.send_ts is not None
-                    and ts - msg.send_ts <= PENDING_WINDOW and msg.client_tid != tid):
-                end_service(tid)
-                del pending[x]
-                msg.server_pid, msg.server_tid, msg.receive_ts = pid, tid, ts
-                msg.port_name = port_of.get(tid)
-                msg.evidence.append("alpc.receive")
-                serving[tid] = msg
-                awaiting[x] = msg
-                by_event[index] = msg
-                continue
-            lost("receive without a send")
-        elif kind == "alpc.wait_new":
-            end_service(tid)
+                return msg
+            return None
+        if kind == "alpc.wait_new":
+            self._end_service(tid)
             name = f.get("port_name") or ""
             if name:
-                port_of[tid] = name
+                self.port_of[tid] = name
                 if f.get("is_server_port") and pid is not None:
-                    ports.setdefault(pid, set()).add(name)
-        elif kind == "alpc.unwait":
-            msg = waiting.get(tid)
+                    self.ports.setdefault(pid, set()).add(name)
+            return None
+        if kind == "alpc.unwait":
+            msg = self.waiting.get(tid)
             if msg is not None:
                 msg.unwait_status = f["status"]
-                by_event[index] = msg
-    for msg in pending.values():
-        if msg.waited:
-            lost("request never received")
-    messages = [m for m in messages if not m.dropped]
+                return msg
+        return None
+
+    def _send(self, x: int, pid, tid: int, ts: int) -> AlpcMessage:
+        serving, awaiting = self.serving, self.awaiting
+        msg = serving.get(tid)
+        if msg is not None and msg.message_id == x:
+            # the server thread answers the message it took
+            msg.reply_ts, msg.reply_tid = ts, tid
+            msg.evidence.append("alpc.reply")
+            del serving[tid]
+            if awaiting.get(x) is msg:
+                del awaiting[x]
+            self.replied[x] = msg
+            return msg
+        msg = awaiting.get(x)
+        if msg is not None and msg.server_pid == pid and pid is not None:
+            # answered by another thread of the server process (a completion thread)
+            msg.reply_ts, msg.reply_tid = ts, tid
+            msg.evidence.append("alpc.reply(other thread)")
+            del awaiting[x]
+            if serving.get(msg.server_tid) is msg:
+                del serving[msg.server_tid]
+            self.replied[x] = msg
+            return msg
+        if self.pending.get(x) is not None:
+            self.lost("request never received")
+        msg = AlpcMessage(x, pid, tid, ts)
+        msg.evidence.append("alpc.send")
+        self.pending[x] = msg
+        if self.messages is not None:
+            self.messages.append(msg)
+        self.waiting[tid] = msg
+        return msg
+
+    def _receive(self, x: int, pid, tid: int, ts: int, previous: str | None) -> AlpcMessage | None:
+        pending, waiting, replied = self.pending, self.waiting, self.replied
+        msg = waiting.get(tid)
+        if msg is not None and msg.message_id == x and msg.client_tid == tid and (
+            msg.reply_ts is not None or msg.server_tid is not None or msg.waited
+        ):
+            # the client takes the reply to its request
+            if msg.reply_ts is None:
+                bogus = pending.get(x)
+                if bogus is not None and bogus is not msg and bogus.client_pid != pid:
+                    # the server's Receive(X) was lost, so its reply looked like a request:
+                    # the reply still names the server thread
+                    del pending[x]
+                    bogus.dropped = True
+                    msg.server_pid, msg.server_tid = bogus.client_pid, bogus.client_tid
+                    msg.reply_ts, msg.reply_tid = bogus.send_ts, bogus.client_tid
+                    msg.evidence.append("alpc.reply(receive lost)")
+                    if waiting.get(bogus.client_tid) is bogus:
+                        del waiting[bogus.client_tid]
+                else:
+                    self.lost("reply without its send")
+                if pending.get(x) is msg:
+                    del pending[x]
+            msg.client_receive_ts, msg.client_receive_tid = ts, tid
+            msg.evidence.append("alpc.client_receive")
+            del waiting[tid]
+            replied.pop(x, None)
+            return msg
+        if previous in ("alpc.wait_reply", "alpc.unwait") or (tid in self.in_client_call and previous != "alpc.wait_new"):
+            # A thread waiting for a reply takes one, but its own request was not seen
+            # (lost): the pending "request" X from another process is really the server's
+            # reply, which still names the server thread.  Never treat this thread as a
+            # server taking a request: it is a client.
+            bogus = pending.get(x)
+            if bogus is not None and bogus.client_pid != pid and replied.get(x) is None:
+                del pending[x]
+                if waiting.get(bogus.client_tid) is bogus:
+                    del waiting[bogus.client_tid]
+                msg = bogus
+                msg.server_pid, msg.server_tid = bogus.client_pid, bogus.client_tid
+                msg.reply_ts, msg.reply_tid = bogus.send_ts, bogus.client_tid
+                msg.client_pid, msg.client_tid, msg.send_ts = pid, tid, None
+                msg.waited = True
+                msg.evidence = ["alpc.reply(request send lost)", "alpc.client_receive"]
+                msg.client_receive_ts, msg.client_receive_tid = ts, tid
+                return msg
+            if replied.get(x) is None:
+                self.lost("reply without its send")
+                return None
+        msg = replied.get(x)
+        if msg is not None and msg.client_pid == pid:
+            # a completion thread of the client process takes the reply (asynchronous call)
+            msg.client_receive_ts, msg.client_receive_tid = ts, tid
+            msg.evidence.append("alpc.client_receive(other thread)")
+            del replied[x]
+            if waiting.get(msg.client_tid) is msg:
+                del waiting[msg.client_tid]
+            return msg
+        msg = pending.get(x)
+        # Plausibility: once the trace has shown server ports (Wait-For-New-Message with
+        # IsServerPort), only a thread of a process serving a port, or one that was just
+        # waiting for new messages, takes requests.  A receive elsewhere is a client whose
+        # own events were lost; pairing it would be a guess.
+        ports = self.ports
+        server_like = previous == "alpc.wait_new" or not ports or pid in ports
+        if (msg is not None and server_like and msg.send_ts is not None
+                and ts - msg.send_ts <= PENDING_WINDOW and msg.client_tid != tid):
+            self._end_service(tid)
+            del pending[x]
+            msg.server_pid, msg.server_tid, msg.receive_ts = pid, tid, ts
+            msg.port_name = self.port_of.get(tid)
+            msg.evidence.append("alpc.receive")
+            self.serving[tid] = msg
+            self.awaiting[x] = msg
+            return msg
+        self.lost("receive without a send")
+        return None
+
+    def finish(self) -> None:
+        """Count what the end of the trace left unanswered."""
+        for msg in self.pending.values():
+            if msg.waited:
+                self.lost("request never received")
+
+
+def pair_messages(events: list[Event]) -> AlpcResult:
+    """Pair a whole event list (library API): every message, and the message of each event."""
+    pairing = AlpcPairing(keep_messages=True)
+    by_event: dict[int, AlpcMessage] = {}
+    step = pairing.step
+    for index, ev in enumerate(events):
+        msg = step(ev)
+        if msg is not None:
+            by_event[index] = msg
+    pairing.finish()
+    messages = [m for m in pairing.messages if not m.dropped]
     by_event = {i: m for i, m in by_event.items() if not m.dropped}
-    return AlpcResult(messages, unpaired, ports, by_event)
+    return AlpcResult(messages, pairing.unpaired, pairing.ports, by_event)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rpctrace.correlate.alpc import AlpcMessage, pair_messages
+from typing import Iterable
+
+from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing
 from rpctrace.model import Event
 from rpctrace.trace.gcpause import gc_paused
 
@@ -39,7 +41,7 @@ def is_failure_status(status: int | None) -> bool:
     return status is not None and (status & 0xC0000000) == 0xC0000000
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Call:
     id: int
     client_pid: int | None = None
@@ -70,6 +72,8 @@ class Call:
     operations: list[Event] = field(default_factory=list)
     has_client: bool = False
     has_server: bool = False
+    from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
+    merged: bool = False  # RPC-only fallback: folded into the client-side call
 
     @property
     def alpc_message_id(self) -> int | None:
@@ -105,159 +109,198 @@ def _endpoint_from_port(port: str | None) -> str | None:
     return port.rsplit("\\", 1)[-1]
 
 
-def correlate_events(events: list[Event]) -> Correlation:
-    """Calls from a time-ordered event list (library API; the CLI only prints the result)."""
+def correlate_events(events: Iterable[Event]) -> Correlation:
+    """Calls from time-ordered events (library API; the CLI only prints the result)."""
     with gc_paused():
-        return _correlate(events)
+        correlator = Correlator()
+        correlator.feed(events)
+        return correlator.finish()
 
 
-def _correlate(events: list[Event]) -> Correlation:
-    alpc = pair_messages(events)
-    by_event = alpc.by_event
-    calls: list[Call] = []
-    open_client: dict[tuple, Call] = {}  # (pid, tid) -> client call waiting for its ALPC send
-    client_by_activity: dict[tuple, Call] = {}
-    server_by_activity: dict[tuple, Call] = {}
-    taken: dict[tuple, AlpcMessage] = {}  # (pid, tid) -> message the server thread just took
-    serving: dict[tuple, Call] = {}  # (pid, tid) -> call whose work this thread is doing
-    last_client: dict[tuple, Call] = {}
-    endpoints: dict[str, set[int]] = {}
+class Correlator:
+    """Reconstructs calls from events fed in time order, in one pass.
 
-    def new_call() -> Call:
-        call = Call(len(calls) + 1)
-        calls.append(call)
+    ALPC pairing (:class:`~rpctrace.correlate.alpc.AlpcPairing`) and the RPC joins run on each
+    event as it comes, so events need not be kept: ``feed`` accepts a stream (or lists of a
+    stream, one after the other) and memory holds the calls, their operations and the state of
+    what is in flight.  ``finish`` applies the joins that need the whole trace (RPC-only
+    fallback, scores, numbering).
+    """
+
+    def __init__(self) -> None:
+        self.pairing = AlpcPairing()
+        self.calls: list[Call] = []
+        self.open_client: dict[tuple, Call] = {}  # (pid, tid) -> client call waiting for its ALPC send
+        self.client_by_activity: dict[tuple, Call] = {}
+        self.server_by_activity: dict[tuple, Call] = {}
+        self.taken: dict[tuple, AlpcMessage] = {}  # (pid, tid) -> message the server thread just took
+        self.serving: dict[tuple, Call] = {}  # (pid, tid) -> call whose work this thread is doing
+        self.last_client: dict[tuple, Call] = {}
+        self.endpoints: dict[str, set[int]] = {}
+
+    def _new_call(self) -> Call:
+        call = Call(len(self.calls) + 1)
+        self.calls.append(call)
         return call
 
-    def call_for_message(msg: AlpcMessage) -> Call:
+    def _call_for_message(self, msg: AlpcMessage) -> Call:
         call = msg.call
         if call is None:
-            call = new_call()
+            call = self._new_call()
             call.message = msg
             msg.call = call
+            call.from_message = True
             call.client_pid, call.client_tid = msg.client_pid, msg.client_tid
             call.start = msg.send_ts if msg.send_ts is not None else msg.client_receive_ts
             call.protocol = 3
             call.endpoint = _endpoint_from_port(msg.port_name)
         return call
 
-    for index, ev in enumerate(events):
-        kind = ev.kind
-        key = (ev.pid, ev.tid)
-        if kind == "alpc.wait_new":
-            serving.pop(key, None)  # the thread is back waiting: whatever it served is over
-            continue
-        if kind.startswith("alpc."):
-            msg = by_event.get(index)
+    def feed(self, events: Iterable[Event]) -> None:
+        """Advance over ``events`` (time ordered, continuing what was fed before)."""
+        step = self.pairing.step
+        serving = self.serving
+        for ev in events:
+            kind = ev.kind
+            msg = step(ev)
+            if kind.startswith("alpc."):
+                key = (ev.pid, ev.tid)
+                if kind == "alpc.wait_new":
+                    serving.pop(key, None)  # the thread is back waiting: whatever it served is over
+                elif msg is not None:
+                    self._alpc(ev, kind, key, msg)
+            elif kind.startswith("rpc."):
+                self._rpc(ev, kind, (ev.pid, ev.tid))
+            elif kind.startswith(FAILING) and ev.tid is not None:
+                call = serving.get((ev.pid, ev.tid))
+                if call is not None:
+                    call.operations.append(ev)
+
+    def _alpc(self, ev: Event, kind: str, key: tuple, msg: AlpcMessage) -> None:
+        if kind == "alpc.send":
+            if msg.send_ts == ev.ts and msg.client_tid == ev.tid and not (msg.reply_ts == ev.ts and msg.reply_tid == ev.tid):
+                call = self.open_client.pop(key, None)
+                if call is not None and msg.call is None and ev.ts - call.start <= SEND_WINDOW:
+                    call.message, msg.call = msg, call
+                    call.evidence.append("rpc5→alpc.send(same thread)")
+            elif msg.reply_ts == ev.ts and msg.reply_tid == ev.tid:
+                call = msg.call
+                if call is not None and self.serving.get(key) is call:
+                    del self.serving[key]
+        elif kind == "alpc.receive" and msg.server_tid == ev.tid and msg.receive_ts == ev.ts:
+            call = self._call_for_message(msg)
+            call.server_pid, call.server_tid = ev.pid, ev.tid
+            self.serving[key] = call
+            self.taken[key] = msg
+
+    def _rpc(self, ev: Event, kind: str, key: tuple) -> None:
+        f = ev.fields
+        serving = self.serving
+        if kind == "rpc.client_start":
+            call = self._new_call()
+            _fill_rpc(call, f)
+            call.client_pid, call.client_tid, call.start = ev.pid, ev.tid, ev.ts
+            call.has_client = True
+            call.client_activity = f.get("activity_id")
+            if call.client_activity:
+                self.client_by_activity[(ev.pid, call.client_activity)] = call
+            parent = serving.get(key)
+            if parent is not None:
+                call.parent = parent
+                parent.children.append(call)
+                call.evidence.append("made while serving parent")
+            self.open_client[key] = call
+            self.last_client[key] = call
+        elif kind == "rpc.client_stop":
+            act = f.get("activity_id")
+            call = self.client_by_activity.pop((ev.pid, act), None) if act else None
+            if call is None:
+                call = self.last_client.get(key)
+                if call is not None and call.end is not None:
+                    call = None
+            else:
+                call.evidence.append("activity(5↔7)")
+            if call is not None:
+                call.end = ev.ts
+                call.status = f.get("status")
+                if self.open_client.get((call.client_pid, call.client_tid)) is call:
+                    del self.open_client[(call.client_pid, call.client_tid)]
+        elif kind == "rpc.server_start":
+            msg = self.taken.pop(key, None)
+            if msg is not None and msg.call is not None and msg.call.has_client and (
+                msg.call.interface, msg.call.opnum) != (f.get("interface_uuid"), f.get("procnum")):
+                # The server runs a different procedure than the client asked for: the
+                # message pairing is wrong (lost events).  Keep the two sides apart rather
+                # than report a wrong join.
+                client_call = msg.call
+                client_call.evidence.append("server side rejected: interface/opnum differ")
+                client_call.server_pid = client_call.server_tid = None
+                client_call.message = None
+                msg.call = None
+                if serving.get(key) is client_call:
+                    del serving[key]
+                msg = None
+            if msg is not None:
+                call = self._call_for_message(msg)
+                call.evidence.append("alpc.receive→rpc6(same thread)")
+            else:
+                call = self._new_call()
+                call.server_pid, call.server_tid = ev.pid, ev.tid
+            if not call.has_client or call.interface is None:
+                _fill_rpc(call, f)
+            call.server_start = ev.ts
+            call.has_server = True
+            call.server_activity = f.get("activity_id")
+            if call.server_activity:
+                self.server_by_activity[(ev.pid, call.server_activity)] = call
+            serving[key] = call
+            if call.endpoint:
+                self.endpoints.setdefault(call.endpoint, set()).add(ev.pid)
+        elif kind == "rpc.server_stop":
+            act = f.get("activity_id")
+            call = self.server_by_activity.pop((ev.pid, act), None) if act else None
+            if call is None:
+                call = serving.get(key)
+            else:
+                call.evidence.append("activity(6↔8)")
+            if call is not None:
+                call.server_end = ev.ts
+                call.server_status = f.get("status")
+                if call.message is None and serving.get(key) is call:
+                    del serving[key]  # without ALPC the server's work ends with event 8
+        elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
+            self.endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
+
+    def finish(self) -> Correlation:
+        pairing = self.pairing
+        pairing.finish()
+        endpoints = self.endpoints
+        calls = self.calls
+        for c in calls:
+            msg = c.message
             if msg is None:
                 continue
-            if kind == "alpc.send":
-                if msg.send_ts == ev.ts and msg.client_tid == ev.tid and not (msg.reply_ts == ev.ts and msg.reply_tid == ev.tid):
-                    call = open_client.pop(key, None)
-                    if call is not None and msg.call is None and ev.ts - call.start <= SEND_WINDOW:
-                        call.message, msg.call = msg, call
-                        call.evidence.append("rpc5→alpc.send(same thread)")
-                elif msg.reply_ts == ev.ts and msg.reply_tid == ev.tid:
-                    call = msg.call
-                    if call is not None and serving.get(key) is call:
-                        del serving[key]
-            elif kind == "alpc.receive" and msg.server_tid == ev.tid and msg.receive_ts == ev.ts:
-                call = call_for_message(msg)
-                call.server_pid, call.server_tid = ev.pid, ev.tid
-                serving[key] = call
-                taken[key] = msg
-            continue
-        if kind.startswith("rpc."):
-            f = ev.fields
-            if kind == "rpc.client_start":
-                call = new_call()
-                _fill_rpc(call, f)
-                call.client_pid, call.client_tid, call.start = ev.pid, ev.tid, ev.ts
-                call.has_client = True
-                call.client_activity = f.get("activity_id")
-                if call.client_activity:
-                    client_by_activity[(ev.pid, call.client_activity)] = call
-                parent = serving.get(key)
-                if parent is not None:
-                    call.parent = parent
-                    parent.children.append(call)
-                    call.evidence.append("made while serving parent")
-                open_client[key] = call
-                last_client[key] = call
-            elif kind == "rpc.client_stop":
-                act = f.get("activity_id")
-                call = client_by_activity.pop((ev.pid, act), None) if act else None
-                if call is None:
-                    call = last_client.get(key)
-                    if call is not None and call.end is not None:
-                        call = None
-                else:
-                    call.evidence.append("activity(5↔7)")
-                if call is not None:
-                    call.end = ev.ts
-                    call.status = f.get("status")
-                    if open_client.get((call.client_pid, call.client_tid)) is call:
-                        del open_client[(call.client_pid, call.client_tid)]
-            elif kind == "rpc.server_start":
-                msg = taken.pop(key, None)
-                if msg is not None and msg.call is not None and msg.call.has_client and (
-                    msg.call.interface, msg.call.opnum) != (f.get("interface_uuid"), f.get("procnum")):
-                    # The server runs a different procedure than the client asked for: the
-                    # message pairing is wrong (lost events).  Keep the two sides apart rather
-                    # than report a wrong join.
-                    client_call = msg.call
-                    client_call.evidence.append("server side rejected: interface/opnum differ")
-                    client_call.server_pid = client_call.server_tid = None
-                    client_call.message = None
+            if msg.dropped:
+                # the message turned out to be a server's reply whose request was not seen
+                c.message = None
+                if msg.call is c:
                     msg.call = None
-                    if serving.get(key) is client_call:
-                        del serving[key]
-                    msg = None
-                if msg is not None:
-                    call = call_for_message(msg)
-                    call.evidence.append("alpc.receive→rpc6(same thread)")
-                else:
-                    call = new_call()
-                    call.server_pid, call.server_tid = ev.pid, ev.tid
-                if not call.has_client or call.interface is None:
-                    _fill_rpc(call, f)
-                call.server_start = ev.ts
-                call.has_server = True
-                call.server_activity = f.get("activity_id")
-                if call.server_activity:
-                    server_by_activity[(ev.pid, call.server_activity)] = call
-                serving[key] = call
-                if call.endpoint:
-                    endpoints.setdefault(call.endpoint, set()).add(ev.pid)
-            elif kind == "rpc.server_stop":
-                act = f.get("activity_id")
-                call = server_by_activity.pop((ev.pid, act), None) if act else None
-                if call is None:
-                    call = serving.get(key)
-                else:
-                    call.evidence.append("activity(6↔8)")
-                if call is not None:
-                    call.server_end = ev.ts
-                    call.server_status = f.get("status")
-                    if call.message is None and serving.get(key) is call:
-                        del serving[key]  # without ALPC the server's work ends with event 8
-            elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
-                endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
-            continue
-        if ev.tid is not None and kind.startswith(FAILING):
-            call = serving.get(key)
-            if call is not None:
-                call.operations.append(ev)
-
-    for pid, names in alpc.ports.items():
-        for name in names:
-            endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
-    _fallback_rpc_only(calls)
-    calls = [c for c in calls if not getattr(c, "_merged", False)]
-    for c in calls:
-        _score(c)
-    for n, c in enumerate(calls, 1):
-        c.id = n
-    return Correlation(calls, alpc.unpaired, alpc.ports, endpoints)
+                c.evidence = [e for e in c.evidence if e != "rpc5→alpc.send(same thread)"]
+            elif c.from_message:
+                # the pairing may have learnt more about the client since the call was made
+                # (a reply taken by a thread whose own request was lost)
+                c.client_pid, c.client_tid = msg.client_pid, msg.client_tid
+                c.start = msg.send_ts if msg.send_ts is not None else msg.client_receive_ts
+        for pid, names in pairing.ports.items():
+            for name in names:
+                endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
+        _fallback_rpc_only(calls)
+        calls = [c for c in calls if not c.merged]
+        for c in calls:
+            _score(c)
+        for n, c in enumerate(calls, 1):
+            c.id = n
+        return Correlation(calls, pairing.unpaired, pairing.ports, endpoints)
 
 
 def _fill_rpc(call: Call, f: dict) -> None:
@@ -285,7 +328,7 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
         if not pool:
             continue
         hi = c.end if c.end is not None else c.start + FALLBACK_WINDOW
-        fits = [s for s in pool if not getattr(s, "_merged", False) and c.start <= s.server_start <= hi
+        fits = [s for s in pool if not s.merged and c.start <= s.server_start <= hi
                 and s.server_pid != c.client_pid]
         if not fits:
             continue
@@ -304,7 +347,7 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
             child.parent = c
         c.has_server = True
         c.evidence.append("rpc-only: endpoint+interface+opnum+time")
-        best._merged = True
+        best.merged = True
 
 
 def _score(c: Call) -> None:

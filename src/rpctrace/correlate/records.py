@@ -1,0 +1,166 @@
+"""The record shape of a reconstructed call (the ``rpctrace calls --format json`` contract).
+
+``rpctrace calls`` turns every call of a trace into a record, several hundred thousand of them on
+a busy trace, so building one must cost a few microseconds.  Most of what a record holds repeats
+from call to call: the image of a process, the service a server process stands for (which needs
+its command line parsed), the names of an interface and procedure, the name of a status.
+:class:`RecordMaker` looks each of these up once per trace; :func:`call_record` and
+:func:`failure_record` keep the one-call API for callers that format a handful of calls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from rpctrace.model import Event, ticks_to_iso
+
+if TYPE_CHECKING:
+    from rpctrace.correlate.calls import Call
+    from rpctrace.trace.model import Trace
+
+__all__ = ["NamesLookup", "RecordMaker", "StatusNameLookup", "call_record", "failure_record"]
+
+#: ``(interface uuid, opnum) -> (interface name, procedure name)``, e.g.
+#: :func:`rpctrace.knowledge.interfaces.lookup`
+NamesLookup = Callable[[str, "int | None"], "tuple[str | None, str | None]"]
+#: ``status -> symbolic name or None``, e.g. :func:`rpctrace.knowledge.status.ntstatus_name`
+StatusNameLookup = Callable[[int], "str | None"]
+
+_MISSING: Any = object()
+
+
+class RecordMaker:
+    """Builds the records of the calls of one trace, remembering the lookups that repeat.
+
+    Lookups are remembered per process id (image), per process id and interface (service), per
+    interface and opnum (names) and per status value (status name), so the trace's process
+    table and the ``names``/``status_name`` lookups must not change while the maker is in use:
+    make one per listing.  The records are the same as :func:`call_record` gives, built fresh
+    for every call (callers may change them).
+    """
+
+    __slots__ = ("_trace", "_names", "_status_name", "_images", "_services", "_procedures", "_status_names", "_name_of_status")
+
+    def __init__(self, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None):
+        self._trace = trace
+        self._names = names
+        self._status_name = status_name
+        self._images: dict[int | None, str | None] = {}
+        self._services: dict[tuple[int | None, str | None], str | None] = {}
+        self._procedures: dict[tuple[str, int | None], tuple[str | None, str | None]] = {}
+        self._status_names: dict[int, str | None] = {}
+        self._name_of_status = self._status_text if status_name else None
+
+    def image(self, pid: int | None) -> str | None:
+        """The image name of process ``pid``, or None when the trace does not know it."""
+        image = self._images.get(pid, _MISSING)
+        if image is _MISSING:
+            info = self._trace.process(pid)
+            image = self._images[pid] = info.image if info else None
+        return image
+
+    def service(self, pid: int | None, interface: str | None) -> str | None:
+        """The service server process ``pid`` hosts: svchost ``-s NAME``, else the owner of
+        ``interface`` (see :func:`rpctrace.knowledge.services.service_for`)."""
+        key = (pid, interface)
+        service = self._services.get(key, _MISSING)
+        if service is _MISSING:
+            from rpctrace.knowledge.services import service_for
+
+            info = self._trace.process(pid)
+            service = service_for(info.image, info.command_line, interface) if info else None
+            self._services[key] = service
+        return service
+
+    def _status_text(self, status: int) -> str | None:
+        name = self._status_names.get(status, _MISSING)
+        if name is _MISSING:
+            name = self._status_names[status] = self._status_name(status)  # type: ignore[misc]
+        return name
+
+    def failure(self, op: Event) -> dict:
+        """The record of one failed operation the server did for a call."""
+        return _failure(op, self._name_of_status)
+
+    def __call__(self, call: Call) -> dict:
+        """The record of ``call``."""
+        interface = call.interface
+        opnum = call.opnum
+        iname = proc = None
+        if self._names is not None and interface:
+            key = (interface, opnum)
+            found = self._procedures.get(key)
+            if found is None:
+                iname, proc = self._names(interface, opnum)
+                self._procedures[key] = (iname, proc)
+            else:
+                iname, proc = found
+        client_pid = call.client_pid
+        server_pid = call.server_pid
+        start = call.start
+        end = call.end
+        server_start = call.server_start
+        server_end = call.server_end
+        status = call.status
+        parent = call.parent
+        failures = call.failures
+        return {
+            "id": call.id,
+            "client": {"pid": client_pid, "tid": call.client_tid, "image": self.image(client_pid)},
+            "server": {
+                "pid": server_pid,
+                "tid": call.server_tid,
+                "image": self.image(server_pid),
+                "service": self.service(server_pid, interface),
+            },
+            "interface": {"uuid": interface, "name": iname},
+            "opnum": opnum,
+            "procedure": proc,
+            "endpoint": call.endpoint,
+            "protocol": call.protocol_name,
+            "alpc_message_id": call.alpc_message_id,
+            "start": ticks_to_iso(start) if start is not None else None,
+            "end": ticks_to_iso(end) if end is not None else None,
+            "server_start": ticks_to_iso(server_start) if server_start is not None else None,
+            "server_end": ticks_to_iso(server_end) if server_end is not None else None,
+            "duration_us": (end - start) / 10 if end is not None and start is not None else None,
+            "status": status if status is not None else call.server_status,
+            "auth_level": call.auth_level,
+            "auth_service": call.auth_service,
+            "confidence": call.confidence,
+            "evidence": call.evidence,
+            "ambiguous": call.ambiguous,
+            "parent": parent.id if parent else None,
+            "children": [c.id for c in call.children],
+            "failures": [self.failure(op) for op in failures] if failures else [],
+        }
+
+
+def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
+    f = op.fields
+    status = f.get("status")
+    return {
+        "kind": op.kind,
+        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "status": status,
+        "status_name": status_name(status) if status_name is not None and status is not None else None,
+        "pid": op.pid,
+        "tid": op.tid,
+        "ts": ticks_to_iso(op.ts),
+    }
+
+
+def failure_record(op: Event, status_name: StatusNameLookup | None = None) -> dict:
+    """The record of one failed operation (``status_name`` names its status when given)."""
+    return _failure(op, status_name if status_name else None)
+
+
+def call_record(call: Call, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None) -> dict:
+    """The JSON shape of one call (the `rpctrace calls --format json` contract).
+
+    ``names`` (interface uuid, opnum) -> (interface name, procedure) and ``status_name`` are
+    optional lookups from the knowledge base; without them names are null.  To format many
+    calls of one trace, use one :class:`RecordMaker`: it looks up each process, interface and
+    status once.
+    """
+    return RecordMaker(trace, names=names, status_name=status_name)(call)
