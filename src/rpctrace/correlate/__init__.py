@@ -9,9 +9,45 @@ from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, pair_messages
 from rpctrace.correlate.calls import Call, Correlation, Correlator, correlate_events
 from rpctrace.correlate.records import call_record, failure_record
 
-__all__ = ["AlpcMessage", "AlpcPairing", "Call", "Correlation", "Correlator", "correlate", "correlate_events", "pair_messages",
+__all__ = ["AlpcMessage", "AlpcPairing", "Call", "Correlation", "Correlator", "correlate", "correlate_events", "correlate_files", "pair_messages",
            "call_record", "failure_record"]
 
 
 def correlate(trace) -> Correlation:
     return correlate_events(trace.events)
+
+
+def correlate_files(paths, keep_going: bool = False):
+    """``(trace, correlation)`` for the files of one incident.
+
+    One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
+    reconstructed as the events pass and only the calls and their servers' operations are kept,
+    so memory follows the number of calls, not of events.  Several files are merged first
+    (clock alignment needs them whole), then correlated.  The returned trace has the process
+    and image tables and ``error`` (damage that ended reading); with one file its ``events``
+    list is empty and ``records`` says how many events were read.
+    """
+    from rpctrace.trace import load
+    from rpctrace.trace.gcpause import gc_paused
+    from rpctrace.trace.stream import open_stream
+
+    paths = list(paths)
+    if len(paths) != 1:
+        trace = load(paths, keep_going=keep_going)
+        trace.records = len(trace.events)
+        return trace, correlate(trace)
+    stream = open_stream(paths[0], keep_going=keep_going)
+    try:
+        with gc_paused():
+            correlator = Correlator()
+            for batch in stream.batches():
+                correlator.feed(batch)
+            trace = stream.finish()
+            result = correlator.finish(pid_of=stream.pid_of)
+            for call in result.calls:
+                if call.operations:
+                    stream.complete(call.operations)
+    finally:
+        stream.close()
+    trace.records = stream.records
+    return trace, result

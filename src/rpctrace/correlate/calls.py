@@ -271,7 +271,9 @@ class Correlator:
         elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
             self.endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
 
-    def finish(self) -> Correlation:
+    def finish(self, pid_of=None) -> Correlation:
+        """The calls.  ``pid_of(tid, ts)`` names the process of threads whose process was not
+        known when their events passed (a stream learns it from thread rundown at the end)."""
         pairing = self.pairing
         pairing.finish()
         endpoints = self.endpoints
@@ -291,6 +293,12 @@ class Correlator:
                 # (a reply taken by a thread whose own request was lost)
                 c.client_pid, c.client_tid = msg.client_pid, msg.client_tid
                 c.start = msg.send_ts if msg.send_ts is not None else msg.client_receive_ts
+        if pid_of is not None:
+            for c in calls:
+                if c.client_pid is None and c.client_tid is not None:
+                    c.client_pid = pid_of(c.client_tid, c.start)
+                if c.server_pid is None and c.server_tid is not None:
+                    c.server_pid = pid_of(c.server_tid, c.server_start if c.server_start is not None else c.start)
         for pid, names in pairing.ports.items():
             for name in names:
                 endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)

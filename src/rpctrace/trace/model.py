@@ -47,6 +47,7 @@ class Trace:
     images: dict[int, list[ImageInfo]] = field(default_factory=dict)  # pid -> images sorted by base
     sources: list[dict] = field(default_factory=list)
     error: "InputError | None" = None  # the damage that ended reading early (strict mode)
+    records: int | None = None  # events read, when they were streamed rather than kept in ``events``
 
     def process(self, pid: int | None) -> ProcessInfo | None:
         return self.processes.get(pid) if pid is not None else None
@@ -78,17 +79,20 @@ class Trace:
         return f"{img.module}+0x{address - img.base:x}"
 
 
-def build_tables(trace: Trace) -> None:
-    """Fill the process and image tables from process and image events."""
-    procs = trace.processes
-    images: dict[int, dict[int, ImageInfo]] = {}
-    for ev in trace.events:
+class TableBuilder:
+    """Builds the process and image tables from process and image events, one at a time."""
+
+    def __init__(self) -> None:
+        self.processes: dict[int, ProcessInfo] = {}
+        self._images: dict[int, dict[int, ImageInfo]] = {}
+
+    def add(self, ev: Event) -> None:
         kind = ev.kind
         if kind.startswith("process.") and ev.pid is not None and kind != "process.other":
             f = ev.fields
-            info = procs.get(ev.pid)
+            info = self.processes.get(ev.pid)
             if info is None:
-                info = procs[ev.pid] = ProcessInfo(ev.pid)
+                info = self.processes[ev.pid] = ProcessInfo(ev.pid)
             info.image = f.get("image") or info.image
             info.command_line = f.get("command_line") or info.command_line
             info.parent_pid = f.get("parent_pid", info.parent_pid)
@@ -100,7 +104,7 @@ def build_tables(trace: Trace) -> None:
                 info.end = ev.ts
         elif kind.startswith("image.") and ev.pid is not None:
             f = ev.fields
-            per = images.setdefault(ev.pid, {})
+            per = self._images.setdefault(ev.pid, {})
             img = per.get(f["image_base"])
             if img is None:
                 img = per[f["image_base"]] = ImageInfo(f["image_base"], f["image_size"], f.get("file_name", ""))
@@ -108,4 +112,16 @@ def build_tables(trace: Trace) -> None:
                 img.load = ev.ts
             elif kind == "image.unload":
                 img.unload = ev.ts
-    trace.images = {pid: sorted(per.values(), key=lambda i: i.base) for pid, per in images.items()}
+
+    def finish(self, trace: Trace) -> None:
+        trace.processes.update(self.processes)
+        trace.images = {pid: sorted(per.values(), key=lambda i: i.base) for pid, per in self._images.items()}
+
+
+def build_tables(trace: Trace) -> None:
+    """Fill the process and image tables from process and image events."""
+    builder = TableBuilder()
+    for ev in trace.events:
+        if ev.kind.startswith(("process.", "image.")):
+            builder.add(ev)
+    builder.finish(trace)

@@ -36,17 +36,19 @@ class KcbNames:
         return names[i - 1] if i else names[0]
 
 
-def resolve_registry_paths(events: Iterable[Event]) -> None:
+def resolve_registry_paths(events: Iterable[Event], kcbs: KcbNames | None = None) -> None:
     """Fill ``fields["path"]`` (HKLM\\... form) and ``fields["nt_path"]`` where they can be known.
 
     Works in place on the events' field dicts: it runs while a trace is being assembled, before
-    any consumer sees the events.
+    any consumer sees the events.  KCB names come from the events themselves, or from ``kcbs``
+    (a stream's table, when the events are the few an analysis kept).
     """
     events = list(events)
-    kcbs = KcbNames()
-    for ev in events:
-        if ev.kind.startswith("registry.kcb_") and ev.fields.get("kcb"):
-            kcbs.add(ev.fields["kcb"], ev.ts, ev.fields.get("key_name", ""))
+    if kcbs is None:
+        kcbs = KcbNames()
+        for ev in events:
+            if ev.kind.startswith("registry.kcb_") and ev.fields.get("kcb"):
+                kcbs.add(ev.fields["kcb"], ev.ts, ev.fields.get("key_name", ""))
     for ev in events:
         kind = ev.kind
         if not kind.startswith("registry."):

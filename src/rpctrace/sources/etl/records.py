@@ -16,7 +16,9 @@ Record header layouts: ../shared/reference/etl-container-and-thread-ids.md §5.2
 
 from __future__ import annotations
 
+import os
 import struct
+import uuid
 
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
@@ -47,7 +49,15 @@ EXT_RELATED_ACTIVITYID = 0x0001
 EXT_STACK_TRACE32 = 0x0005
 EXT_STACK_TRACE64 = 0x0006
 
+try:  # the optional C record loop (setup.py); without it everything below runs in Python
+    from rpctrace.sources.etl import _fastrecords
+except ImportError:  # pragma: no cover - depends on the build
+    _fastrecords = None
+
+_RPC_GUID_LE = uuid.UUID(P.RPC).bytes_le
 _new = tuple.__new__
+#: RPCTRACE_PURE=1 decodes in Python even where the C loop was built (tests compare both)
+PURE = bool(os.environ.get("RPCTRACE_PURE"))
 #: provider GUIDs seen in headers (a trace has a handful); bounded against hostile files
 _GUID_CACHE_MAX = 4096
 
@@ -85,7 +95,28 @@ class BufferDecoder:
         events in record order, ``damage`` a list of ``(position, record number, message)``
         (decoding stops at the first damage that leaves the record stream unreadable), and
         ``counts`` the :class:`DecodeCounts` of this buffer.
+
+        The C record loop (:mod:`rpctrace.sources.etl._fastrecords`) is used when it was built
+        and ``RPCTRACE_PURE`` is not set; it decodes ALPC and RPC call records itself and hands
+        every other payload to the methods below, so both give the same events.
         """
+        if _fastrecords is not None and not PURE:
+            counts = DecodeCounts()
+            clock = self.clock
+            ident = clock.identity_offset
+            ctx = (Event, self.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
+                   self._kernel, self._kernel_entry, self._kernel_event, self._event_header_event,
+                   self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock)
+            try:
+                raws, events, damage = _fastrecords.decode(data, cpu, skip, ctx)
+            except (OverflowError, ValueError):
+                pass  # clock constants beyond 64 bits (a hostile header): the Python loop copes
+            else:
+                return raws, events, damage, counts
+        return self.decode_python(data, cpu, skip)
+
+    def decode_python(self, data: bytes, cpu: int, skip: int = 0):
+        """:meth:`decode` in pure Python (the reference the C loop is tested against)."""
         counts = DecodeCounts()
         raws: list[int] = []
         events: list[Event] = []
@@ -174,13 +205,10 @@ class BufferDecoder:
                     damage.append((pos, number, f"record size {size} does not fit ({end - pos} left)"))
                     break
                 if number >= skip:
-                    # These headers do not always carry a timestamp: the record keeps its place
-                    # in time (the previous record's) and its bytes, so counts stay right.
-                    raw = raws[-1] if raws else 0
-                    ts = clock(raw) if raws else clock(self.header_raw_ts)
+                    raw, ev = self._opaque_event(data, pos, size, htype if top == 0xC0 else MESSAGE, cpu,
+                                                 raws[-1] if raws else None, counts)
                     add_raw(raw)
-                    add(_raw_event(ts, None, None, cpu, P.NULL, 0, 0, 0, data, pos, pos + size, None,
-                                   {"header_type": htype if top == 0xC0 else MESSAGE}, counts))
+                    add(ev)
             else:
                 damage.append((pos, number, f"unknown record marker 0x{marker:08x}"))
                 break
@@ -191,16 +219,29 @@ class BufferDecoder:
     # ------------------------------------------------------------------ per header type
 
     def _kernel_entry(self, group: int, opcode: int) -> tuple:
-        """(provider, decoder, simple layout + its size) for kernel events of group/opcode."""
+        """What the record loops need to decode kernel events of group/opcode:
+        (provider, decoder, simple layout + its size, C fast path code, kind, value op).
+
+        The C loop decodes the layouts it knows by code (1 ALPC WaitForNewMessage, 2 Registry,
+        3 StackWalk Stack: see kernel.py for each) and the Python loop calls ``decoder``.
+        """
         provider = P.kernel_group_guid(group, opcode)
         simple = kernel.SIMPLE.get((provider, opcode))
         if simple is not None:
             simple = (*simple, simple[1].size)
-        entry = self._kernel[(group << 8) | opcode] = (provider, kernel.DECODERS.get(provider), simple)
+        fast, kind = 0, None
+        if provider == P.ALPC and opcode == 36:
+            fast, kind = 1, "alpc.wait_new"
+        elif provider == P.REGISTRY and opcode in kernel.REGISTRY_KINDS:
+            fast, kind = 2, kernel.REGISTRY_KINDS[opcode]
+        elif provider == P.STACK_WALK and opcode == 32:
+            fast, kind = 3, "stack"
+        entry = self._kernel[(group << 8) | opcode] = (provider, kernel.DECODERS.get(provider), simple, fast, kind,
+                                                       opcode in kernel.REGISTRY_VALUE_OPS)
         return entry
 
     def _kernel_event(self, data, pos, end, entry, opcode, version, ts, pid, tid, cpu, ptr, counts) -> Event:
-        provider, decoder, _simple = entry
+        provider, decoder = entry[0], entry[1]
         if decoder is None:
             return _raw_event(ts, pid, tid, cpu, provider, 0, opcode, version, data, pos, end, None, None, counts)
         try:
@@ -282,6 +323,20 @@ class BufferDecoder:
         extra["level"] = level
         ev = _raw_event(ts, pid, tid, cpu, provider, eid, opcode, version, data, off, end, None, extra, counts)
         return (ev._replace(stack=stack) if stack else ev), raw
+
+    def _opaque_event(self, data, pos, size, htype, cpu, previous_raw, counts):
+        """Records whose header rpctrace does not decode (WPP messages, timed, error, WNODE).
+
+        These headers do not always carry a timestamp: the record keeps its place in time (the
+        previous record's, ``previous_raw``) and its bytes, so nothing is dropped and counts
+        stay right.
+        """
+        if previous_raw is None:
+            raw, ts = 0, self.clock(self.header_raw_ts)
+        else:
+            raw, ts = previous_raw, self.clock(previous_raw)
+        return raw, _raw_event(ts, None, None, cpu, P.NULL, 0, 0, 0, data, pos, pos + size, None,
+                               {"header_type": htype}, counts)
 
     def _classic_event(self, data, pos, size, hsize, cpu, counts):
         _size, opcode, level, version, tid, pid, raw, guid = _FULL.unpack_from(data, pos)

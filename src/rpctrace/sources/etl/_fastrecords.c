@@ -1,0 +1,539 @@
+/*
+ * Optional accelerator for rpctrace.sources.etl.records.BufferDecoder.decode.
+ *
+ * The record walk of one buffer, in C, for the records a busy server's trace is made of:
+ * kernel events with a one-field payload (ALPC Send/Receive/WaitForReply/Unwait) and
+ * Microsoft-Windows-RPC call start/stop events (ids 5-8, version 1, no extended items).
+ * Every other record's payload is handed to the Python decoder methods, and the walk's
+ * checks and messages are those of records.py, so the result is the same list of events
+ * (tests/sources/test_etl_fast.py compares both on every sample and on damaged buffers).
+ * If this module is not built, records.py does everything.
+ *
+ * Reads are bounded by the buffer's length before every access.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NO_ID 0xFFFFFFFFu
+
+static PyObject *k_interface_uuid, *k_procnum, *k_protocol, *k_network_address, *k_endpoint, *k_options,
+    *k_auth_level, *k_auth_service, *k_impersonation_level, *k_status, *k_activity_id, *k_is_server_port,
+    *k_port_name, *k_initial_time, *k_index, *k_kcb, *k_key_name, *k_value_name, *k_event_ts, *k_stack_pid,
+    *k_stack_tid, *k_frames;
+static PyObject *kind_client_start, *kind_server_start, *kind_client_stop, *kind_server_stop;
+
+static inline uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t rd32(const unsigned char *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
+
+/* The clock of records.Clock: identity offset, or base + (raw - raw0) * num // den (floor). */
+typedef struct {
+    int identity;
+    long long offset;
+    __int128 base, raw0, num, den;
+} clock_t_;
+
+static PyObject *ts_of(const clock_t_ *c, uint64_t raw) {
+    if (c->identity) {
+        __int128 v = (__int128)raw + c->offset;
+        if (v >= 0 && v <= (__int128)INT64_MAX) return PyLong_FromLongLong((long long)v);
+        return NULL; /* caller falls back */
+    }
+    __int128 prod = ((__int128)raw - c->raw0) * c->num;
+    __int128 q = prod / c->den;
+    if ((prod % c->den != 0) && ((prod < 0) != (c->den < 0))) q -= 1;
+    __int128 v = c->base + q;
+    if (v >= 0 && v <= (__int128)INT64_MAX) return PyLong_FromLongLong((long long)v);
+    return NULL;
+}
+
+static PyObject *guid_text(const unsigned char *g) {
+    char buf[37];
+    static const char hex[] = "0123456789abcdef";
+    /* bytes_le: Data1 (LE u32), Data2 (LE u16), Data3 (LE u16), then 8 bytes as they are */
+    const int order[16] = {3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11};
+    int o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (order[i] < 0) { buf[o++] = '-'; continue; }
+        unsigned char b = g[order[i]];
+        buf[o++] = hex[b >> 4];
+        buf[o++] = hex[b & 15];
+    }
+    for (int i = 12; i < 16; i++) {
+        unsigned char b = g[i];
+        buf[o++] = hex[b >> 4];
+        buf[o++] = hex[b & 15];
+    }
+    return PyUnicode_FromStringAndSize(buf, o);
+}
+
+/* utf16z of kernel.py: NUL-terminated UTF-16LE at pos (terminator at an even distance); an
+ * unterminated string runs to end (an odd last byte dropped).  Sets *next. */
+static PyObject *utf16z(const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *next) {
+    Py_ssize_t stop = pos;
+    while (stop + 1 < end) {
+        if (d[stop] == 0 && d[stop + 1] == 0) {
+            int bo = -1;
+            *next = stop + 2;
+            return PyUnicode_DecodeUTF16((const char *)d + pos, stop - pos, "replace", &bo);
+        }
+        stop += 2;
+    }
+    Py_ssize_t cut = end - ((end - pos) & 1);
+    int bo = -1;
+    *next = end;
+    return PyUnicode_DecodeUTF16((const char *)d + pos, cut - pos, "replace", &bo);
+}
+
+static PyObject *make_event(PyTypeObject *type, PyObject *items[11]) {
+    PyObject *ev = type->tp_alloc(type, 11);
+    if (!ev) {
+        for (int i = 0; i < 11; i++) Py_XDECREF(items[i]);
+        return NULL;
+    }
+    for (int i = 0; i < 11; i++) PyTuple_SET_ITEM(ev, i, items[i]);
+    return ev;
+}
+
+static inline PyObject *id_or_none(uint32_t v) {
+    if (v == NO_ID) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(v);
+}
+
+/* RPC call start/stop (ids 5-8, version 1).  Returns a new fields dict, or NULL with no error
+ * set when the payload needs the Python decoder (short payload), or NULL with an error. */
+static PyObject *rpc_fields(int eid, const unsigned char *d, Py_ssize_t off, Py_ssize_t end, PyObject *activity) {
+    PyObject *f = PyDict_New();
+    if (!f) return NULL;
+    PyObject *v;
+#define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); goto fail; } Py_DECREF(v); } while (0)
+    if (eid == 5 || eid == 6) {
+        if (off + 24 > end) goto slow;
+        PUT(k_interface_uuid, guid_text(d + off));
+        PUT(k_procnum, PyLong_FromUnsignedLong(rd32(d + off + 16)));
+        PUT(k_protocol, PyLong_FromUnsignedLong(rd32(d + off + 20)));
+        off += 24;
+        PyObject *keys[3] = {k_network_address, k_endpoint, k_options};
+        for (int i = 0; i < 3; i++) {
+            if (off >= end) goto slow;
+            Py_ssize_t next;
+            PUT(keys[i], utf16z(d, off, end, &next));
+            off = next;
+        }
+        if (off + 12 > end) goto slow;
+        PUT(k_auth_level, PyLong_FromUnsignedLong(rd32(d + off)));
+        PUT(k_auth_service, PyLong_FromUnsignedLong(rd32(d + off + 4)));
+        PUT(k_impersonation_level, PyLong_FromUnsignedLong(rd32(d + off + 8)));
+    } else {
+        if (off + 4 > end) goto slow;
+        PUT(k_status, PyLong_FromUnsignedLong(rd32(d + off)));
+    }
+    if (activity) {
+        if (PyDict_SetItem(f, k_activity_id, activity) < 0) goto fail;
+    }
+    return f;
+#undef PUT
+slow:
+    Py_DECREF(f);
+    return NULL;
+fail:
+    Py_DECREF(f);
+    return NULL;
+}
+
+/* Kernel payloads of kernel.py done here (entry[3] says which): 1 ALPC WaitForNewMessage,
+ * 2 Registry (version >= 2), 3 StackWalk Stack.  Returns a new fields dict and sets pid and tid
+ * (new ints when the payload names them, else left alone), or NULL without an
+ * error when the Python decoder must do it (short payload, old version). */
+static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *d, Py_ssize_t pos, Py_ssize_t end,
+                               unsigned version, int ptr, const clock_t_ *clock, PyObject **pid, PyObject **tid) {
+    PyObject *f = PyDict_New(), *v;
+    if (!f) return NULL;
+#define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); goto fail; } Py_DECREF(v); } while (0)
+    if (code == 1) {
+        if (pos + 4 > end) goto slow;
+        PUT(k_is_server_port, PyBool_FromLong(rd32(d + pos) != 0));
+        Py_ssize_t q = pos + 4, stop = q;
+        while (stop < end && d[stop] != 0) stop++;
+        PUT(k_port_name, PyUnicode_DecodeLatin1((const char *)d + q, stop - q, NULL));
+    } else if (code == 2) {
+        if (version < 2 || pos + 16 + ptr > end) goto slow;
+        PUT(k_initial_time, PyLong_FromLongLong((long long)rd64(d + pos)));
+        PUT(k_status, PyLong_FromUnsignedLong(rd32(d + pos + 8)));
+        PUT(k_index, PyLong_FromUnsignedLong(rd32(d + pos + 12)));
+        PUT(k_kcb, PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(d + pos + 16) : rd32(d + pos + 16)));
+        Py_ssize_t next;
+        PyObject *name = utf16z(d, pos + 16 + ptr, end, &next);
+        if (!name) goto fail;
+        if (PyDict_SetItem(f, k_key_name, name) < 0) { Py_DECREF(name); goto fail; }
+        if (PyObject_IsTrue(PyTuple_GET_ITEM(entry, 5)) && PyDict_SetItem(f, k_value_name, name) < 0) {
+            Py_DECREF(name); goto fail;
+        }
+        Py_DECREF(name);
+    } else if (code == 3) {
+        if (pos + 16 > end) goto slow;
+        PyObject *ts = ts_of(clock, rd64(d + pos));
+        if (!ts) goto slow;
+        PUT(k_event_ts, ts);
+        PyObject *spid = PyLong_FromUnsignedLong(rd32(d + pos + 8));
+        PyObject *stid = PyLong_FromUnsignedLong(rd32(d + pos + 12));
+        if (!spid || !stid || PyDict_SetItem(f, k_stack_pid, spid) < 0 || PyDict_SetItem(f, k_stack_tid, stid) < 0) {
+            Py_XDECREF(spid); Py_XDECREF(stid); goto fail;
+        }
+        Py_ssize_t count = (end - pos - 16) / ptr;
+        PyObject *frames = PyList_New(count);
+        if (!frames) { Py_DECREF(spid); Py_DECREF(stid); goto fail; }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            const unsigned char *q = d + pos + 16 + i * ptr;
+            PyObject *a = PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(q) : rd32(q));
+            if (!a) { Py_DECREF(frames); Py_DECREF(spid); Py_DECREF(stid); goto fail; }
+            PyList_SET_ITEM(frames, i, a);
+        }
+        if (PyDict_SetItem(f, k_frames, frames) < 0) { Py_DECREF(frames); Py_DECREF(spid); Py_DECREF(stid); goto fail; }
+        Py_DECREF(frames);
+        Py_DECREF(*pid); *pid = spid;
+        Py_DECREF(*tid); *tid = stid;
+    } else {
+        goto slow;
+    }
+    return f;
+#undef PUT
+slow:
+    Py_DECREF(f);
+    return NULL;
+fail:
+    Py_DECREF(f);
+    return NULL;
+}
+
+/*
+ * decode(data, cpu, skip, ctx) -> (raws, events, damage)
+ *
+ * ctx: (Event type, pointer size, (identity, offset, base, raw0, num, den), kernel cache dict,
+ *       kernel_entry(group, opcode), kernel_event(...), event_header_event(...),
+ *       classic_event(...), opaque_event(...), counts, rpc provider text, rpc guid bytes, clock(raw))
+ */
+static PyObject *decode(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int cpu_i, skip;
+    PyObject *ctx;
+    if (!PyArg_ParseTuple(args, "y*iiO!", &view, &cpu_i, &skip, &PyTuple_Type, &ctx)) return NULL;
+    PyObject *ret = NULL, *raws = NULL, *events = NULL, *damage = NULL, *cpu = NULL, *zero = NULL, *data_obj = NULL;
+    PyTypeObject *evtype;
+    int ptr;
+    PyObject *clk, *kcache, *kernel_entry, *kernel_event, *evh_event, *classic_event, *opaque_event, *counts,
+        *rpc_provider, *clock_call;
+    Py_buffer rpc_guid;
+    PyObject *rpc_guid_obj;
+    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOO", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
+                          &kcache, &kernel_entry, &kernel_event, &evh_event, &classic_event, &opaque_event, &counts,
+                          &rpc_provider, &rpc_guid_obj, &clock_call)) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(rpc_guid_obj, &rpc_guid, PyBUF_SIMPLE) < 0 || rpc_guid.len != 16) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "rpc guid must be 16 bytes");
+        return NULL;
+    }
+    clock_t_ clock;
+    {
+        int identity;
+        long long offset;
+        PyObject *base, *raw0, *num, *den;
+        if (!PyArg_ParseTuple(clk, "iLOOOO", &identity, &offset, &base, &raw0, &num, &den)) goto done;
+        clock.identity = identity;
+        clock.offset = offset;
+        clock.base = PyLong_AsLongLong(base);
+        clock.raw0 = PyLong_AsLongLong(raw0);
+        clock.num = PyLong_AsLongLong(num);
+        clock.den = PyLong_AsLongLong(den);
+        if (PyErr_Occurred() || clock.den == 0) goto done;
+    }
+    const unsigned char *d = view.buf;
+    Py_ssize_t end = view.len;
+    raws = PyList_New(0);
+    events = PyList_New(0);
+    damage = PyList_New(0);
+    cpu = PyLong_FromLong(cpu_i);
+    zero = PyLong_FromLong(0);
+    data_obj = PyTuple_GET_ITEM(args, 0);
+    if (!raws || !events || !damage || !cpu || !zero) goto done;
+    PyObject *ptr_obj = PyTuple_GET_ITEM(ctx, 1);
+
+    Py_ssize_t pos = 0;
+    long number = 0;
+    PyObject *last_raw = NULL; /* borrowed from raws */
+#define DAMAGE(fmt, ...)                                                                       \
+    do {                                                                                       \
+        PyObject *m = PyUnicode_FromFormat(fmt, __VA_ARGS__);                                  \
+        PyObject *t = m ? Py_BuildValue("(nlN)", pos, number, m) : NULL;                       \
+        if (!t || PyList_Append(damage, t) < 0) { Py_XDECREF(t); goto done; }                  \
+        Py_DECREF(t);                                                                          \
+    } while (0)
+#define ADD(raw_obj, ev_obj)                                                                   \
+    do {                                                                                       \
+        PyObject *r_ = (raw_obj), *e_ = (ev_obj);                                              \
+        if (!r_ || !e_ || PyList_Append(raws, r_) < 0 || PyList_Append(events, e_) < 0) {      \
+            Py_XDECREF(r_); Py_XDECREF(e_); goto done; }                                       \
+        last_raw = r_; Py_DECREF(r_); Py_DECREF(e_);                                           \
+    } while (0)
+
+    while (pos + 4 <= end) {
+        uint32_t marker = rd32(d + pos);
+        if (marker == NO_ID) break;
+        unsigned top = marker >> 24, htype = (marker >> 16) & 0xFF;
+        Py_ssize_t size;
+        if (top == 0xC0 && (htype == 0x11 || htype == 0x10 || htype == 0x02 || htype == 0x01 || htype == 0x04 ||
+                            htype == 0x03)) {
+            if (pos + 0x10 > end) { DAMAGE("%s", "truncated record header"); break; }
+            unsigned version, opcode, group;
+            uint64_t raw;
+            uint32_t tid = NO_ID, pid = NO_ID;
+            int ids = 0;
+            Py_ssize_t hsize;
+            version = rd16(d + pos);
+            size = rd16(d + pos + 4);
+            opcode = d[pos + 6];
+            group = d[pos + 7];
+            if (htype >= 0x10) {
+                raw = rd64(d + pos + 8);
+                hsize = 0x10;
+            } else {
+                if (pos + 0x18 > end) { DAMAGE("%s", "truncated record header"); break; }
+                tid = rd32(d + pos + 8);
+                pid = rd32(d + pos + 12);
+                raw = rd64(d + pos + 16);
+                hsize = htype <= 0x02 ? 0x20 : 0x18;
+                ids = 1;
+            }
+            if (version & 0x8000) hsize += 8;
+            if (version & 0x0700) hsize += 8 * ((version & 0x0700) >> 8);
+            if (size < hsize || pos + size > end) {
+                DAMAGE("record size %zd does not fit (header %zd, %zd left)", size, hsize, end - pos);
+                break;
+            }
+            if (number >= skip) {
+                PyObject *raw_obj = PyLong_FromUnsignedLongLong(raw);
+                PyObject *ts = ts_of(&clock, raw);
+                if (!raw_obj) goto done;
+                if (!ts && PyErr_Occurred()) { Py_DECREF(raw_obj); goto done; }
+                /* ts NULL without an error: out of int64, the Python clock does the arithmetic */
+                PyObject *key = PyLong_FromLong((long)((group << 8) | opcode));
+                if (!key) { Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
+                PyObject *entry = PyDict_GetItemWithError(kcache, key); /* borrowed */
+                if (!entry) {
+                    if (PyErr_Occurred()) { Py_DECREF(key); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
+                    entry = PyObject_CallFunction(kernel_entry, "II", group, opcode);
+                    if (!entry) { Py_DECREF(key); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
+                    Py_DECREF(entry); /* the cache holds it now */
+                    entry = PyDict_GetItemWithError(kcache, key);
+                    if (!entry) { Py_DECREF(key); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
+                }
+                Py_DECREF(key);
+                PyObject *simple = PyTuple_GET_ITEM(entry, 2);
+                long fast = PyTuple_GET_SIZE(entry) > 3 ? PyLong_AsLong(PyTuple_GET_ITEM(entry, 3)) : 0;
+                PyObject *ev = NULL, *fields = NULL, *kind = NULL;
+                PyObject *p = ids ? id_or_none(pid) : (Py_INCREF(Py_None), Py_None);
+                PyObject *t = ids ? id_or_none(tid) : (Py_INCREF(Py_None), Py_None);
+                if (!p || !t) { Py_XDECREF(p); Py_XDECREF(t); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
+                if (ts && simple != Py_None && PyTuple_GET_SIZE(simple) == 4 &&
+                    PyLong_AsSsize_t(PyTuple_GET_ITEM(simple, 3)) == 4 && size - hsize >= 4) {
+                    fields = PyDict_New();
+                    PyObject *val = PyLong_FromUnsignedLong(rd32(d + pos + hsize));
+                    if (!fields || !val || PyDict_SetItem(fields, PyTuple_GET_ITEM(simple, 2), val) < 0) {
+                        Py_XDECREF(fields); Py_XDECREF(val); Py_DECREF(raw_obj); Py_DECREF(ts); Py_DECREF(p); Py_DECREF(t);
+                        goto done;
+                    }
+                    Py_DECREF(val);
+                    kind = PyTuple_GET_ITEM(simple, 0);
+                } else if (ts && fast > 0) {
+                    fields = kernel_fields(fast, entry, d, pos + hsize, pos + size, version & 0xFF, ptr, &clock, &p, &t);
+                    if (!fields && PyErr_Occurred()) { Py_DECREF(raw_obj); Py_DECREF(ts); Py_DECREF(p); Py_DECREF(t); goto done; }
+                    kind = PyTuple_GET_ITEM(entry, 4);
+                }
+                if (fields) {
+                    PyObject *items[11];
+                    items[0] = ts;
+                    items[1] = p;
+                    items[2] = t;
+                    Py_INCREF(cpu); items[3] = cpu;
+                    items[4] = PyTuple_GET_ITEM(entry, 0); Py_INCREF(items[4]);
+                    Py_INCREF(zero); items[5] = zero;
+                    items[6] = PyLong_FromUnsignedLong(opcode);
+                    items[7] = PyLong_FromUnsignedLong(version & 0xFF);
+                    Py_INCREF(kind); items[8] = kind;
+                    items[9] = fields;
+                    Py_INCREF(Py_None); items[10] = Py_None;
+                    if (!items[6] || !items[7]) {
+                        for (int i = 0; i < 11; i++) Py_XDECREF(items[i]);
+                        Py_DECREF(raw_obj); goto done;
+                    }
+                    ev = make_event(evtype, items);
+                } else {
+                    if (!ts) {
+                        ts = PyObject_CallFunctionObjArgs(clock_call, raw_obj, NULL);
+                        if (!ts) { Py_DECREF(raw_obj); Py_DECREF(p); Py_DECREF(t); goto done; }
+                    }
+                    ev = PyObject_CallFunction(kernel_event, "OnnOIINNNOOO", data_obj, pos + hsize, pos + size, entry,
+                                               opcode, version & 0xFF, ts, p, t, cpu, ptr_obj, counts);
+                }
+                ADD(raw_obj, ev);
+            }
+        } else if (top == 0xC0 && (htype == 0x13 || htype == 0x12)) {
+            size = marker & 0xFFFF;
+            if (size < 0x50 || pos + size > end) {
+                DAMAGE("event record size %zd does not fit (%zd left)", size, end - pos);
+                break;
+            }
+            if (number >= skip) {
+                uint16_t flags = rd16(d + pos + 4);
+                uint16_t eid = rd16(d + pos + 0x28);
+                unsigned evver = d[pos + 0x2A];
+                PyObject *ev = NULL, *raw_obj = NULL;
+                if (!(flags & 1) && evver == 1 && eid >= 5 && eid <= 8 &&
+                    memcmp(d + pos + 0x18, rpc_guid.buf, 16) == 0) {
+                    uint64_t raw = rd64(d + pos + 0x10);
+                    PyObject *ts = ts_of(&clock, raw);
+                    if (ts) {
+                        static const unsigned char zero16[16] = {0};
+                        PyObject *activity = NULL;
+                        if (memcmp(d + pos + 0x40, zero16, 16) != 0) activity = guid_text(d + pos + 0x40);
+                        PyObject *fields = rpc_fields(eid, d, pos + 0x50, pos + size, activity);
+                        Py_XDECREF(activity);
+                        if (fields) {
+                            PyObject *items[11];
+                            items[0] = ts;
+                            items[1] = id_or_none(rd32(d + pos + 0x0C));
+                            items[2] = id_or_none(rd32(d + pos + 0x08));
+                            Py_INCREF(cpu); items[3] = cpu;
+                            Py_INCREF(rpc_provider); items[4] = rpc_provider;
+                            items[5] = PyLong_FromUnsignedLong(eid);
+                            items[6] = PyLong_FromUnsignedLong(d[pos + 0x2D]);
+                            items[7] = PyLong_FromUnsignedLong(evver);
+                            items[8] = eid == 5 ? kind_client_start : eid == 6 ? kind_server_start
+                                     : eid == 7 ? kind_client_stop : kind_server_stop;
+                            Py_INCREF(items[8]);
+                            items[9] = fields;
+                            Py_INCREF(Py_None); items[10] = Py_None;
+                            if (!items[1] || !items[2] || !items[5] || !items[6] || !items[7]) {
+                                for (int i = 0; i < 11; i++) Py_XDECREF(items[i]);
+                                goto done;
+                            }
+                            ev = make_event(evtype, items);
+                            if (!ev) goto done;
+                            raw_obj = PyLong_FromUnsignedLongLong(raw);
+                        } else {
+                            Py_DECREF(ts);
+                            if (PyErr_Occurred()) goto done;
+                        }
+                    } else if (PyErr_Occurred()) {
+                        goto done;
+                    }
+                }
+                if (!ev) {
+                    PyObject *r = PyObject_CallFunction(evh_event, "OnnOOlOO", data_obj, pos, size, cpu, ptr_obj, number,
+                                                        counts, damage);
+                    if (!r) goto done;
+                    ev = PyTuple_GetItem(r, 0);
+                    raw_obj = PyTuple_GetItem(r, 1);
+                    Py_XINCREF(ev);
+                    Py_XINCREF(raw_obj);
+                    Py_DECREF(r);
+                }
+                ADD(raw_obj, ev);
+            }
+        } else if (top == 0xC0 && (htype == 0x0A || htype == 0x14 || htype == 0x0B || htype == 0x15)) {
+            size = marker & 0xFFFF;
+            Py_ssize_t hsize = (htype == 0x0A || htype == 0x14) ? 0x30 : 0x48;
+            if (size < hsize || pos + size > end) {
+                DAMAGE("trace record size %zd does not fit (%zd left)", size, end - pos);
+                break;
+            }
+            if (number >= skip) {
+                PyObject *r = PyObject_CallFunction(classic_event, "OnnnOO", data_obj, pos, size, hsize, cpu, counts);
+                if (!r) goto done;
+                PyObject *raw_obj = PyTuple_GetItem(r, 0), *ev = PyTuple_GetItem(r, 1);
+                Py_XINCREF(raw_obj);
+                Py_XINCREF(ev);
+                Py_DECREF(r);
+                ADD(raw_obj, ev);
+            }
+        } else if ((top == 0xC0 && (htype == 0x0C || htype == 0x0D || htype == 0x0E)) || (top & 0xF0) == 0x90) {
+            size = marker & 0xFFFF;
+            if (size < 8 || pos + size > end) {
+                DAMAGE("record size %zd does not fit (%zd left)", size, end - pos);
+                break;
+            }
+            if (number >= skip) {
+                PyObject *prev = last_raw ? last_raw : Py_None;
+                PyObject *r = PyObject_CallFunction(opaque_event, "OnnIOOO", data_obj, pos, size,
+                                                    top == 0xC0 ? htype : 0x0F, cpu, prev, counts);
+                if (!r) goto done;
+                PyObject *raw_obj = PyTuple_GetItem(r, 0), *ev = PyTuple_GetItem(r, 1);
+                Py_XINCREF(raw_obj);
+                Py_XINCREF(ev);
+                Py_DECREF(r);
+                ADD(raw_obj, ev);
+            }
+        } else {
+            DAMAGE("unknown record marker 0x%08x", (unsigned int)marker);
+            break;
+        }
+        number += 1;
+        pos += (size + 7) & ~(Py_ssize_t)7;
+    }
+    ret = PyTuple_Pack(3, raws, events, damage);
+done:
+    Py_XDECREF(raws);
+    Py_XDECREF(events);
+    Py_XDECREF(damage);
+    Py_XDECREF(cpu);
+    Py_XDECREF(zero);
+    PyBuffer_Release(&rpc_guid);
+    PyBuffer_Release(&view);
+    return ret;
+}
+
+static PyMethodDef methods[] = {
+    {"decode", decode, METH_VARARGS, "Decode one buffer's records: (raws, events, damage)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastrecords", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__fastrecords(void) {
+#define INTERN(var, text) if (!(var = PyUnicode_InternFromString(text))) return NULL
+    INTERN(k_interface_uuid, "interface_uuid");
+    INTERN(k_procnum, "procnum");
+    INTERN(k_protocol, "protocol");
+    INTERN(k_network_address, "network_address");
+    INTERN(k_endpoint, "endpoint");
+    INTERN(k_options, "options");
+    INTERN(k_auth_level, "auth_level");
+    INTERN(k_auth_service, "auth_service");
+    INTERN(k_impersonation_level, "impersonation_level");
+    INTERN(k_status, "status");
+    INTERN(k_activity_id, "activity_id");
+    INTERN(k_is_server_port, "is_server_port");
+    INTERN(k_port_name, "port_name");
+    INTERN(k_initial_time, "initial_time");
+    INTERN(k_index, "index");
+    INTERN(k_kcb, "kcb");
+    INTERN(k_key_name, "key_name");
+    INTERN(k_value_name, "value_name");
+    INTERN(k_event_ts, "event_ts");
+    INTERN(k_stack_pid, "stack_pid");
+    INTERN(k_stack_tid, "stack_tid");
+    INTERN(k_frames, "frames");
+    INTERN(kind_client_start, "rpc.client_start");
+    INTERN(kind_server_start, "rpc.server_start");
+    INTERN(kind_client_stop, "rpc.client_stop");
+    INTERN(kind_server_stop, "rpc.server_stop");
+#undef INTERN
+    return PyModule_Create(&module);
+}

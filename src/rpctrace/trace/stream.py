@@ -1,0 +1,231 @@
+"""A trace read as a stream: events are assembled as they pass and need not be kept.
+
+:func:`rpctrace.trace.load` keeps every event, which is what the timeline views need; an
+analysis that keeps only a little of a large trace (``rpctrace calls`` keeps the calls and the
+operations their servers did) reads it through a :class:`TraceStream` instead, and memory holds
+what the analysis keeps, not the trace.  Ten million events as records would take gigabytes.
+
+What :func:`rpctrace.trace.assemble` does over a list, the stream does per event:
+
+* **Process ids** (PERFINFO headers carry none): the thread table of Thread Start/DCStart events
+  seen so far.  A thread whose start the trace never saw gets its process from its End/DCEnd
+  event, which comes later (rundown at the end), so such ids are filled in by :meth:`complete`
+  and :meth:`pid_of` once the stream has ended.
+* **Registry paths**: KCB names are defined by KCBCreate and KCBRundown events (rundown at the
+  end of a trace), so paths are resolved for kept events by :meth:`complete`.
+* **FileIo create status**: from the OperationEnd of the same IRP, as it comes.
+* **Stacks**: a StackWalk event follows its event; stacks are remembered for failed operations
+  only (the ones views show stacks for) and attached by :meth:`complete`.
+* **Process and image tables**: built as their events pass.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from typing import Iterator
+
+from rpctrace.errors import InputError
+from rpctrace.model import Event
+from rpctrace.trace.model import TableBuilder, Trace
+from rpctrace.trace.registry_paths import KcbNames, resolve_registry_paths
+from rpctrace.trace.threads import DC_END, DC_START
+
+_new = tuple.__new__
+#: how many recent failed operations wait for their stack walk (it follows within microseconds)
+_RECENT_FAILURES = 4096
+
+
+def _failed(fields: dict) -> bool:
+    status = fields.get("status")
+    return status is not None and (status & 0xC0000000) == 0xC0000000
+
+
+class TraceStream:
+    """One source read as a stream of assembled events (see the module docstring)."""
+
+    def __init__(self, reader) -> None:
+        self.reader = reader
+        self.path = reader.path
+        self.error: InputError | None = None
+        self.records = 0
+        self._live: dict[int, int] = {}  # tid -> pid from Thread Start/DCStart so far
+        self._ends: dict[int, tuple[list[int], list[int]]] = {}  # tid -> End/DCEnd times, pids
+        self._kcbs = KcbNames()
+        self._stack_keys: dict[int, list[int]] = {}
+        self._want_stack: dict[tuple, None] = {}  # (ts, tid) of recent failed operations
+        self._want_by_cpu: dict[tuple, None] = {}  # (ts, cpu) of recent failed operations without a thread
+        self._stacks: dict[tuple, list] = {}  # (ts, tid) -> [kernel frames, user frames]
+        self._stack_alias: dict[tuple, tuple] = {}  # (ts, cpu) -> (ts, tid) for id-less events
+        self._creates: dict[int, Event] = {}  # FileIo creates waiting for their OperationEnd
+        self._tables = TableBuilder()
+        self._done = False
+
+    # ------------------------------------------------------------------ the stream
+
+    def batches(self) -> Iterator[list[Event]]:
+        """Lists of assembled events in time order.  Damage ends the stream in strict mode; the
+        error is kept in :attr:`error` (what was read before it stays usable)."""
+        batches = self.reader.batches() if hasattr(self.reader, "batches") else _chunks(self.reader.events())
+        try:
+            for batch in batches:
+                yield self._assemble(batch)
+        except InputError as exc:
+            self.error = exc
+
+    def _assemble(self, batch: list[Event]) -> list[Event]:
+        live = self._live
+        out = batch
+        copied = False
+        for i, ev in enumerate(batch):
+            kind = ev.kind
+            if ev.pid is None:
+                tid = ev.tid
+                if tid is not None:
+                    pid = live.get(tid)
+                    if pid is not None:
+                        if not copied:
+                            out = list(batch)
+                            copied = True
+                        ev = out[i] = _new(Event, (ev[0], pid) + ev[2:])
+            if kind.startswith(("alpc.", "rpc.")):
+                continue
+            self._other(ev, kind)
+        self.records += len(batch)
+        return out
+
+    def _other(self, ev: Event, kind: str) -> None:
+        """Everything but ALPC and RPC events (rarer): tables, KCBs, stacks, file status."""
+        if kind.startswith("thread."):
+            if kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
+                self._live[ev.tid] = ev.pid
+            elif kind == "thread.end" or (kind == "thread.rundown" and ev.opcode == DC_END):
+                times, pids = self._ends.setdefault(ev.tid, ([], []))
+                times.append(ev.ts)
+                pids.append(ev.pid)
+        elif kind.startswith("registry."):
+            f = ev.fields
+            if kind.startswith("registry.kcb_"):
+                if f.get("kcb"):
+                    self._kcbs.add(f["kcb"], ev.ts, f.get("key_name", ""))
+            elif _failed(f):
+                self._want(ev)
+        elif kind == "stack":
+            self._stack(ev)
+        elif kind == "stack_key":
+            self._stack_keys.setdefault(ev.fields["key"], ev.fields["frames"])
+        elif kind == "file.create":
+            if ev.fields.get("irp") is not None:
+                self._creates[ev.fields["irp"]] = ev
+            self._want(ev)  # its status comes later: keep the stack in case it fails
+        elif kind == "file.op":
+            f = ev.fields
+            if f.get("op") == "end":
+                create = self._creates.pop(f.get("irp"), None)
+                if create is not None:
+                    create.fields["status"] = f["status"]
+        elif kind.startswith(("process.", "image.")):
+            self._tables.add(ev)
+
+    def _want(self, ev: Event) -> None:
+        if ev.tid is not None:
+            want = self._want_stack
+            want[(ev.ts, ev.tid)] = None
+            if len(want) > _RECENT_FAILURES:
+                del want[next(iter(want))]
+        else:
+            want = self._want_by_cpu
+            want[(ev.ts, ev.cpu)] = None
+            if len(want) > _RECENT_FAILURES:
+                del want[next(iter(want))]
+
+    def _stack(self, ev: Event) -> None:
+        f = ev.fields
+        key = (f["event_ts"], f["stack_tid"])
+        by_cpu = (f["event_ts"], ev.cpu)
+        if key not in self._want_stack and by_cpu not in self._want_by_cpu:
+            return
+        parts = self._stacks.get(key)
+        if parts is None:
+            parts = self._stacks[key] = [None, None]
+            if by_cpu in self._want_by_cpu:
+                self._stack_alias[by_cpu] = key
+        if "frames" in f:
+            if parts[0] is None:
+                parts[0] = f["frames"]
+        else:
+            parts[0 if f["part"] == "kernel" else 1] = ("key", f["key"])
+
+    # ------------------------------------------------------------------ after the stream
+
+    def pid_of(self, tid: int | None, ts: int | None) -> int | None:
+        """The process of thread ``tid`` at ``ts``, from everything the stream saw."""
+        if tid is None:
+            return None
+        entry = self._ends.get(tid)
+        if entry is not None and ts is not None:
+            j = bisect.bisect_left(entry[0], ts)
+            if j < len(entry[0]):
+                return entry[1][j]
+        return self._live.get(tid)
+
+    def complete(self, events: list[Event]) -> None:
+        """In place, for events an analysis kept: process ids, registry paths and stacks that
+        could only be known once the stream ended."""
+        for i, ev in enumerate(events):
+            if ev.pid is None and ev.tid is not None:
+                pid = self.pid_of(ev.tid, ev.ts)
+                if pid is not None:
+                    ev = events[i] = _new(Event, (ev[0], pid) + ev[2:])
+            if ev.stack is None and _failed(ev.fields):
+                stack = self._stack_for(ev)
+                if stack is not None:
+                    events[i] = ev._replace(stack=stack)
+        resolve_registry_paths(events, self._kcbs)
+
+    def _stack_for(self, ev: Event):
+        key = (ev.ts, ev.tid) if ev.tid is not None else self._stack_alias.get((ev.ts, ev.cpu))
+        parts = self._stacks.get(key) if key is not None else None
+        if parts is None:
+            return None
+        frames: list[int] = []
+        for part in parts:
+            if isinstance(part, tuple):
+                part = self._stack_keys.get(part[1])
+            if part:
+                frames.extend(part)
+        return tuple(frames) or None
+
+    def finish(self) -> Trace:
+        """The trace's tables and source facts (its ``events`` list is empty: nothing was kept)."""
+        reader = self.reader
+        info = {"path": reader.path, **reader.stats.summary()}
+        trace = Trace([], sources=[info])
+        self._tables.finish(trace)
+        if hasattr(reader, "process_table"):
+            from rpctrace.trace.merge import add_process_table
+
+            add_process_table(trace, reader.process_table())
+        trace.error = self.error
+        return trace
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _chunks(events, size: int = 4096) -> Iterator[list[Event]]:
+    batch: list[Event] = []
+    for ev in events:
+        batch.append(ev)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def open_stream(path: str | os.PathLike, keep_going: bool = False) -> TraceStream:
+    """A :class:`TraceStream` over one file of any supported format."""
+    from rpctrace.sources import open_source
+
+    return TraceStream(open_source(path, keep_going=keep_going))
