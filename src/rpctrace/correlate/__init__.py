@@ -17,7 +17,7 @@ def correlate(trace) -> Correlation:
     return correlate_events(trace.events)
 
 
-def correlate_files(paths, keep_going: bool = False):
+def correlate_files(paths, keep_going: bool = False, operations: str = "all"):
     """``(trace, correlation)`` for the files of one incident.
 
     One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
@@ -25,7 +25,8 @@ def correlate_files(paths, keep_going: bool = False):
     so memory follows the number of calls, not of events.  Several files are merged first
     (clock alignment needs them whole), then correlated.  The returned trace has the process
     and image tables and ``error`` (damage that ended reading); with one file its ``events``
-    list is empty and ``records`` says how many events were read.
+    list is empty and ``records`` says how many events were read.  ``operations="failed"``
+    keeps only the servers' failed operations (see :class:`Correlator`).
     """
     from rpctrace.trace import load
     from rpctrace.trace.gcpause import gc_paused
@@ -35,11 +36,14 @@ def correlate_files(paths, keep_going: bool = False):
     if len(paths) != 1:
         trace = load(paths, keep_going=keep_going)
         trace.records = len(trace.events)
-        return trace, correlate(trace)
+        with gc_paused():
+            correlator = Correlator(operations)
+            correlator.feed(trace.events)
+            return trace, correlator.finish()
     stream = open_stream(paths[0], keep_going=keep_going)
     try:
         with gc_paused():
-            correlator = Correlator()
+            correlator = Correlator(operations)
             for batch in stream.batches():
                 correlator.feed(batch)
             trace = stream.finish()

@@ -68,8 +68,10 @@ class Call:
     evidence: list[str] = field(default_factory=list)
     ambiguous: bool = False
     parent: "Call | None" = None
-    children: list["Call"] = field(default_factory=list)
-    operations: list[Event] = field(default_factory=list)
+    # empty tuples until something is added: most calls have no children, and a listing keeps
+    # only failed operations (a million calls, two empty lists each, is 100 MB)
+    children: "list[Call] | tuple" = ()
+    operations: "list[Event] | tuple" = ()
     has_client: bool = False
     has_server: bool = False
     from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
@@ -127,7 +129,12 @@ class Correlator:
     fallback, scores, numbering).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, operations: str = "all") -> None:
+        """``operations="failed"`` keeps only the server operations that failed (what a listing
+        of calls shows); the default keeps every operation (what the call tree shows)."""
+        if operations not in ("all", "failed"):
+            raise ValueError(f"operations must be 'all' or 'failed', not {operations!r}")
+        self.failed_only = operations == "failed"
         self.pairing = AlpcPairing()
         self.calls: list[Call] = []
         self.open_client: dict[tuple, Call] = {}  # (pid, tid) -> client call waiting for its ALPC send
@@ -160,6 +167,7 @@ class Correlator:
         """Advance over ``events`` (time ordered, continuing what was fed before)."""
         step = self.pairing.step
         serving = self.serving
+        failed_only = self.failed_only
         for ev in events:
             kind = ev.kind
             msg = step(ev)
@@ -173,8 +181,13 @@ class Correlator:
                 self._rpc(ev, kind, (ev.pid, ev.tid))
             elif kind.startswith(FAILING) and ev.tid is not None:
                 call = serving.get((ev.pid, ev.tid))
-                if call is not None:
-                    call.operations.append(ev)
+                if call is not None and not (failed_only and kind != "file.create"
+                                             and not is_failure_status(ev.fields.get("status"))):
+                    # (a file create's status comes later: kept, sorted out at the end)
+                    if call.operations:
+                        call.operations.append(ev)
+                    else:
+                        call.operations = [ev]
 
     def _alpc(self, ev: Event, kind: str, key: tuple, msg: AlpcMessage) -> None:
         if kind == "alpc.send":
@@ -207,7 +220,10 @@ class Correlator:
             parent = serving.get(key)
             if parent is not None:
                 call.parent = parent
-                parent.children.append(call)
+                if parent.children:
+                    parent.children.append(call)
+                else:
+                    parent.children = [call]
                 call.evidence.append("made while serving parent")
             self.open_client[key] = call
             self.last_client[key] = call
@@ -220,6 +236,7 @@ class Correlator:
                     call = None
             else:
                 call.evidence.append("activity(5↔7)")
+                call.client_activity = None  # matched: the id has done its job (memory)
             if call is not None:
                 call.end = ev.ts
                 call.status = f.get("status")
@@ -263,6 +280,7 @@ class Correlator:
                 call = serving.get(key)
             else:
                 call.evidence.append("activity(6↔8)")
+                call.server_activity = None  # matched: the id has done its job (memory)
             if call is not None:
                 call.server_end = ev.ts
                 call.server_status = f.get("status")
@@ -293,6 +311,10 @@ class Correlator:
                 # (a reply taken by a thread whose own request was lost)
                 c.client_pid, c.client_tid = msg.client_pid, msg.client_tid
                 c.start = msg.send_ts if msg.send_ts is not None else msg.client_receive_ts
+        if self.failed_only:
+            for c in calls:
+                if c.operations:
+                    c.operations = [op for op in c.operations if is_failure_status(op.fields.get("status"))] or ()
         if pid_of is not None:
             for c in calls:
                 if c.client_pid is None and c.client_tid is not None:
@@ -350,12 +372,21 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
         c.server_start, c.server_end, c.server_status = best.server_start, best.server_end, best.server_status
         c.server_activity = best.server_activity
         c.operations = best.operations
-        c.children.extend(best.children)
+        c.children = list(c.children) + list(best.children)
         for child in best.children:
             child.parent = c
         c.has_server = True
         c.evidence.append("rpc-only: endpoint+interface+opnum+time")
         best.merged = True
+
+
+_SHARED: dict[tuple, tuple] = {}
+
+
+def _shared(evidence) -> tuple:
+    """One tuple per distinct evidence list: a million calls share a handful of them."""
+    key = tuple(evidence)
+    return _SHARED.setdefault(key, key)
 
 
 def _score(c: Call) -> None:
@@ -378,7 +409,9 @@ def _score(c: Call) -> None:
         conf = min(conf, 0.3)
     c.confidence = conf
     if c.message is not None:
+        c.message.evidence = _shared(c.message.evidence)
         c.evidence = list(c.message.evidence) + c.evidence
+    c.evidence = _shared(c.evidence)
     if c.start is None:
         c.start = c.server_start
     if c.end is None:

@@ -89,6 +89,13 @@ static PyObject *utf16z(const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, 
     return PyUnicode_DecodeUTF16((const char *)d + pos, cut - pos, "replace", &bo);
 }
 
+/* Strings that repeat across a trace (interface ids, endpoints, key and port names) are
+ * interned: a reconstruction keeps hundreds of thousands of calls that name the same few. */
+static PyObject *interned(PyObject *text) {
+    if (text) PyUnicode_InternInPlace(&text);
+    return text;
+}
+
 static PyObject *make_event(PyTypeObject *type, PyObject *items[11]) {
     PyObject *ev = type->tp_alloc(type, 11);
     if (!ev) {
@@ -99,9 +106,24 @@ static PyObject *make_event(PyTypeObject *type, PyObject *items[11]) {
     return ev;
 }
 
+/* Process and thread ids repeat on every event of a thread: one int object per id value
+ * (bounded), so the calls a reconstruction keeps share them instead of holding copies. */
+static PyObject *id_cache;
+
 static inline PyObject *id_or_none(uint32_t v) {
     if (v == NO_ID) Py_RETURN_NONE;
-    return PyLong_FromUnsignedLong(v);
+    PyObject *key = PyLong_FromUnsignedLong(v);
+    if (!key || v < 256) return key;
+    PyObject *hit = PyDict_GetItemWithError(id_cache, key);
+    if (hit) {
+        Py_DECREF(key);
+        Py_INCREF(hit);
+        return hit;
+    }
+    if (PyErr_Occurred()) { Py_DECREF(key); return NULL; }
+    if (PyDict_GET_SIZE(id_cache) >= 65536) PyDict_Clear(id_cache);
+    if (PyDict_SetItem(id_cache, key, key) < 0) { Py_DECREF(key); return NULL; }
+    return key;
 }
 
 /* RPC call start/stop (ids 5-8, version 1).  Returns a new fields dict, or NULL with no error
@@ -113,7 +135,7 @@ static PyObject *rpc_fields(int eid, const unsigned char *d, Py_ssize_t off, Py_
 #define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); goto fail; } Py_DECREF(v); } while (0)
     if (eid == 5 || eid == 6) {
         if (off + 24 > end) goto slow;
-        PUT(k_interface_uuid, guid_text(d + off));
+        PUT(k_interface_uuid, interned(guid_text(d + off)));
         PUT(k_procnum, PyLong_FromUnsignedLong(rd32(d + off + 16)));
         PUT(k_protocol, PyLong_FromUnsignedLong(rd32(d + off + 20)));
         off += 24;
@@ -121,7 +143,7 @@ static PyObject *rpc_fields(int eid, const unsigned char *d, Py_ssize_t off, Py_
         for (int i = 0; i < 3; i++) {
             if (off >= end) goto slow;
             Py_ssize_t next;
-            PUT(keys[i], utf16z(d, off, end, &next));
+            PUT(keys[i], interned(utf16z(d, off, end, &next)));
             off = next;
         }
         if (off + 12 > end) goto slow;
@@ -159,7 +181,7 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         PUT(k_is_server_port, PyBool_FromLong(rd32(d + pos) != 0));
         Py_ssize_t q = pos + 4, stop = q;
         while (stop < end && d[stop] != 0) stop++;
-        PUT(k_port_name, PyUnicode_DecodeLatin1((const char *)d + q, stop - q, NULL));
+        PUT(k_port_name, interned(PyUnicode_DecodeLatin1((const char *)d + q, stop - q, NULL)));
     } else if (code == 2) {
         if (version < 2 || pos + 16 + ptr > end) goto slow;
         PUT(k_initial_time, PyLong_FromLongLong((long long)rd64(d + pos)));
@@ -167,7 +189,7 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         PUT(k_index, PyLong_FromUnsignedLong(rd32(d + pos + 12)));
         PUT(k_kcb, PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(d + pos + 16) : rd32(d + pos + 16)));
         Py_ssize_t next;
-        PyObject *name = utf16z(d, pos + 16 + ptr, end, &next);
+        PyObject *name = interned(utf16z(d, pos + 16 + ptr, end, &next));
         if (!name) goto fail;
         if (PyDict_SetItem(f, k_key_name, name) < 0) { Py_DECREF(name); goto fail; }
         if (PyObject_IsTrue(PyTuple_GET_ITEM(entry, 5)) && PyDict_SetItem(f, k_value_name, name) < 0) {
@@ -179,8 +201,8 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         PyObject *ts = ts_of(clock, rd64(d + pos));
         if (!ts) goto slow;
         PUT(k_event_ts, ts);
-        PyObject *spid = PyLong_FromUnsignedLong(rd32(d + pos + 8));
-        PyObject *stid = PyLong_FromUnsignedLong(rd32(d + pos + 12));
+        PyObject *spid = rd32(d + pos + 8) == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(rd32(d + pos + 8));
+        PyObject *stid = rd32(d + pos + 12) == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(rd32(d + pos + 12));
         if (!spid || !stid || PyDict_SetItem(f, k_stack_pid, spid) < 0 || PyDict_SetItem(f, k_stack_tid, stid) < 0) {
             Py_XDECREF(spid); Py_XDECREF(stid); goto fail;
         }
@@ -535,5 +557,6 @@ PyMODINIT_FUNC PyInit__fastrecords(void) {
     INTERN(kind_client_stop, "rpc.client_stop");
     INTERN(kind_server_stop, "rpc.server_stop");
 #undef INTERN
+    if (!(id_cache = PyDict_New())) return NULL;
     return PyModule_Create(&module);
 }

@@ -52,6 +52,7 @@ from rpctrace.sources.etl.parallel import (
     inflate_data_job,
     parallel_map,
 )
+from rpctrace.sources.etl import records
 from rpctrace.sources.etl.records import SYSTEM32, SYSTEM64, BufferDecoder, first_timestamp
 
 _U32 = struct.Struct("<I")
@@ -377,7 +378,11 @@ class EtlReader:
         here = partial(decode_job, self._view, self.size, decoder)
         jobs = (self._job(slot) for slot in slots)
         pool = None
-        if len(slots) >= PARALLEL_MIN_DECODE_BUFFERS and (workers is None or workers > 1):
+        # Worker processes pay when decoding is in Python: sending events back costs about a
+        # third of decoding them.  The C record loop decodes faster than events can be sent.
+        python_decoding = records._fastrecords is None or records.PURE
+        if len(slots) >= PARALLEL_MIN_DECODE_BUFFERS and (workers is None or workers > 1) and (
+                python_decoding or workers is not None):
             pool = DecodePool.start(self.path, self.size, decoder, workers, here)
         if pool is None:
             for job in jobs:
