@@ -40,7 +40,8 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all"):
             correlator = Correlator(operations)
             correlator.feed(trace.events)
             return trace, correlator.finish()
-    stream = open_stream(paths[0], keep_going=keep_going)
+    # a listing of calls (operations="failed") shows no stacks: they need not be kept
+    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations == "all")
     try:
         with gc_paused():
             correlator = Correlator(operations)

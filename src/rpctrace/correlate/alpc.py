@@ -16,12 +16,26 @@ receive still pairs the client with the server thread, with lower confidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rpctrace.model import Event
 
 #: a request nobody took within this long (100 ns ticks) is dropped from the pending table
 PENDING_WINDOW = 600 * 10_000_000
+
+_EVIDENCE: dict[tuple, tuple] = {}
+
+
+def with_evidence(current: tuple, text: str) -> tuple:
+    """``current + (text,)``, shared: evidence is a short sequence of a few dozen phrases, and a
+    million calls holding lists of their own would cost a hundred megabytes."""
+    key = (current, text)
+    got = _EVIDENCE.get(key)
+    if got is None:
+        got = current + (text,)
+        if len(_EVIDENCE) < 65536:
+            _EVIDENCE[key] = got
+    return got
 
 
 @dataclass(eq=False, slots=True)
@@ -40,7 +54,7 @@ class AlpcMessage:
     unwait_status: int | None = None
     waited: bool = False  # the client logged Wait-For-Reply: a synchronous request
     port_name: str | None = None  # the port the server thread waits on
-    evidence: list[str] = field(default_factory=list)
+    evidence: tuple[str, ...] = ()
     dropped: bool = False  # turned out to be a reply whose request was not seen
     call: object = None  # the RPC call bound to this message, set by the RPC layer
 
@@ -94,19 +108,25 @@ class AlpcPairing:
         if msg is not None and msg.reply_ts is None and self.awaiting.get(msg.message_id) is msg:
             if not msg.waited:
                 del self.awaiting[msg.message_id]  # a datagram: no reply will come
-                msg.evidence.append("datagram")
+                msg.evidence = with_evidence(msg.evidence, "datagram")
 
     def step(self, ev: Event) -> AlpcMessage | None:
         """Advance the machine by one event; the message the event belongs to, if any."""
         kind = ev.kind
-        tid = ev.tid
         if kind == "rpc.client_start":
-            self.in_client_call.add(tid)
+            self.in_client_call.add(ev.tid)
             return None
         if kind == "rpc.client_stop":
-            self.in_client_call.discard(tid)
+            self.in_client_call.discard(ev.tid)
             return None
-        if tid is None or not kind.startswith("alpc."):
+        if not kind.startswith("alpc."):
+            return None
+        return self.alpc(ev, kind)
+
+    def alpc(self, ev: Event, kind: str) -> AlpcMessage | None:
+        """:meth:`step` for an ALPC event (the caller has looked at its kind)."""
+        tid = ev.tid
+        if tid is None:
             return None
         pid, ts = ev.pid, ev.ts
         last_op = self.last_op
@@ -144,7 +164,7 @@ class AlpcPairing:
         if msg is not None and msg.message_id == x:
             # the server thread answers the message it took
             msg.reply_ts, msg.reply_tid = ts, tid
-            msg.evidence.append("alpc.reply")
+            msg.evidence = with_evidence(msg.evidence, "alpc.reply")
             del serving[tid]
             if awaiting.get(x) is msg:
                 del awaiting[x]
@@ -154,7 +174,7 @@ class AlpcPairing:
         if msg is not None and msg.server_pid == pid and pid is not None:
             # answered by another thread of the server process (a completion thread)
             msg.reply_ts, msg.reply_tid = ts, tid
-            msg.evidence.append("alpc.reply(other thread)")
+            msg.evidence = with_evidence(msg.evidence, "alpc.reply(other thread)")
             del awaiting[x]
             if serving.get(msg.server_tid) is msg:
                 del serving[msg.server_tid]
@@ -163,7 +183,7 @@ class AlpcPairing:
         if self.pending.get(x) is not None:
             self.lost("request never received")
         msg = AlpcMessage(x, pid, tid, ts)
-        msg.evidence.append("alpc.send")
+        msg.evidence = with_evidence(msg.evidence, "alpc.send")
         self.pending[x] = msg
         if self.messages is not None:
             self.messages.append(msg)
@@ -186,7 +206,7 @@ class AlpcPairing:
                     bogus.dropped = True
                     msg.server_pid, msg.server_tid = bogus.client_pid, bogus.client_tid
                     msg.reply_ts, msg.reply_tid = bogus.send_ts, bogus.client_tid
-                    msg.evidence.append("alpc.reply(receive lost)")
+                    msg.evidence = with_evidence(msg.evidence, "alpc.reply(receive lost)")
                     if waiting.get(bogus.client_tid) is bogus:
                         del waiting[bogus.client_tid]
                 else:
@@ -194,7 +214,7 @@ class AlpcPairing:
                 if pending.get(x) is msg:
                     del pending[x]
             msg.client_receive_ts, msg.client_receive_tid = ts, tid
-            msg.evidence.append("alpc.client_receive")
+            msg.evidence = with_evidence(msg.evidence, "alpc.client_receive")
             del waiting[tid]
             replied.pop(x, None)
             return msg
@@ -213,7 +233,7 @@ class AlpcPairing:
                 msg.reply_ts, msg.reply_tid = bogus.send_ts, bogus.client_tid
                 msg.client_pid, msg.client_tid, msg.send_ts = pid, tid, None
                 msg.waited = True
-                msg.evidence = ["alpc.reply(request send lost)", "alpc.client_receive"]
+                msg.evidence = with_evidence(("alpc.reply(request send lost)",), "alpc.client_receive")
                 msg.client_receive_ts, msg.client_receive_tid = ts, tid
                 return msg
             if replied.get(x) is None:
@@ -223,7 +243,7 @@ class AlpcPairing:
         if msg is not None and msg.client_pid == pid:
             # a completion thread of the client process takes the reply (asynchronous call)
             msg.client_receive_ts, msg.client_receive_tid = ts, tid
-            msg.evidence.append("alpc.client_receive(other thread)")
+            msg.evidence = with_evidence(msg.evidence, "alpc.client_receive(other thread)")
             del replied[x]
             if waiting.get(msg.client_tid) is msg:
                 del waiting[msg.client_tid]
@@ -241,7 +261,7 @@ class AlpcPairing:
             del pending[x]
             msg.server_pid, msg.server_tid, msg.receive_ts = pid, tid, ts
             msg.port_name = self.port_of.get(tid)
-            msg.evidence.append("alpc.receive")
+            msg.evidence = with_evidence(msg.evidence, "alpc.receive")
             self.serving[tid] = msg
             self.awaiting[x] = msg
             return msg

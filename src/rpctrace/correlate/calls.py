@@ -18,11 +18,11 @@ calls with the port name as endpoint and no interface.  Every call lists the joi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from typing import Iterable
 
-from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing
+from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, with_evidence
 from rpctrace.model import Event
 from rpctrace.trace.gcpause import gc_paused
 
@@ -65,7 +65,7 @@ class Call:
     server_activity: str | None = None
     message: AlpcMessage | None = None
     confidence: float = 0.0
-    evidence: list[str] = field(default_factory=list)
+    evidence: tuple[str, ...] = ()  # shared tuples (see alpc.with_evidence)
     ambiguous: bool = False
     parent: "Call | None" = None
     # empty tuples until something is added: most calls have no children, and a listing keeps
@@ -119,6 +119,19 @@ def correlate_events(events: Iterable[Event]) -> Correlation:
         return correlator.finish()
 
 
+_OTHER, _ALPC, _RPC, _OPERATION = range(4)
+_CLASSES: dict[str, int] = {}
+
+
+def _classify(kind: str) -> int:
+    """What the correlator does with events of ``kind`` (cached: a handful of kinds per trace)."""
+    cls = _ALPC if kind.startswith("alpc.") else _RPC if kind.startswith("rpc.") else (
+        _OPERATION if kind.startswith(FAILING) else _OTHER)
+    if len(_CLASSES) < 4096:
+        _CLASSES[kind] = cls
+    return cls
+
+
 class Correlator:
     """Reconstructs calls from events fed in time order, in one pass.
 
@@ -165,21 +178,30 @@ class Correlator:
 
     def feed(self, events: Iterable[Event]) -> None:
         """Advance over ``events`` (time ordered, continuing what was fed before)."""
-        step = self.pairing.step
+        pairing = self.pairing
+        alpc_step = pairing.alpc
+        in_client_call = pairing.in_client_call
         serving = self.serving
         failed_only = self.failed_only
+        classes = _CLASSES
         for ev in events:
             kind = ev.kind
-            msg = step(ev)
-            if kind.startswith("alpc."):
-                key = (ev.pid, ev.tid)
+            cls = classes.get(kind)
+            if cls is None:
+                cls = _classify(kind)
+            if cls == _ALPC:
+                msg = alpc_step(ev, kind)
                 if kind == "alpc.wait_new":
-                    serving.pop(key, None)  # the thread is back waiting: whatever it served is over
+                    serving.pop((ev.pid, ev.tid), None)  # the thread is back waiting: whatever it served is over
                 elif msg is not None:
-                    self._alpc(ev, kind, key, msg)
-            elif kind.startswith("rpc."):
+                    self._alpc(ev, kind, (ev.pid, ev.tid), msg)
+            elif cls == _RPC:
+                if kind == "rpc.client_start":
+                    in_client_call.add(ev.tid)
+                elif kind == "rpc.client_stop":
+                    in_client_call.discard(ev.tid)
                 self._rpc(ev, kind, (ev.pid, ev.tid))
-            elif kind.startswith(FAILING) and ev.tid is not None:
+            elif cls == _OPERATION and ev.tid is not None:
                 call = serving.get((ev.pid, ev.tid))
                 if call is not None and not (failed_only and kind != "file.create"
                                              and not is_failure_status(ev.fields.get("status"))):
@@ -195,7 +217,7 @@ class Correlator:
                 call = self.open_client.pop(key, None)
                 if call is not None and msg.call is None and ev.ts - call.start <= SEND_WINDOW:
                     call.message, msg.call = msg, call
-                    call.evidence.append("rpc5→alpc.send(same thread)")
+                    call.evidence = with_evidence(call.evidence, "rpc5→alpc.send(same thread)")
             elif msg.reply_ts == ev.ts and msg.reply_tid == ev.tid:
                 call = msg.call
                 if call is not None and self.serving.get(key) is call:
@@ -224,7 +246,7 @@ class Correlator:
                     parent.children.append(call)
                 else:
                     parent.children = [call]
-                call.evidence.append("made while serving parent")
+                call.evidence = with_evidence(call.evidence, "made while serving parent")
             self.open_client[key] = call
             self.last_client[key] = call
         elif kind == "rpc.client_stop":
@@ -235,7 +257,7 @@ class Correlator:
                 if call is not None and call.end is not None:
                     call = None
             else:
-                call.evidence.append("activity(5↔7)")
+                call.evidence = with_evidence(call.evidence, "activity(5↔7)")
                 call.client_activity = None  # matched: the id has done its job (memory)
             if call is not None:
                 call.end = ev.ts
@@ -250,7 +272,7 @@ class Correlator:
                 # message pairing is wrong (lost events).  Keep the two sides apart rather
                 # than report a wrong join.
                 client_call = msg.call
-                client_call.evidence.append("server side rejected: interface/opnum differ")
+                client_call.evidence = with_evidence(client_call.evidence, "server side rejected: interface/opnum differ")
                 client_call.server_pid = client_call.server_tid = None
                 client_call.message = None
                 msg.call = None
@@ -259,7 +281,7 @@ class Correlator:
                 msg = None
             if msg is not None:
                 call = self._call_for_message(msg)
-                call.evidence.append("alpc.receive→rpc6(same thread)")
+                call.evidence = with_evidence(call.evidence, "alpc.receive→rpc6(same thread)")
             else:
                 call = self._new_call()
                 call.server_pid, call.server_tid = ev.pid, ev.tid
@@ -279,7 +301,7 @@ class Correlator:
             if call is None:
                 call = serving.get(key)
             else:
-                call.evidence.append("activity(6↔8)")
+                call.evidence = with_evidence(call.evidence, "activity(6↔8)")
                 call.server_activity = None  # matched: the id has done its job (memory)
             if call is not None:
                 call.server_end = ev.ts
@@ -305,7 +327,7 @@ class Correlator:
                 c.message = None
                 if msg.call is c:
                     msg.call = None
-                c.evidence = [e for e in c.evidence if e != "rpc5→alpc.send(same thread)"]
+                c.evidence = tuple(e for e in c.evidence if e != "rpc5→alpc.send(same thread)")
             elif c.from_message:
                 # the pairing may have learnt more about the client since the call was made
                 # (a reply taken by a thread whose own request was lost)
@@ -365,7 +387,7 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
         if len(fits) > 1:
             # several server calls fit: say so, and do not pick one (missing beats wrong)
             c.ambiguous = True
-            c.evidence.append(f"ambiguous: {len(fits)} server calls fit endpoint+interface+opnum+time")
+            c.evidence = with_evidence(c.evidence, f"ambiguous: {len(fits)} server calls fit endpoint+interface+opnum+time")
             continue
         best = fits[0]
         c.server_pid, c.server_tid = best.server_pid, best.server_tid
@@ -376,7 +398,7 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
         for child in best.children:
             child.parent = c
         c.has_server = True
-        c.evidence.append("rpc-only: endpoint+interface+opnum+time")
+        c.evidence = with_evidence(c.evidence, "rpc-only: endpoint+interface+opnum+time")
         best.merged = True
 
 
@@ -409,8 +431,7 @@ def _score(c: Call) -> None:
         conf = min(conf, 0.3)
     c.confidence = conf
     if c.message is not None:
-        c.message.evidence = _shared(c.message.evidence)
-        c.evidence = list(c.message.evidence) + c.evidence
+        c.evidence = c.message.evidence + c.evidence
     c.evidence = _shared(c.evidence)
     if c.start is None:
         c.start = c.server_start

@@ -84,35 +84,43 @@ class RecordMaker:
 
     def __call__(self, call: Call) -> dict:
         """The record of ``call``."""
+        # The lookups are inlined as cache hits (the common case); misses go through the methods.
         interface = call.interface
         opnum = call.opnum
-        iname = proc = None
         if self._names is not None and interface:
-            key = (interface, opnum)
-            found = self._procedures.get(key)
-            if found is None:
-                iname, proc = self._names(interface, opnum)
-                self._procedures[key] = (iname, proc)
-            else:
-                iname, proc = found
+            try:
+                iname, proc = self._procedures[interface, opnum]
+            except KeyError:
+                iname, proc = self._procedures[interface, opnum] = tuple(self._names(interface, opnum))
+        else:
+            iname = proc = None
+        images = self._images
         client_pid = call.client_pid
+        try:
+            client_image = images[client_pid]
+        except KeyError:
+            client_image = self.image(client_pid)
         server_pid = call.server_pid
+        try:
+            server_image = images[server_pid]
+        except KeyError:
+            server_image = self.image(server_pid)
+        try:
+            service = self._services[server_pid, interface]
+        except KeyError:
+            service = self.service(server_pid, interface)
         start = call.start
         end = call.end
         server_start = call.server_start
         server_end = call.server_end
         status = call.status
         parent = call.parent
+        children = call.children
         failures = call.failures
         return {
             "id": call.id,
-            "client": {"pid": client_pid, "tid": call.client_tid, "image": self.image(client_pid)},
-            "server": {
-                "pid": server_pid,
-                "tid": call.server_tid,
-                "image": self.image(server_pid),
-                "service": self.service(server_pid, interface),
-            },
+            "client": {"pid": client_pid, "tid": call.client_tid, "image": client_image},
+            "server": {"pid": server_pid, "tid": call.server_tid, "image": server_image, "service": service},
             "interface": {"uuid": interface, "name": iname},
             "opnum": opnum,
             "procedure": proc,
@@ -131,8 +139,8 @@ class RecordMaker:
             "evidence": call.evidence,
             "ambiguous": call.ambiguous,
             "parent": parent.id if parent else None,
-            "children": [c.id for c in call.children],
-            "failures": [self.failure(op) for op in failures] if failures else [],
+            "children": [c.id for c in children] if children else [],
+            "failures": [_failure(op, self._name_of_status) for op in failures] if failures else [],
         }
 
 

@@ -32,6 +32,9 @@ from rpctrace.trace.registry_paths import KcbNames, resolve_registry_paths
 from rpctrace.trace.threads import DC_END, DC_START
 
 _new = tuple.__new__
+#: the kinds most events of a busy trace have, which assembly has nothing to do for
+_PASS = frozenset({"alpc.send", "alpc.receive", "alpc.wait_reply", "alpc.wait_new", "alpc.unwait",
+                   "rpc.client_start", "rpc.client_stop", "rpc.server_start", "rpc.server_stop"})
 #: how many recent failed operations wait for their stack walk (it follows within microseconds)
 _RECENT_FAILURES = 4096
 
@@ -44,8 +47,10 @@ def _failed(fields: dict) -> bool:
 class TraceStream:
     """One source read as a stream of assembled events (see the module docstring)."""
 
-    def __init__(self, reader) -> None:
+    def __init__(self, reader, stacks: bool = True) -> None:
+        """``stacks=False``: no stacks are remembered (an analysis that shows none)."""
         self.reader = reader
+        self.stacks = stacks
         self.path = reader.path
         self.error: InputError | None = None
         self.records = 0
@@ -88,9 +93,8 @@ class TraceStream:
                             out = list(batch)
                             copied = True
                         ev = out[i] = _new(Event, (ev[0], pid) + ev[2:])
-            if kind.startswith(("alpc.", "rpc.")):
-                continue
-            self._other(ev, kind)
+            if kind not in _PASS:
+                self._other(ev, kind)
         self.records += len(batch)
         return out
 
@@ -108,16 +112,18 @@ class TraceStream:
             if kind.startswith("registry.kcb_"):
                 if f.get("kcb"):
                     self._kcbs.add(f["kcb"], ev.ts, f.get("key_name", ""))
-            elif _failed(f):
+            elif self.stacks and _failed(f):
                 self._want(ev)
         elif kind == "stack":
-            self._stack(ev)
+            if self.stacks:
+                self._stack(ev)
         elif kind == "stack_key":
             self._stack_keys.setdefault(ev.fields["key"], ev.fields["frames"])
         elif kind == "file.create":
             if ev.fields.get("irp") is not None:
                 self._creates[ev.fields["irp"]] = ev
-            self._want(ev)  # its status comes later: keep the stack in case it fails
+            if self.stacks:
+                self._want(ev)  # its status comes later: keep the stack in case it fails
         elif kind == "file.op":
             f = ev.fields
             if f.get("op") == "end":
@@ -177,7 +183,7 @@ class TraceStream:
                 pid = self.pid_of(ev.tid, ev.ts)
                 if pid is not None:
                     ev = events[i] = _new(Event, (ev[0], pid) + ev[2:])
-            if ev.stack is None and _failed(ev.fields):
+            if self.stacks and ev.stack is None and _failed(ev.fields):
                 stack = self._stack_for(ev)
                 if stack is not None:
                     events[i] = ev._replace(stack=stack)
@@ -224,8 +230,8 @@ def _chunks(events, size: int = 4096) -> Iterator[list[Event]]:
         yield batch
 
 
-def open_stream(path: str | os.PathLike, keep_going: bool = False) -> TraceStream:
+def open_stream(path: str | os.PathLike, keep_going: bool = False, stacks: bool = True) -> TraceStream:
     """A :class:`TraceStream` over one file of any supported format."""
     from rpctrace.sources import open_source
 
-    return TraceStream(open_source(path, keep_going=keep_going))
+    return TraceStream(open_source(path, keep_going=keep_going), stacks=stacks)

@@ -16,6 +16,7 @@ size, and a reader must fail with a named offset rather than allocate or loop on
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
 
@@ -116,12 +117,13 @@ class ContainerError(Exception):
         self.offset = offset
 
 
-def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = True) -> Buffer:
+def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = True, copy: bool = True) -> Buffer:
     """Read the buffer whose header starts at ``offset`` of ``view`` (bytes or mmap).
 
     With ``inflate=False`` a compressed buffer comes back with its compressed stream in ``data``
     (and ``inflated_size`` set), so the caller can decompress many buffers in parallel with
-    :func:`inflate_data`.
+    :func:`inflate_data`.  With ``copy=False`` an uncompressed buffer's ``data`` is a memoryview
+    of ``view`` (the caller releases it): indexing a large file reads only what it looks at.
     """
     if offset + BUFFER_HEADER_SIZE > file_size:
         raise ContainerError(
@@ -162,7 +164,10 @@ def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = T
             stop = saved
         else:
             stop = size
-        data = bytes(view[offset + BUFFER_HEADER_SIZE : offset + stop])
+        if copy:
+            data = bytes(view[offset + BUFFER_HEADER_SIZE : offset + stop])
+        else:
+            data = memoryview(view)[offset + BUFFER_HEADER_SIZE : offset + stop]
     return Buffer(index, offset, size, cpu, flags, btype, data, offset + BUFFER_HEADER_SIZE, False)
 
 
@@ -281,3 +286,23 @@ class Clock:
         if self.identity_offset is not None:
             return raw + self.identity_offset
         return self.base + (raw - self.raw0) * self.num // self.den
+
+
+_PAGE = mmap.PAGESIZE
+
+
+def drop_pages(view, start: int, length: int) -> None:
+    """Unmap pages of the trace this process has read (they stay in the OS page cache).
+
+    Mapped file pages count in the process's resident size; without this, reading a 1 GB trace
+    would show 1 GB more in its peak memory than it holds.  No-op where madvise is missing.
+    """
+    if view is None or not hasattr(view, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    lo = start - start % _PAGE
+    hi = min(len(view), start + length)
+    if hi > lo:
+        try:
+            view.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            pass

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Callable, Iterable, Iterator, Sequence
 
 from rpctrace.model import Event
-from rpctrace.sources.etl.container import ContainerError, inflate_data, read_buffer
+from rpctrace.sources.etl.container import ContainerError, drop_pages, inflate_data, read_buffer
 
 #: below this many compressed buffers the pool's start-up costs more than it saves
 PARALLEL_MIN_BUFFERS = 48
@@ -71,7 +71,7 @@ def _init_decoder(path: str, size: int, decoder) -> None:
     _STATE = (view, size, decoder)
 
 
-def decode_job(view, size: int, decoder, job: tuple) -> tuple:
+def decode_job(view, size: int, decoder, job: tuple, drop_pages: Callable | None = None) -> tuple:
     """Decode one buffer: ``job`` is (file offset, buffer index, cpu, record bytes or None, skip)."""
     offset, index, cpu, data, skip = job
     if data is None:
@@ -80,13 +80,15 @@ def decode_job(view, size: int, decoder, job: tuple) -> tuple:
         except ContainerError as exc:  # indexed before, so it read once; the file changed?
             return [], [], [(0, 0, exc.message)], (0, 0, 0)
         data = buf.data
+        if drop_pages is not None:
+            drop_pages(view, offset, buf.size)
     raws, events, damage, counts = decoder.decode(data, cpu, skip)
     return raws, events, damage, counts.as_tuple()
 
 
 def _decode_in_worker(job: tuple) -> bytes:
     view, size, decoder = _STATE
-    raws, events, damage, counts = decode_job(view, size, decoder, job)
+    raws, events, damage, counts = decode_job(view, size, decoder, job, drop_pages)
     return marshal.dumps((raws, [tuple(ev) for ev in events], damage, counts))
 
 

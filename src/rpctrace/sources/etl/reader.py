@@ -38,6 +38,7 @@ from rpctrace.sources.etl.container import (
     Buffer,
     Clock,
     ContainerError,
+    drop_pages,
     LogfileHeader,
     inflate_data,
     inflate_or_raise,
@@ -216,13 +217,13 @@ class EtlReader:
         slots: list[_Slot] = []
         offset = 0
         index = 0
-        buffers: list[Buffer] = []
+        buffers: list[tuple[Buffer, int | None]] = []
         compressed: list[Buffer] = []
         while offset + BUFFER_HEADER_SIZE <= size:
             if _U32.unpack_from(view, offset)[0] == 0 and index > 0:
                 break  # preallocated tail of a file that was not filled
             try:
-                buf = read_buffer(view, offset, index, size, inflate=False)
+                buf = read_buffer(view, offset, index, size, inflate=False, copy=False)
             except ContainerError as exc:
                 # Found before any event is merged: in strict mode the events of the buffers
                 # before the damage are still delivered, and the error is raised after them.
@@ -236,14 +237,23 @@ class EtlReader:
                 self.stats.buffers_flagged_events_lost += 1
             if buf.flags & FLAG_BUFFER_LOST:
                 self.stats.buffers_flagged_lost += 1
-            buffers.append(buf)
+            first = None
+            if not buf.compressed:
+                # Only the first timestamp is needed now (the records are read again when the
+                # merge reaches the buffer): reading it touches a page, not the buffer.
+                first = first_timestamp(buf.data, 1 if index == 0 else 0)
+                buf.data.release()
+                buf.data = b""
+            buffers.append((buf, first))
             offset += buf.size
             index += 1
+        drop_pages(view, 0, size)
         damaged_at = self._inflate(compressed)
-        for buf in buffers:
+        for buf, first in buffers:
             if damaged_at is not None and buf.index >= damaged_at:
                 break
-            first = first_timestamp(buf.data, 1 if buf.index == 0 else 0)
+            if buf.compressed:
+                first = first_timestamp(buf.data, 1 if buf.index == 0 else 0)
             if first is not None:
                 # uncompressed buffers are read again when merged, so only compressed data stays
                 slots.append(_Slot(first, buf.index, buf.offset, buf.cpu, buf if buf.compressed else None,
@@ -375,7 +385,7 @@ class EtlReader:
     def _decoded_slots(self, slots: list["_Slot"], workers: int | None):
         """Decode results ``(raws, events, damage, counts)`` for ``slots``, in order."""
         decoder = BufferDecoder(self.pointer_size, self.clock, self.header.raw_ts)
-        here = partial(decode_job, self._view, self.size, decoder)
+        here = partial(decode_job, self._view, self.size, decoder, drop_pages=drop_pages)
         jobs = (self._job(slot) for slot in slots)
         pool = None
         # Worker processes pay when decoding is in Python: sending events back costs about a
