@@ -60,6 +60,18 @@ def test_writer_traces(tmp_path, scenario, x86):
     assert {"alpc.send", "alpc.wait_new", "rpc.client_start"} <= kinds
 
 
+def test_skipping_stacks(tmp_path):
+    """A consumer that shows no stacks gets every other event, the same from both loops."""
+    path = tmp_path / "t.etl"
+    synthesize("audiosrv-access-denied", str(path), None, seed=3)
+    decoder, buffers = _buffers(path)
+    skipping = records.BufferDecoder(decoder.ptr, decoder.clock, decoder.header_raw_ts, skip_stacks=True)
+    for data, cpu, skip in buffers:
+        _same(skipping, data, cpu, skip)
+        every = [e for e in decoder.decode(data, cpu, skip)[1] if e.kind != "stack"]
+        assert skipping.decode(data, cpu, skip)[1] == every
+
+
 def test_damaged_buffers(tmp_path):
     """Byte flips, truncations and overwritten sizes: the same events and damage, no crash."""
     path = tmp_path / "t.etl"

@@ -28,13 +28,17 @@ _EVIDENCE: dict[tuple, tuple] = {}
 
 def with_evidence(current: tuple, text: str) -> tuple:
     """``current + (text,)``, shared: evidence is a short sequence of a few dozen phrases, and a
-    million calls holding lists of their own would cost a hundred megabytes."""
-    key = (current, text)
-    got = _EVIDENCE.get(key)
-    if got is None:
-        got = current + (text,)
-        if len(_EVIDENCE) < 65536:
-            _EVIDENCE[key] = got
+    million calls holding lists of their own would cost a hundred megabytes.
+
+    Keyed by the identity of ``current`` (hashing the tuple each time costs more than the
+    append); the entry keeps ``current`` and is used only if it is that very tuple.
+    """
+    hit = _EVIDENCE.get((id(current), text))
+    if hit is not None and hit[0] is current:
+        return hit[1]
+    got = current + (text,)
+    if len(_EVIDENCE) < 65536:
+        _EVIDENCE[(id(current), text)] = (current, got)
     return got
 
 

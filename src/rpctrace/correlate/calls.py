@@ -193,7 +193,7 @@ class Correlator:
                 msg = alpc_step(ev, kind)
                 if kind == "alpc.wait_new":
                     serving.pop((ev.pid, ev.tid), None)  # the thread is back waiting: whatever it served is over
-                elif msg is not None:
+                elif msg is not None and (kind == "alpc.send" or kind == "alpc.receive"):
                     self._alpc(ev, kind, (ev.pid, ev.tid), msg)
             elif cls == _RPC:
                 if kind == "rpc.client_start":

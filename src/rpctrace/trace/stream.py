@@ -51,6 +51,8 @@ class TraceStream:
         """``stacks=False``: no stacks are remembered (an analysis that shows none)."""
         self.reader = reader
         self.stacks = stacks
+        if not stacks and hasattr(reader, "want_stacks"):
+            reader.want_stacks = False  # not even decoded
         self.path = reader.path
         self.error: InputError | None = None
         self.records = 0

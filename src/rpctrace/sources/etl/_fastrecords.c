@@ -237,7 +237,8 @@ fail:
  *
  * ctx: (Event type, pointer size, (identity, offset, base, raw0, num, den), kernel cache dict,
  *       kernel_entry(group, opcode), kernel_event(...), event_header_event(...),
- *       classic_event(...), opaque_event(...), counts, rpc provider text, rpc guid bytes, clock(raw))
+ *       classic_event(...), opaque_event(...), counts, rpc provider text, rpc guid bytes, clock(raw),
+ *       skip_stacks)
  */
 static PyObject *decode(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -251,9 +252,10 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         *rpc_provider, *clock_call;
     Py_buffer rpc_guid;
     PyObject *rpc_guid_obj;
-    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOO", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
+    int skip_stacks;
+    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOOp", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
                           &kcache, &kernel_entry, &kernel_event, &evh_event, &classic_event, &opaque_event, &counts,
-                          &rpc_provider, &rpc_guid_obj, &clock_call)) {
+                          &rpc_provider, &rpc_guid_obj, &clock_call, &skip_stacks)) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -360,6 +362,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                 PyObject *simple = PyTuple_GET_ITEM(entry, 2);
                 long fast = PyTuple_GET_SIZE(entry) > 3 ? PyLong_AsLong(PyTuple_GET_ITEM(entry, 3)) : 0;
                 PyObject *ev = NULL, *fields = NULL, *kind = NULL;
+                if (fast == 3 && skip_stacks) { /* the consumer wants no stacks: not even built */
+                    Py_DECREF(raw_obj);
+                    Py_XDECREF(ts);
+                    goto next_record;
+                }
                 PyObject *p = ids ? id_or_none(pid) : (Py_INCREF(Py_None), Py_None);
                 PyObject *t = ids ? id_or_none(tid) : (Py_INCREF(Py_None), Py_None);
                 if (!p || !t) { Py_XDECREF(p); Py_XDECREF(t); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
@@ -506,6 +513,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             DAMAGE("unknown record marker 0x%08x", (unsigned int)marker);
             break;
         }
+    next_record:
         number += 1;
         pos += (size + 7) & ~(Py_ssize_t)7;
     }

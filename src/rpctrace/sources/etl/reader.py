@@ -118,6 +118,9 @@ class EtlReader:
     def __init__(self, path: str | os.PathLike, keep_going: bool = False):
         self.path = os.fspath(path)
         self.keep_going = keep_going
+        #: False: StackWalk Stack records are skipped, not decoded or counted (a consumer that
+        #: shows no stacks sets this before reading; see TraceStream)
+        self.want_stacks = True
         self.stats = ReadStats()
         self._deferred: InputError | None = None
         self._file = None
@@ -384,7 +387,7 @@ class EtlReader:
 
     def _decoded_slots(self, slots: list["_Slot"], workers: int | None):
         """Decode results ``(raws, events, damage, counts)`` for ``slots``, in order."""
-        decoder = BufferDecoder(self.pointer_size, self.clock, self.header.raw_ts)
+        decoder = BufferDecoder(self.pointer_size, self.clock, self.header.raw_ts, skip_stacks=not self.want_stacks)
         here = partial(decode_job, self._view, self.size, decoder, drop_pages=drop_pages)
         jobs = (self._job(slot) for slot in slots)
         pool = None

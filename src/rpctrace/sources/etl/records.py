@@ -79,7 +79,10 @@ class DecodeCounts:
 class BufferDecoder:
     """Decodes buffers of one logger (fixed pointer size and clock)."""
 
-    def __init__(self, pointer_size: int, clock, header_raw_ts: int):
+    def __init__(self, pointer_size: int, clock, header_raw_ts: int, skip_stacks: bool = False):
+        """``skip_stacks``: StackWalk Stack records are passed over, not decoded (for a consumer
+        that shows no stacks; they are a tenth of a busy trace and its costliest records)."""
+        self.skip_stacks = skip_stacks
         self.ptr = pointer_size
         self.clock = clock
         self.header_raw_ts = header_raw_ts
@@ -106,7 +109,7 @@ class BufferDecoder:
             ident = clock.identity_offset
             ctx = (Event, self.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                    self._kernel, self._kernel_entry, self._kernel_event, self._event_header_event,
-                   self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock)
+                   self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, self.skip_stacks)
             try:
                 raws, events, damage = _fastrecords.decode(data, cpu, skip, ctx)
             except (OverflowError, ValueError):
@@ -129,6 +132,7 @@ class BufferDecoder:
         ident = clock.identity_offset
         base, raw0, num, den = clock.base, clock.raw0, clock.num, clock.den
         kcache = self._kernel
+        skip_stacks = self.skip_stacks
         kernel_event = self._kernel_event
         header_event = self._event_header_event
         unpack_u32 = _U32.unpack_from
@@ -172,6 +176,10 @@ class BufferDecoder:
                     entry = kcache.get((group << 8) | opcode)
                     if entry is None:
                         entry = self._kernel_entry(group, opcode)
+                    if entry[3] == 3 and skip_stacks:
+                        number += 1
+                        pos += (size + 7) & ~7
+                        continue
                     add_raw(raw)
                     simple = entry[2]
                     if simple is not None and size - hsize >= simple[3]:
