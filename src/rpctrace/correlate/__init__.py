@@ -32,6 +32,8 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all"):
     from rpctrace.trace.gcpause import gc_paused
     from rpctrace.trace.stream import open_stream
 
+    if operations not in ("all", "failed"):
+        raise ValueError(f"operations must be 'all' or 'failed', not {operations!r}")
     paths = list(paths)
     if len(paths) != 1:
         trace = load(paths, keep_going=keep_going)
