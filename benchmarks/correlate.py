@@ -1,20 +1,20 @@
-"""End-to-end cost of `rpctrace calls`: read + assemble + correlate, at several trace sizes.
+"""End-to-end cost of `rpctrace calls` at several trace sizes: time, peak memory, cost per event.
 
-    python benchmarks/correlate.py [--sizes 1000000,10000000] [--keep DIR]
+    python benchmarks/correlate.py [--sizes 1000000,10000000] [--keep DIR] [--pure] [--format table]
 
-For each size it writes a busy-server trace with the trace writer (not timed), then times, in a
-fresh process each (so peak memory is that run's own), reading the trace, assembling it and
-correlating it.  It prints events/s, calls/s, peak RSS and the cost per event relative to the
-smallest size: linear cost shows as a ratio near 1.0.
+For each size it writes a busy-server trace with the trace writer (not timed; 256 client
+processes, seed 1), then runs the real command, ``rpctrace calls FILE`` with its output going to
+a file, in a fresh process, and reports its wall time, its peak resident memory (the child's
+``ru_maxrss``), events/s, calls/s and the cost per event relative to the smallest size (linear
+cost shows as a ratio near 1.00).  ``--pure`` also runs each size with ``RPCTRACE_PURE=1`` (the
+record loop in Python instead of the optional C loop), side by side.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,50 +25,64 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def measure(path: str) -> dict:
-    from rpctrace.correlate import correlate
-    from rpctrace.trace import load
-
+def run_calls(path: str, out: str, fmt: str, pure: bool) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    if pure:
+        env["RPCTRACE_PURE"] = "1"
+    cmd = [sys.executable, "-m", "rpctrace.cli", "calls", "--format", fmt, path]
     t0 = time.perf_counter()
-    trace = load([path])
-    t1 = time.perf_counter()
-    result = correlate(trace)
-    t2 = time.perf_counter()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"events": len(trace.events), "calls": len(result.calls), "read_s": t1 - t0, "correlate_s": t2 - t1,
-            "total_s": t2 - t0, "peak_mb": peak_kb / 1024}
+    with open(out, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.PIPE, env=env)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode not in (0,):
+        raise SystemExit(f"rpctrace calls failed ({proc.returncode}): {err[-2000:]}")
+    with open(out, "rb") as fh:
+        lines = sum(1 for _ in fh)
+    calls = lines - 1 if fmt == "table" else lines
+    return {"wall_s": wall, "peak_mb": usage.ru_maxrss / 1024, "calls": calls, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
-        print(json.dumps(measure(sys.argv[2])))
-        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--keep", help="folder for the generated traces (default: a temporary one)")
+    parser.add_argument("--pure", action="store_true", help="also run with the record loop in pure Python")
+    parser.add_argument("--format", default="table", choices=("table", "jsonl", "json"))
     args = parser.parse_args()
+    from rpctrace.sources.etl import records
     from rpctrace.synth import synthesize
 
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, {platform.platform()}")
+    print(f"C record loop built: {records._fastrecords is not None}")
     tmp = args.keep or tempfile.mkdtemp(prefix="rpctrace-bench-")
     os.makedirs(tmp, exist_ok=True)
-    rows = []
+    variants = [("C loop", False)] + ([("pure Python", True)] if args.pure else [])
+    rows: dict[str, list] = {name: [] for name, _ in variants}
     for size in [int(s) for s in args.sizes.split(",")]:
         path = os.path.join(tmp, f"busy-{size}.etl")
         if not os.path.exists(path):
             t = time.perf_counter()
             synthesize("busy-server", path, None, seed=1, clients=256, events=size)
             print(f"wrote {path} ({size:,} events) in {time.perf_counter() - t:.1f} s", flush=True)
-        out = subprocess.run([sys.executable, __file__, "--measure", path], capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout)
-        rows.append(r)
-        print(f"{r['events']:>12,} events {r['calls']:>10,} calls  read+assemble {r['read_s']:7.1f} s  "
-              f"correlate {r['correlate_s']:6.1f} s  total {r['total_s']:7.1f} s  "
-              f"{r['events'] / r['total_s']:>9,.0f} events/s {r['calls'] / r['total_s']:>8,.0f} calls/s  "
-              f"peak {r['peak_mb']:,.0f} MB", flush=True)
-    base = rows[0]["total_s"] / rows[0]["events"]
-    for r in rows[1:]:
-        print(f"cost per event at {r['events']:,} vs {rows[0]['events']:,}: {r['total_s'] / r['events'] / base:.2f}x")
+        for name, pure in variants:
+            r = run_calls(path, os.path.join(tmp, "calls.out"), args.format, pure)
+            r["events"] = size
+            rows[name].append(r)
+            print(f"{name:<12} {size:>12,} events {r['calls']:>9,} calls  rpctrace calls {r['wall_s']:7.1f} s "
+                  f"(cpu {r['cpu_s']:6.1f} s)  {size / r['wall_s']:>9,.0f} events/s {r['calls'] / r['wall_s']:>8,.0f} calls/s  "
+                  f"peak {r['peak_mb']:,.0f} MB", flush=True)
+    for name, rs in rows.items():
+        base = rs[0]["wall_s"] / rs[0]["events"]
+        for r in rs[1:]:
+            print(f"{name}: cost per event at {r['events']:,} vs {rs[0]['events']:,}: {r['wall_s'] / r['events'] / base:.2f}x")
+    if args.pure:
+        for c, p in zip(rows["C loop"], rows["pure Python"]):
+            print(f"{c['events']:,} events: pure Python / C loop time {p['wall_s'] / c['wall_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 
 With no file it uses net.4.5.2.x64.etl (unpacked from tests/data).  For each file it times:
 
-* rpctrace: every record decoded into Event records (reader only, and the full trace assembly
-  that `rpctrace events` does: attribution, registry paths, stacks);
+* rpctrace: every record decoded into Event records (reader only, with the optional C record
+  loop and with the pure-Python loop, and the full trace assembly that `rpctrace events` does:
+  attribution, registry paths, stacks);
 * dissect.etl: its header pass (records and headers only) and its payload decode.
 
 and prints events per second and the ratios rpctrace / dissect.  dissect.etl (AGPL) is a
@@ -43,6 +44,17 @@ def rpctrace_reader(path: str) -> int:
         for _ in reader.events():
             n += 1
     return n
+
+
+def rpctrace_reader_pure(path: str) -> int:
+    from rpctrace.sources.etl import records
+
+    was = records.PURE
+    records.PURE = True  # the record loop in Python, as where the C loop could not be built
+    try:
+        return rpctrace_reader(path)
+    finally:
+        records.PURE = was
 
 
 def rpctrace_trace(path: str) -> int:
@@ -86,7 +98,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = args.files or [default_file(tmp)]
         print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.python_implementation()} {platform.python_version()}, {platform.platform()}")
+        from rpctrace.sources.etl import records
+
+        print(f"C record loop built: {records._fastrecords is not None}")
         runs = [("rpctrace reader (all events decoded)", rpctrace_reader),
+                ("rpctrace reader, pure Python loop", rpctrace_reader_pure),
                 ("rpctrace trace (+attribution, paths, stacks)", rpctrace_trace),
                 ("dissect.etl header pass", dissect_headers)]
         if not args.no_payload:
@@ -105,7 +121,8 @@ def main() -> None:
             for name in best:
                 print(f"  {name:<46} {counts[name]:>10,} events {best[name]:8.3f} s {rates[name]:>12,.0f} events/s")
             base = rates["dissect.etl header pass"]
-            for name in ("rpctrace reader (all events decoded)", "rpctrace trace (+attribution, paths, stacks)"):
+            for name in ("rpctrace reader (all events decoded)", "rpctrace reader, pure Python loop",
+                         "rpctrace trace (+attribution, paths, stacks)"):
                 print(f"  ratio {name} / dissect header pass: {rates[name] / base:.2f}x")
             if "dissect.etl header + payload" in rates:
                 print(f"  ratio rpctrace reader / dissect header + payload: "

@@ -90,3 +90,40 @@ def test_damaged_buffers(tmp_path):
         if rng.random() < 0.3:
             del data[rng.randrange(len(data)) :]
         _same(decoder, bytes(data), cpu, skip)
+
+
+def test_xpress_matches_python(samples):
+    """C decompression: the Python decoder's bytes for every compressed sample buffer and writer
+    stream, and None (so the Python decoder names the damage) wherever Python refuses."""
+    from rpctrace.sources.etl._fastrecords import xpress
+    from rpctrace.sources.etl.container import read_buffer
+    from rpctrace.sources.etl.xpress import XpressError, decompress
+    from rpctrace.synth.xpress import compress
+
+    streams = []
+    with EtlReader(samples["net.4.5.2.x64.etl"]) as reader:
+        offset, index = 0, 0
+        while offset + 0x48 <= reader.size and index < 60:
+            buf = read_buffer(reader._view, offset, index, reader.size, inflate=False)
+            if buf.compressed:
+                streams.append((bytes(buf.data), buf.inflated_size))
+            offset += buf.size
+            index += 1
+    rng = random.Random(3)
+    for n in range(40):
+        plain = bytes(rng.choice(b"abc\x00\xff") for _ in range(rng.randrange(1, 5000)))
+        streams.append((compress(plain), len(plain)))
+    assert len(streams) > 60
+    for stream, size in list(streams):
+        for variant in range(6):
+            data = bytearray(stream)
+            if variant:
+                for _ in range(variant):
+                    data[rng.randrange(len(data))] = rng.randrange(256)
+                if variant > 3:
+                    del data[rng.randrange(len(data)):]
+            try:
+                expected = decompress(bytes(data), size)
+            except XpressError:
+                expected = None
+            assert xpress(bytes(data), size) == expected

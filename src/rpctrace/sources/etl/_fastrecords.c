@@ -529,8 +529,96 @@ done:
     return ret;
 }
 
+/*
+ * xpress(stream, max_output) -> bytes or None
+ *
+ * Plain LZ77 (Xpress) decompression as rpctrace.sources.etl.xpress.decompress does it (see its
+ * docstring for the format); None for any stream that function would refuse, so that the Python
+ * decoder runs and names the damage.  Output is bounded by max_output, input reads by its length.
+ */
+static PyObject *xpress(PyObject *self, PyObject *args) {
+    Py_buffer in;
+    Py_ssize_t max_out;
+    if (!PyArg_ParseTuple(args, "y*n", &in, &max_out)) return NULL;
+    if (max_out < 0) { PyBuffer_Release(&in); Py_RETURN_NONE; }
+    const unsigned char *src = in.buf;
+    uint64_t size = (uint64_t)in.len, ip = 0, half = 0, olen = 0, cap = (uint64_t)max_out;
+    unsigned char *out = PyMem_Malloc(cap ? cap : 1);
+    if (!out) { PyBuffer_Release(&in); return PyErr_NoMemory(); }
+    for (;;) {
+        if (ip + 4 > size) goto bad;
+        uint32_t flags = rd32(src + ip);
+        ip += 4;
+        for (int bit = 31; bit >= 0; bit--) {
+            if (!((flags >> bit) & 1u)) {
+                if (ip >= size || olen >= cap) goto bad;
+                out[olen++] = src[ip++];
+                continue;
+            }
+            uint64_t tok_at = ip;
+            (void)tok_at;
+            if (ip + 2 > size) {
+                if (ip == size) goto finish;
+                goto bad;
+            }
+            uint32_t tok = rd16(src + ip);
+            ip += 2;
+            uint64_t length = tok & 7;
+            if (length == 7) {
+                if (half) {
+                    length = src[half] >> 4;
+                    half = 0;
+                } else {
+                    if (ip >= size) goto bad;
+                    length = src[ip] & 15;
+                    half = ip;
+                    ip += 1;
+                }
+                if (length == 15) {
+                    if (ip >= size) goto bad;
+                    length = src[ip];
+                    ip += 1;
+                    if (length == 255) {
+                        if (ip + 2 > size) goto bad;
+                        length = rd16(src + ip);
+                        ip += 2;
+                        if (length == 0) {
+                            if (ip + 4 > size) goto bad;
+                            length = rd32(src + ip);
+                            ip += 4;
+                        }
+                        if (length < 22) goto bad;
+                        length += 3;
+                    } else {
+                        length += 25;
+                    }
+                } else {
+                    length += 10;
+                }
+            } else {
+                length += 3;
+            }
+            uint64_t dist = (tok >> 3) + 1;
+            if (dist > olen || olen + length > cap) goto bad;
+            unsigned char *dst = out + olen, *from = out + olen - dist;
+            for (uint64_t i = 0; i < length; i++) dst[i] = from[i];
+            olen += length;
+        }
+    }
+finish:;
+    PyObject *r = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)olen);
+    PyMem_Free(out);
+    PyBuffer_Release(&in);
+    return r;
+bad:
+    PyMem_Free(out);
+    PyBuffer_Release(&in);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Decode one buffer's records: (raws, events, damage)."},
+    {"xpress", xpress, METH_VARARGS, "Plain LZ77 decompression: bytes, or None where the Python decoder must say why."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,6 +17,7 @@ size, and a reader must fail with a named offset rather than allocate or loop on
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 from dataclasses import dataclass, field
 
@@ -171,9 +172,26 @@ def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = T
     return Buffer(index, offset, size, cpu, flags, btype, data, offset + BUFFER_HEADER_SIZE, False)
 
 
+try:  # the optional C decoder (setup.py); the Python one names the damage when it refuses a stream
+    from rpctrace.sources.etl._fastrecords import xpress as _fast_xpress
+except ImportError:  # pragma: no cover - depends on the build
+    _fast_xpress = None
+if os.environ.get("RPCTRACE_PURE"):
+    _fast_xpress = None
+
+
+def fast_inflate() -> bool:
+    """Whether decompression runs in C (then a process pool does not pay for itself)."""
+    return _fast_xpress is not None
+
+
 def inflate_data(stream: bytes, inflated_size: int) -> bytes | tuple[str, int]:
     """Decompress one buffer's stream; on damage return (message, stream offset) instead of
     raising, so the function can run in a worker process and report back plainly."""
+    if _fast_xpress is not None:
+        out = _fast_xpress(stream, inflated_size)
+        if out is not None:
+            return out
     try:
         return decompress(stream, inflated_size)[:inflated_size]
     except XpressError as exc:

@@ -39,6 +39,7 @@ from rpctrace.sources.etl.container import (
     Clock,
     ContainerError,
     drop_pages,
+    fast_inflate,
     LogfileHeader,
     inflate_data,
     inflate_or_raise,
@@ -275,7 +276,8 @@ class EtlReader:
         if not buffers:
             return None
         jobs = [(b.data, b.inflated_size) for b in buffers]
-        results = parallel_map(inflate_data_job, jobs) if len(buffers) >= PARALLEL_MIN_BUFFERS else None
+        pool_pays = len(buffers) >= PARALLEL_MIN_BUFFERS and not fast_inflate()
+        results = parallel_map(inflate_data_job, jobs) if pool_pays else None
         if results is None:
             results = [inflate_data(*job) for job in jobs]
         failed = None
