@@ -869,6 +869,15 @@ def _run_etl(path: str, index: int) -> list[BaseException]:
             errors.append(trace.error)
     except InputError as exc:
         errors.append(exc)
+    # the streamed path of `rpctrace calls` / `tree` (TraceStream + Correlator), both modes
+    from rpctrace.correlate import correlate_files
+
+    try:
+        trace, _result = correlate_files([path], keep_going=bool(index & 2), operations="all" if index & 4 else "failed")
+        if trace.error is not None:
+            errors.append(trace.error)
+    except InputError as exc:
+        errors.append(exc)
     return errors
 
 

@@ -105,22 +105,44 @@ _EPOCH_1601 = _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)
 _MAX_TICKS = (_dt.datetime(9999, 12, 31, tzinfo=_dt.timezone.utc) - _EPOCH_1601) // _dt.timedelta(
     microseconds=1
 ) * 10
+_TICKS_PER_SECOND = 10_000_000
+
+#: whole second since 1601 -> ``"YYYY-MM-DDTHH:MM:SS."``.  Listings format several timestamps per
+#: call and consecutive calls share their second, so ``datetime`` + ``strftime`` (the slow part)
+#: runs once per second of trace instead of once per timestamp.
+_second_texts: dict[int, str] = {}
+#: a trace spanning more seconds than this only refills the cache; the bound keeps a long
+#: session's memory flat
+_SECOND_TEXTS_MAX = 1 << 16
+
+
+def _second_text(second: int) -> str:
+    """Date and time of day of a whole second since 1601 (a cache miss of :func:`ticks_to_iso`)."""
+    text = (_EPOCH_1601 + _dt.timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
+    if len(_second_texts) >= _SECOND_TEXTS_MAX:
+        _second_texts.clear()
+    _second_texts[second] = text
+    return text
 
 
 def ticks_to_iso(ticks: int) -> str:
     """Format 100 ns FILETIME ticks as ISO 8601 UTC with 7 fractional digits.
 
-    ``datetime`` only carries microseconds, so the seventh digit is appended by hand.  Values
-    outside what ``datetime`` can show (hostile files can hold any 64-bit clock) are clamped
-    rather than raising, so one odd record never stops a listing.
+    The seven digits are the ticks within the second, written by hand (``datetime`` only
+    carries microseconds); the date and time of day come from a per-second cache, so this is
+    cheap enough to call for every timestamp of a million-call listing.  Values outside what
+    ``datetime`` can show (hostile files can hold any 64-bit clock) are clamped rather than
+    raising, so one odd record never stops a listing.
     """
     if ticks < 0:
         ticks = 0
     elif ticks > _MAX_TICKS:
         ticks = _MAX_TICKS
-    micro, rest = divmod(ticks, 10)
-    stamp = _EPOCH_1601 + _dt.timedelta(microseconds=micro)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond:06d}{rest}Z"
+    second, fraction = divmod(ticks, _TICKS_PER_SECOND)
+    text = _second_texts.get(second)
+    if text is None:
+        text = _second_text(second)
+    return "%s%07dZ" % (text, fraction)  # %-formatting: measurably faster than an f-string here
 
 
 def iso_to_ticks(text: str) -> int:

@@ -175,7 +175,7 @@ def test_nested_call_flows_and_hostile_strings():
     inner = Call(2, client_pid=200, client_tid=21, server_pid=300, server_tid=31, endpoint="backend",
                  start=BASE + 300, end=BASE + 700, server_start=BASE + 350, server_end=BASE + 650, has_client=True,
                  has_server=True, parent=outer, operations=[events[3]])
-    outer.children.append(inner)
+    outer.children = [inner]  # Call.children is an empty tuple until a child is added
     doc = to_trace_events(trace, [outer, inner])
     text = io.StringIO()
     write(doc, text)

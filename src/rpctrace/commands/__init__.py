@@ -11,7 +11,7 @@ from rpctrace.errors import RpctraceError, printable
 
 EXIT_OK, EXIT_INPUT = 0, 2
 
-__all__ = ["EXIT_OK", "EXIT_INPUT", "RpctraceError", "err", "report_sources", "load_trace"]
+__all__ = ["EXIT_OK", "EXIT_INPUT", "RpctraceError", "err", "report_sources", "load_trace", "load_calls"]
 
 
 def err(message: str) -> None:
@@ -40,3 +40,14 @@ def load_trace(args):
     if trace.error is not None and not trace.events:
         raise trace.error
     return trace
+
+
+def load_calls(args, operations: str = "all"):
+    """``(trace, correlation)`` for commands that need the calls, not every event (streamed)."""
+    from rpctrace.correlate import correlate_files
+
+    trace, result = correlate_files(args.files, keep_going=args.keep_going, operations=operations)
+    report_sources(trace)
+    if trace.error is not None and not trace.records:
+        raise trace.error
+    return trace, result

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from rpctrace.commands import EXIT_INPUT, EXIT_OK, RpctraceError, err, load_trace
+from rpctrace.commands import EXIT_INPUT, EXIT_OK, RpctraceError, err, load_calls
 
 
 def _select(calls, args, trace):
-    """Apply --client/--server/--interface/--failed filters."""
+    """Apply --client/--server/--interface/--failed filters (lazily: the listing streams)."""
 
     def match_proc(spec: str, pid, tid) -> bool:
         if pid is None:
@@ -19,7 +19,6 @@ def _select(calls, args, trace):
         info = trace.process(pid)
         return bool(info and info.image and info.image.lower() == spec.lower())
 
-    out = []
     for c in calls:
         if args.client and not match_proc(args.client, c.client_pid, c.client_tid):
             continue
@@ -35,21 +34,22 @@ def _select(calls, args, trace):
                     continue
         if getattr(args, "failed", False) and not (c.failures or (c.status or c.server_status)):
             continue
-        out.append(c)
-    return out
+        yield c
 
 
 def cmd_calls(args) -> int:
-    from rpctrace.correlate import call_record, correlate
-    from rpctrace.render.calls import write_json, write_jsonl, write_table
-
+    from rpctrace.correlate.records import RecordMaker
     from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.status import ntstatus_name
+    from rpctrace.render.calls import write_json, write_jsonl, write_table
+    from rpctrace.trace.gcpause import gc_paused
 
-    trace = load_trace(args)
-    result = correlate(trace)
-    records = [call_record(c, trace, names=lookup, status_name=ntstatus_name) for c in _select(result.calls, args, trace)]
-    {"json": write_json, "jsonl": write_jsonl, "table": write_table}[args.format](records, sys.stdout)
+    # a listing shows the failed operations only: the others need not be kept
+    trace, result = load_calls(args, operations="failed")
+    # one record at a time: built, written, dropped (a listing can hold a million calls)
+    records = map(RecordMaker(trace, names=lookup, status_name=ntstatus_name), _select(result.calls, args, trace))
+    with gc_paused():  # records are freed as they are written; the collector would only rescan the calls
+        {"json": write_json, "jsonl": write_jsonl, "table": write_table}[args.format](records, sys.stdout)
     if result.unpaired:
         parts = ", ".join(f"{n} {what}" for what, n in sorted(result.unpaired.items()))
         sys.stderr.write(f"rpctrace: could not pair: {parts}\n")
@@ -60,20 +60,19 @@ def cmd_calls(args) -> int:
 
 
 def cmd_tree(args) -> int:
-    from rpctrace.correlate import call_record, correlate
+    from rpctrace.correlate.records import RecordMaker
     from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.status import ntstatus_name
     from rpctrace.render.calls import write_tree
 
-    trace = load_trace(args)
-    result = correlate(trace)
+    trace, result = load_calls(args)
     if args.call is not None:
         roots = [c for c in result.calls if c.id == args.call]
         if not roots:
             raise RpctraceError(f"no call {args.call} (calls are numbered 1..{len(result.calls)})")
     else:
         roots = [c for c in result.calls if c.parent is None]
-    write_tree(roots, trace, sys.stdout, lambda c: call_record(c, trace, names=lookup, status_name=ntstatus_name))
+    write_tree(roots, trace, sys.stdout, RecordMaker(trace, names=lookup, status_name=ntstatus_name))
     if trace.error is not None:
         err(trace.error.one_line())
         return EXIT_INPUT

@@ -39,7 +39,7 @@ class RecordMaker:
     for every call (callers may change them).
     """
 
-    __slots__ = ("_trace", "_names", "_status_name", "_images", "_services", "_procedures", "_status_names", "_name_of_status")
+    __slots__ = ("_trace", "_names", "_status_name", "_images", "_services", "_procedures", "_status_names", "_named_status")
 
     def __init__(self, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None):
         self._trace = trace
@@ -49,7 +49,7 @@ class RecordMaker:
         self._services: dict[tuple[int | None, str | None], str | None] = {}
         self._procedures: dict[tuple[str, int | None], tuple[str | None, str | None]] = {}
         self._status_names: dict[int, str | None] = {}
-        self._name_of_status = self._status_text if status_name else None
+        self._named_status = bool(status_name)  # failure_record's test of the lookup
 
     def image(self, pid: int | None) -> str | None:
         """The image name of process ``pid``, or None when the trace does not know it."""
@@ -80,7 +80,7 @@ class RecordMaker:
 
     def failure(self, op: Event) -> dict:
         """The record of one failed operation the server did for a call."""
-        return _failure(op, self._name_of_status)
+        return _failure(op, self._status_text if self._named_status else None)
 
     def __call__(self, call: Call) -> dict:
         """The record of ``call``."""
@@ -140,7 +140,7 @@ class RecordMaker:
             "ambiguous": call.ambiguous,
             "parent": parent.id if parent else None,
             "children": [c.id for c in children] if children else [],
-            "failures": [_failure(op, self._name_of_status) for op in failures] if failures else [],
+            "failures": [self.failure(op) for op in failures] if failures else [],
         }
 
 

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import json
-from typing import IO
+from typing import IO, Iterable
 
 from rpctrace.model import ticks_to_iso
+from rpctrace.render.recordjson import record_block, record_line
 
 
-def write_json(records: list[dict], out: IO[str]) -> None:
-    json.dump(records, out, indent=2, ensure_ascii=False)
-    out.write("\n")
-
-
-def write_jsonl(records: list[dict], out: IO[str]) -> None:
+def write_json(records: Iterable[dict], out: IO[str]) -> None:
+    """One JSON array: the text ``json.dump(list(records), out, indent=2, ensure_ascii=False)``
+    writes, then a newline.  Written record by record, so a listing never sits in memory."""
+    write = out.write
+    sep = "[\n  "
     for r in records:
-        out.write(json.dumps(r, ensure_ascii=False) + "\n")
+        write(sep)
+        write(record_block(r))
+        sep = ",\n  "
+    write("[]\n" if sep == "[\n  " else "\n]\n")
+
+
+def write_jsonl(records: Iterable[dict], out: IO[str]) -> None:
+    """One ``json.dumps(record, ensure_ascii=False)`` line per record."""
+    write = out.write
+    for r in records:
+        write(record_line(r) + "\n")
 
 
 def _who(side: dict) -> str:
@@ -29,21 +38,55 @@ def _status(value) -> str:
     return "-" if value is None else f"0x{value:x}" if value else "0"
 
 
-def write_table(records: list[dict], out: IO[str]) -> None:
+def _what(r: dict) -> str:
+    iface = r["interface"]["name"] or r["interface"]["uuid"] or "?"
+    what = f"{iface}/{r['opnum'] if r['opnum'] is not None else '?'}"
+    if r.get("procedure"):
+        what = f"{iface}!{r['procedure']}"
+    return what
+
+
+def _first_failure(r: dict) -> str:
+    fails = len(r["failures"])
+    first = r["failures"][0] if fails else None
+    return f"{fails}: {first['kind']} {first['status_name'] or _status(first['status'])} {first['path']}" if first else ""
+
+
+def _table_row_any(r: dict) -> str:
+    """A table line for a record of any value types (the definition of the layout)."""
+    return (
+        f"{r['id']:>5}  {r['start'] or '-':<28} {_who(r['client'])[:28]:<28} {_who(r['server'])[:28]:<28} "
+        f"{_what(r)[:60]:<60} {(r['endpoint'] or '-')[:18]:<18} {_status(r['status']):>6} {r['confidence']:>4.2f} "
+        f"{_first_failure(r)}\n"
+    )
+
+
+#: :func:`_table_row_any` as one %-format, for cells of the usual types: ``format(x, "<28")``
+#: is ``"%-28s" % x`` for a ``str``, ``format(i, ">5")`` is ``"%5s" % i`` for an ``int`` and
+#: ``format(f, ">4.2f")`` is ``"%4.2f" % f`` for a ``float``; one %-format is ~30% faster than
+#: an f-string of format specs, which matters at a million rows.
+_ROW = "%5s  %-28s %-28s %-28s %-60s %-18s %6s %4.2f %s\n"
+
+
+def _table_row(r: dict) -> str:
+    id_ = r["id"]
+    start = r["start"] or "-"
+    endpoint = (r["endpoint"] or "-")[:18]
+    confidence = r["confidence"]
+    if type(id_) is not int or type(start) is not str or type(endpoint) is not str or type(confidence) is not float:
+        return _table_row_any(r)
+    return _ROW % (
+        id_, start, _who(r["client"])[:28], _who(r["server"])[:28], _what(r)[:60], endpoint, _status(r["status"]),
+        confidence, _first_failure(r),
+    )  # fmt: skip
+
+
+def write_table(records: Iterable[dict], out: IO[str]) -> None:
     head = f"{'id':>5}  {'start':<28} {'client':<28} {'server':<28} {'interface!procedure (or opnum)':<60} {'endpoint':<18} {'st':>6} {'conf':>4} failures"
-    out.write(head + "\n")
+    write = out.write
+    write(head + "\n")
     for r in records:
-        iface = r["interface"]["name"] or r["interface"]["uuid"] or "?"
-        what = f"{iface}/{r['opnum'] if r['opnum'] is not None else '?'}"
-        if r.get("procedure"):
-            what = f"{iface}!{r['procedure']}"
-        fails = len(r["failures"])
-        first = r["failures"][0] if fails else None
-        ftxt = f"{fails}: {first['kind']} {first['status_name'] or _status(first['status'])} {first['path']}" if first else ""
-        out.write(
-            f"{r['id']:>5}  {r['start'] or '-':<28} {_who(r['client'])[:28]:<28} {_who(r['server'])[:28]:<28} "
-            f"{what[:60]:<60} {(r['endpoint'] or '-')[:18]:<18} {_status(r['status']):>6} {r['confidence']:>4.2f} {ftxt}\n"
-        )
+        write(_table_row(r))
 
 
 def write_tree(calls, trace, out: IO[str], record) -> None:
