@@ -124,6 +124,7 @@ class EtlReader:
         self.want_stacks = True
         self.stats = ReadStats()
         self._deferred: InputError | None = None
+        self._index_damage: InputError | None = None
         self._file = None
         self._view = None
         try:
@@ -330,13 +331,15 @@ class EtlReader:
         slots = self._index()
         slots.sort(key=lambda s: (s.first_raw, s.index))
         decoded = self._decoded_slots(slots, workers)
+        # damage found while indexing ends the index: every buffer before it is still merged
+        index_damage = self._index_damage = self._deferred
         praws: list[int] = []  # pending raw timestamps, sorted
         pevents: list[Event] = []  # pending events, same order
         try:
             nslots = len(slots)
             for k in range(nslots):
                 raws, events = self._take(slots[k], next(decoded))
-                strict_stop = self._deferred is not None and not self.keep_going
+                strict_stop = self._deferred is not index_damage and not self.keep_going
                 if events:
                     if raws != sorted(raws):  # a buffer out of time order (damage, odd writer)
                         raws, events = _sorted_by(raws, events)
@@ -380,7 +383,7 @@ class EtlReader:
             err = InputError(self.path, f"buffer {slot.index}, record {number}: {message}{extra}", offset=where)
             if self.keep_going:
                 stats.damage.append(err)
-            elif self._deferred is None:
+            elif self._deferred is None or self._deferred is self._index_damage:
                 # Strict mode: what this buffer decoded before the damage is still delivered,
                 # no later buffer is started, and the error is raised after the merge drains.
                 self._deferred = err
