@@ -1,7 +1,7 @@
 """Failures inside RPC server dispatch, found from stacks alone.
 
 A Procmon log has no RPC events, but its stacks show when a thread was running code that rpcrt4
-called: the server side of an RPC call (rule and limits: :func:`rpctrace.sources.pml.find_rpc_dispatch`).
+called: the server side of an RPC call (rule and limits: :func:`rpctrace.knowledge.stackframes.find_rpc_dispatch`).
 A registry or file operation that failed (NTSTATUS of severity error) on such a stack is a
 failure *while serving an RPC call* - the article's pattern without ETW.
 
@@ -18,7 +18,7 @@ from rpctrace.correlate.calls import is_failure_status
 from rpctrace.knowledge import access, services
 from rpctrace.knowledge.status import ntstatus_name as status_name
 from rpctrace.model import Event, ticks_to_iso
-from rpctrace.sources.pml import KERNEL, OTHER, RPC, SYSTEM, SYSTEM_MODULES, Frame, find_rpc_dispatch
+from rpctrace.knowledge.stackframes import KERNEL, OTHER, RPC, SYSTEM, SYSTEM_MODULES, Frame, find_rpc_dispatch
 
 
 
