@@ -127,3 +127,24 @@ def test_xpress_matches_python(samples):
             except XpressError:
                 expected = None
             assert xpress(bytes(data), size) == expected
+
+
+def test_contexts_the_c_loop_refuses_fall_back_to_python(tmp_path):
+    """Pointer sizes other than 4/8 and a zero clock divisor are refused by the C loop (the
+    reader never passes them); decode() then runs the Python loop, so results still agree."""
+    path = tmp_path / "t.etl"
+    synthesize("audiosrv-access-denied", str(path), None, seed=4)
+    decoder, buffers = _buffers(path)
+    odd = records.BufferDecoder(2, decoder.clock, decoder.header_raw_ts)
+    data, cpu, skip = buffers[1]
+    assert odd.decode(data, cpu, skip)[1] == odd.decode_python(data, cpu, skip)[1]
+
+
+def test_xpress_output_limit_is_not_an_allocation():
+    from rpctrace.sources.etl._fastrecords import xpress
+    from rpctrace.sources.etl.xpress import decompress
+    from rpctrace.synth.xpress import compress
+
+    plain = b"rpctrace " * 1000
+    stream = compress(plain)
+    assert xpress(stream, 1 << 40) == decompress(stream, 1 << 40) == plain

@@ -43,10 +43,13 @@ static PyObject *ts_of(const clock_t_ *c, uint64_t raw) {
         if (v >= 0 && v <= (__int128)INT64_MAX) return PyLong_FromLongLong((long long)v);
         return NULL; /* caller falls back */
     }
-    __int128 prod = ((__int128)raw - c->raw0) * c->num;
+    /* any overflow: NULL, and the Python clock does the arithmetic with its big ints */
+    __int128 diff, prod, v;
+    if (__builtin_sub_overflow((__int128)raw, c->raw0, &diff) || __builtin_mul_overflow(diff, c->num, &prod))
+        return NULL;
     __int128 q = prod / c->den;
     if ((prod % c->den != 0) && ((prod < 0) != (c->den < 0))) q -= 1;
-    __int128 v = c->base + q;
+    if (__builtin_add_overflow(c->base, q, &v)) return NULL;
     if (v >= 0 && v <= (__int128)INT64_MAX) return PyLong_FromLongLong((long long)v);
     return NULL;
 }
@@ -89,10 +92,23 @@ static PyObject *utf16z(const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, 
     return PyUnicode_DecodeUTF16((const char *)d + pos, cut - pos, "replace", &bo);
 }
 
-/* Strings that repeat across a trace (interface ids, endpoints, key and port names) are
- * interned: a reconstruction keeps hundreds of thousands of calls that name the same few. */
+/* Strings that repeat across a trace (interface ids, endpoints, key and port names) are shared
+ * through a bounded cache: a reconstruction keeps hundreds of thousands of calls that name the
+ * same few.  Not PyUnicode_InternInPlace: on CPython 3.12.0-3.12.5 interned strings are immortal,
+ * so a hostile file of distinct names would leak them. */
+static PyObject *str_cache;
+
 static PyObject *interned(PyObject *text) {
-    if (text) PyUnicode_InternInPlace(&text);
+    if (!text || PyUnicode_GET_LENGTH(text) > 128) return text;
+    PyObject *hit = PyDict_GetItemWithError(str_cache, text);
+    if (hit) {
+        Py_INCREF(hit);
+        Py_DECREF(text);
+        return hit;
+    }
+    if (PyErr_Occurred()) { Py_DECREF(text); return NULL; }
+    if (PyDict_GET_SIZE(str_cache) >= 4096) PyDict_Clear(str_cache);
+    if (PyDict_SetItem(str_cache, text, text) < 0) { Py_DECREF(text); return NULL; }
     return text;
 }
 
@@ -159,10 +175,8 @@ static PyObject *rpc_fields(int eid, const unsigned char *d, Py_ssize_t off, Py_
     }
     return f;
 #undef PUT
-slow:
-    Py_DECREF(f);
-    return NULL;
-fail:
+slow: /* NULL without an error: the Python decoder takes the record */
+fail: /* NULL with the error set */
     Py_DECREF(f);
     return NULL;
 }
@@ -192,7 +206,8 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         PyObject *name = interned(utf16z(d, pos + 16 + ptr, end, &next));
         if (!name) goto fail;
         if (PyDict_SetItem(f, k_key_name, name) < 0) { Py_DECREF(name); goto fail; }
-        if (PyObject_IsTrue(PyTuple_GET_ITEM(entry, 5)) && PyDict_SetItem(f, k_value_name, name) < 0) {
+        int value_op = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 5));
+        if (value_op < 0 || (value_op && PyDict_SetItem(f, k_value_name, name) < 0)) {
             Py_DECREF(name); goto fail;
         }
         Py_DECREF(name);
@@ -224,10 +239,8 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
     }
     return f;
 #undef PUT
-slow:
-    Py_DECREF(f);
-    return NULL;
-fail:
+slow: /* NULL without an error: the Python decoder takes the record */
+fail: /* NULL with the error set */
     Py_DECREF(f);
     return NULL;
 }
@@ -246,6 +259,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     PyObject *ctx;
     if (!PyArg_ParseTuple(args, "y*iiO!", &view, &cpu_i, &skip, &PyTuple_Type, &ctx)) return NULL;
     PyObject *ret = NULL, *raws = NULL, *events = NULL, *damage = NULL, *cpu = NULL, *zero = NULL, *data_obj = NULL;
+    PyObject *held = NULL; /* the kernel entry of the record being decoded (a new reference) */
     PyTypeObject *evtype;
     int ptr;
     PyObject *clk, *kcache, *kernel_entry, *kernel_event, *evh_event, *classic_event, *opaque_event, *counts,
@@ -259,9 +273,14 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    if (PyObject_GetBuffer(rpc_guid_obj, &rpc_guid, PyBUF_SIMPLE) < 0 || rpc_guid.len != 16) {
+    if (PyObject_GetBuffer(rpc_guid_obj, &rpc_guid, PyBUF_SIMPLE) < 0) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "rpc guid must be 16 bytes");
+        return NULL;
+    }
+    if (rpc_guid.len != 16 || (ptr != 4 && ptr != 8)) {
+        PyBuffer_Release(&rpc_guid);
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "rpc guid must be 16 bytes and the pointer size 4 or 8");
         return NULL;
     }
     clock_t_ clock;
@@ -276,7 +295,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         clock.raw0 = PyLong_AsLongLong(raw0);
         clock.num = PyLong_AsLongLong(num);
         clock.den = PyLong_AsLongLong(den);
-        if (PyErr_Occurred() || clock.den == 0) goto done;
+        if (PyErr_Occurred()) goto done;
+        if (clock.den == 0) {
+            PyErr_SetString(PyExc_ValueError, "clock denominator 0");
+            goto done;
+        }
     }
     const unsigned char *d = view.buf;
     Py_ssize_t end = view.len;
@@ -344,21 +367,26 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             if (number >= skip) {
                 PyObject *raw_obj = PyLong_FromUnsignedLongLong(raw);
                 PyObject *ts = ts_of(&clock, raw);
-                if (!raw_obj) goto done;
+                if (!raw_obj) { Py_XDECREF(ts); goto done; }
                 if (!ts && PyErr_Occurred()) { Py_DECREF(raw_obj); goto done; }
                 /* ts NULL without an error: out of int64, the Python clock does the arithmetic */
                 PyObject *key = PyLong_FromLong((long)((group << 8) | opcode));
                 if (!key) { Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
-                PyObject *entry = PyDict_GetItemWithError(kcache, key); /* borrowed */
-                if (!entry) {
+                PyObject *entry = PyDict_GetItemWithError(kcache, key);
+                if (entry) {
+                    Py_INCREF(entry); /* held while Python code may run below */
+                } else {
                     if (PyErr_Occurred()) { Py_DECREF(key); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
                     entry = PyObject_CallFunction(kernel_entry, "II", group, opcode);
                     if (!entry) { Py_DECREF(key); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
-                    Py_DECREF(entry); /* the cache holds it now */
-                    entry = PyDict_GetItemWithError(kcache, key);
-                    if (!entry) { Py_DECREF(key); Py_DECREF(raw_obj); Py_XDECREF(ts); goto done; }
                 }
                 Py_DECREF(key);
+                held = entry;
+                if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) < 6) {
+                    Py_DECREF(raw_obj); Py_XDECREF(ts);
+                    PyErr_SetString(PyExc_ValueError, "kernel entry must be a 6-tuple");
+                    goto done;
+                }
                 PyObject *simple = PyTuple_GET_ITEM(entry, 2);
                 long fast = PyTuple_GET_SIZE(entry) > 3 ? PyLong_AsLong(PyTuple_GET_ITEM(entry, 3)) : 0;
                 PyObject *ev = NULL, *fields = NULL, *kind = NULL;
@@ -431,7 +459,10 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                     if (ts) {
                         static const unsigned char zero16[16] = {0};
                         PyObject *activity = NULL;
-                        if (memcmp(d + pos + 0x40, zero16, 16) != 0) activity = guid_text(d + pos + 0x40);
+                        if (memcmp(d + pos + 0x40, zero16, 16) != 0) {
+                            activity = guid_text(d + pos + 0x40);
+                            if (!activity) { Py_DECREF(ts); goto done; }
+                        }
                         PyObject *fields = rpc_fields(eid, d, pos + 0x50, pos + size, activity);
                         Py_XDECREF(activity);
                         if (fields) {
@@ -514,11 +545,13 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             break;
         }
     next_record:
+        Py_CLEAR(held);
         number += 1;
         pos += (size + 7) & ~(Py_ssize_t)7;
     }
     ret = PyTuple_Pack(3, raws, events, damage);
 done:
+    Py_XDECREF(held);
     Py_XDECREF(raws);
     Py_XDECREF(events);
     Py_XDECREF(damage);
@@ -543,8 +576,23 @@ static PyObject *xpress(PyObject *self, PyObject *args) {
     if (max_out < 0) { PyBuffer_Release(&in); Py_RETURN_NONE; }
     const unsigned char *src = in.buf;
     uint64_t size = (uint64_t)in.len, ip = 0, half = 0, olen = 0, cap = (uint64_t)max_out;
-    unsigned char *out = PyMem_Malloc(cap ? cap : 1);
+    /* grown as output comes (doubling, never past cap): a short stream costs little whatever
+     * size its header claims */
+    uint64_t room = cap < 65536 ? (cap ? cap : 1) : 65536;
+    unsigned char *out = PyMem_Malloc(room);
     if (!out) { PyBuffer_Release(&in); return PyErr_NoMemory(); }
+#define ROOM(n)                                                                              \
+    do {                                                                                     \
+        if (olen + (n) > room) {                                                             \
+            uint64_t want = room;                                                            \
+            while (want < olen + (n)) want *= 2;                                             \
+            if (want > cap) want = cap;                                                      \
+            unsigned char *grown = PyMem_Realloc(out, want);                                 \
+            if (!grown) { PyMem_Free(out); PyBuffer_Release(&in); return PyErr_NoMemory(); } \
+            out = grown;                                                                     \
+            room = want;                                                                     \
+        }                                                                                    \
+    } while (0)
     for (;;) {
         if (ip + 4 > size) goto bad;
         uint32_t flags = rd32(src + ip);
@@ -552,6 +600,7 @@ static PyObject *xpress(PyObject *self, PyObject *args) {
         for (int bit = 31; bit >= 0; bit--) {
             if (!((flags >> bit) & 1u)) {
                 if (ip >= size || olen >= cap) goto bad;
+                ROOM(1);
                 out[olen++] = src[ip++];
                 continue;
             }
@@ -600,11 +649,13 @@ static PyObject *xpress(PyObject *self, PyObject *args) {
             }
             uint64_t dist = (tok >> 3) + 1;
             if (dist > olen || olen + length > cap) goto bad;
+            ROOM(length);
             unsigned char *dst = out + olen, *from = out + olen - dist;
             for (uint64_t i = 0; i < length; i++) dst[i] = from[i];
             olen += length;
         }
     }
+#undef ROOM
 finish:;
     PyObject *r = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)olen);
     PyMem_Free(out);
@@ -654,5 +705,6 @@ PyMODINIT_FUNC PyInit__fastrecords(void) {
     INTERN(kind_server_stop, "rpc.server_stop");
 #undef INTERN
     if (!(id_cache = PyDict_New())) return NULL;
+    if (!(str_cache = PyDict_New())) return NULL;
     return PyModule_Create(&module);
 }
