@@ -98,18 +98,24 @@ static PyObject *utf16z(const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, 
  * so a hostile file of distinct names would leak them. */
 static PyObject *str_cache;
 
-static PyObject *interned(PyObject *text) {
-    if (!text || PyUnicode_GET_LENGTH(text) > 128) return text;
-    PyObject *hit = PyDict_GetItemWithError(str_cache, text);
+/* The object equal to ``obj`` already in ``cache`` (a new reference; ``obj`` is consumed), or
+ * ``obj`` itself, added.  The cache is emptied when it reaches ``limit`` entries. */
+static PyObject *shared(PyObject *cache, PyObject *obj, Py_ssize_t limit) {
+    PyObject *hit = PyDict_GetItemWithError(cache, obj);
     if (hit) {
         Py_INCREF(hit);
-        Py_DECREF(text);
+        Py_DECREF(obj);
         return hit;
     }
-    if (PyErr_Occurred()) { Py_DECREF(text); return NULL; }
-    if (PyDict_GET_SIZE(str_cache) >= 4096) PyDict_Clear(str_cache);
-    if (PyDict_SetItem(str_cache, text, text) < 0) { Py_DECREF(text); return NULL; }
-    return text;
+    if (PyErr_Occurred()) { Py_DECREF(obj); return NULL; }
+    if (PyDict_GET_SIZE(cache) >= limit) PyDict_Clear(cache);
+    if (PyDict_SetItem(cache, obj, obj) < 0) { Py_DECREF(obj); return NULL; }
+    return obj;
+}
+
+static PyObject *interned(PyObject *text) {
+    if (!text || PyUnicode_GET_LENGTH(text) > 128) return text;
+    return shared(str_cache, text, 4096);
 }
 
 static PyObject *make_event(PyTypeObject *type, PyObject *items[11]) {
@@ -128,18 +134,9 @@ static PyObject *id_cache;
 
 static inline PyObject *id_or_none(uint32_t v) {
     if (v == NO_ID) Py_RETURN_NONE;
-    PyObject *key = PyLong_FromUnsignedLong(v);
-    if (!key || v < 256) return key;
-    PyObject *hit = PyDict_GetItemWithError(id_cache, key);
-    if (hit) {
-        Py_DECREF(key);
-        Py_INCREF(hit);
-        return hit;
-    }
-    if (PyErr_Occurred()) { Py_DECREF(key); return NULL; }
-    if (PyDict_GET_SIZE(id_cache) >= 65536) PyDict_Clear(id_cache);
-    if (PyDict_SetItem(id_cache, key, key) < 0) { Py_DECREF(key); return NULL; }
-    return key;
+    PyObject *id = PyLong_FromUnsignedLong(v);
+    if (!id || v < 256) return id; /* small ints are shared by Python already */
+    return shared(id_cache, id, 65536);
 }
 
 /* RPC call start/stop (ids 5-8, version 1).  Returns a new fields dict, or NULL with no error
