@@ -6,13 +6,16 @@ The work happens in three steps:
    every size against the file, decompress compressed buffers, and note each buffer's first
    timestamp.  Damage found here stops the walk at the damaged buffer.
 2. **Merge.**  Each buffer is one processor's events in non-decreasing time order, but buffers of
-   different processors interleave in file order, so the buffers are k-way merged by timestamp.
-   A buffer is only decoded when the merge reaches its first timestamp, so an uncompressed file is
-   streamed: memory holds the buffers that overlap in time, not the file.
+   different processors interleave in file order, so buffers are started in order of their first
+   timestamp and merged in windows: once buffer *k* is decoded, every pending event earlier than
+   buffer *k+1*'s first timestamp is emitted (one stable sort per buffer, ties in file order).
+   A buffer is only read and decoded when the merge reaches it, so an uncompressed file is
+   streamed: memory holds the buffers that overlap in time, not the file.  Decoding is
+   :mod:`rpctrace.sources.etl.records` (with its optional C loop).
 3. **Attribute.**  PERFINFO headers carry no thread or process id.  As TraceEvent does, the thread
    comes from the payload where the event has one (StackWalk, CSwitch, FileIo TTID,
-   SampledProfile) and the process from the thread table built from Thread Start/DCStart events
-   seen so far in time order.  An id that cannot be known stays ``None``.
+   SampledProfile); the process is left ``None`` here and given by the trace layer
+   (:mod:`rpctrace.trace`) from the thread table of Thread Start/DCStart events in time order.
 
 Record header layouts: ../shared/reference/etl-container-and-thread-ids.md §5.2.
 """
@@ -175,12 +178,6 @@ class EtlReader:
         self.close()
 
     # ------------------------------------------------------------------ damage
-
-    def _damage(self, message: str, offset: int) -> None:
-        err = InputError(self.path, message, offset=offset)
-        if not self.keep_going:
-            raise err
-        self.stats.damage.append(err)
 
     # ------------------------------------------------------------------ header
 
