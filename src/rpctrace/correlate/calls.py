@@ -408,7 +408,12 @@ _SHARED: dict[tuple, tuple] = {}
 def _shared(evidence) -> tuple:
     """One tuple per distinct evidence list: a million calls share a handful of them."""
     key = tuple(evidence)
-    return _SHARED.setdefault(key, key)
+    hit = _SHARED.get(key)
+    if hit is None:
+        hit = key
+        if len(_SHARED) < 65536:  # bounded like with_evidence: texts can carry numbers
+            _SHARED[key] = key
+    return hit
 
 
 def _score(c: Call) -> None:
