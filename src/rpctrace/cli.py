@@ -19,32 +19,45 @@ from rpctrace.commands import EXIT_INPUT, EXIT_OK, err
 from rpctrace.errors import RpctraceError
 
 #: command modules under rpctrace.commands, in the order `rpctrace --help` lists them
-COMMANDS = ("demo", "explain", "calls", "events", "report", "export", "windbg", "acl", "record", "synth")
+COMMANDS = ("demo", "explain", "calls", "tree", "events", "report", "export", "windbg", "acl", "record", "synth")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rpctrace.commands.options import global_options
+
     parser = argparse.ArgumentParser(
         prog="rpctrace",
         description="Follow a Windows RPC call across the process boundary and tell why it failed.",
+        epilog="Global options may also follow the command (rpctrace calls FILE --keep-going). "
+               "`rpctrace COMMAND --help` tells more; docs/cli.md lists every option.",
+        parents=[global_options(suppress=False)],
+        fromfile_prefix_chars="@",  # `rpctrace explain T.etl @acl.args`: arguments from a file, one per line
     )
     parser.add_argument("--version", action="version", version=f"rpctrace {__version__}")
-    parser.add_argument(
-        "--rpcdb", action="append", default=[], metavar="PATH",
-        help="extra RPC interface database (RPCMon rpcdb.json format or rpctrace's); also read from "
-             "$RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
-    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"rpctrace.commands.{name}").register(sub)
     return parser
 
 
+def _merge_globals(args: argparse.Namespace) -> None:
+    """Global options given after the command add to those given before it."""
+    after = getattr(args, "rpcdb_after", None)
+    if after:
+        args.rpcdb = list(args.rpcdb) + list(after)
+    if hasattr(args, "rpcdb_after"):
+        del args.rpcdb_after
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_OK
+        # argparse's convention for a missing command: the usage on stderr, exit status 2
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("rpctrace: error: choose a command (rpctrace --help lists them; rpctrace demo shows one)\n")
+        return EXIT_INPUT
+    _merge_globals(args)
     try:
         if args.rpcdb:
             from rpctrace.knowledge.interfaces import load_user_databases
@@ -66,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RPCTRACE_DEBUG"):
             raise
         files = " ".join(getattr(args, "files", []) or [])
-        err(f"{files}: {type(exc).__name__}: {exc} (set RPCTRACE_DEBUG=1 for details)")
+        where = f"{files}: " if files else ""
+        err(f"{where}{type(exc).__name__}: {exc} (set RPCTRACE_DEBUG=1 for details)")
         return EXIT_INPUT
 
 

@@ -41,3 +41,12 @@ class InputError(RpctraceError):
             where.append(f"record {self.record}")
         at = f" at {', '.join(where)}" if where else ""
         return f"{printable(self.path, 200)}{at}: {printable(self.message)}"
+
+
+class OutputError(RpctraceError):
+    """An output file could not be written; the message names that path, never an input."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot write {printable(self.path, 200)}: {printable(reason)}")

@@ -62,11 +62,12 @@ def make_plan(action: str, profile_path: str | None = None, etl_path: str | None
 
 def write_profile(path: str) -> str:
     """Write the .wprp (UTF-8) and return its path."""
+    from rpctrace.render.files import open_output
+
     text = recipe.wprp_profile()
-    directory = os.path.dirname(os.path.abspath(path))
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\r\n" if is_windows() else "\n") as fh:
+    if is_windows():
+        text = text.replace("\n", "\r\n")
+    with open_output(path) as fh:
         fh.write(text)
     return path
 

@@ -21,8 +21,9 @@ def run(capsys, *argv):
 
 
 def test_sddl_text_denied_and_inheritance_fix(capsys):
-    code, out, err = run(capsys, "acl", "--sddl", article.AUDIO_RENDER_KEY_SDDL,
-                         "--parent-sddl", article.AUDIO_RENDER_PARENT_SDDL, "--key", article.AUDIO_RENDER_KEY_PATH,
+    code, out, err = run(capsys, "acl", article.AUDIO_RENDER_KEY_PATH,
+                         "--sddl", f"{article.AUDIO_RENDER_KEY_PATH}={article.AUDIO_RENDER_KEY_SDDL}",
+                         "--sddl", f"{article.AUDIO_RENDER_PARENT_PATH}={article.AUDIO_RENDER_PARENT_SDDL}",
                          *PRINCIPALS, "--access", "0x20106")
     assert code == 0 and err == ""
     assert "access      0x20106 = KEY_WRITE | KEY_WOW64_64KEY; checked: KEY_WRITE" in out
@@ -60,14 +61,14 @@ def test_default_access_is_maximum_allowed(capsys):
 def test_hive_text_and_json(capsys, hive_files):  # noqa: F811
     hive = str(hive_files["SYSTEM"])
     key = r"HKLM\SYSTEM\CurrentControlSet\Services\Audiosrv"
-    code, out, _ = run(capsys, "acl", "--hive", hive, key, "--principal", "NT SERVICE\\Audiosrv", "LS", "BU",
+    code, out, _ = run(capsys, "acl", key, "--hive", hive, "--principal", "NT SERVICE\\Audiosrv", "LS", "BU",
                        "--access", "write")
     assert code == 0
     assert "sddl        O:BAG:BAD:AI(A;ID;KR;;;BU)" in out
     assert "DACL        inherits from the parent, 7 ACE(s)" in out
     assert "verdict     DENIED" in out and "fix         Add the ACE (A;CI;KW;;;" + AUDIOSRV + ")" in out
     assert "$path = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\Audiosrv'" in out
-    code, out, _ = run(capsys, "acl", "--hive", hive, key, "--principal", "SY", "--access", "0xF003F", "--format", "json")
+    code, out, _ = run(capsys, "acl", key, "--hive", hive, "--principal", "SY", "--access", "0xF003F", "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["access"]["allowed"] is True and doc["fix"] is None
     assert doc["source"]["parent"] == r"HKLM\SYSTEM\CurrentControlSet\Services"
@@ -76,7 +77,7 @@ def test_hive_text_and_json(capsys, hive_files):  # noqa: F811
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--sddl", "O:BAG:SYD:(A;;KA;;;XX)", "--principal", "LS"], "--sddl: security descriptor at character 19"),
+    (["--sddl", "O:BAG:SYD:(A;;KA;;;XX)", "--principal", "LS"], "--sddl: bad SDDL: security descriptor at character 19"),
     (["--sddl", "D:", "--principal", "Nobody"], "--principal: unknown account 'Nobody'"),
     (["--sddl", "D:", "--principal", "LS", "--access", "KEY_FLY"], "--access: unknown access right"),
 ])
@@ -88,22 +89,33 @@ def test_errors_are_one_line(capsys, argv, message):
 
 def test_hive_errors_are_one_line(capsys, hive_files, tmp_path):  # noqa: F811
     hive = str(hive_files["SYSTEM"])
-    code, _, err = run(capsys, "acl", "--hive", hive, r"HKLM\SOFTWARE\Microsoft", "--principal", "LS")
+    code, _, err = run(capsys, "acl", r"HKLM\SOFTWARE\Microsoft", "--hive", hive, "--principal", "LS")
     assert code == 2 and "SOFTWARE hive, but the file is a SYSTEM hive" in err and err.count("\n") == 1
-    code, _, err = run(capsys, "acl", "--hive", hive, r"HKLM\SYSTEM\Nope", "--principal", "LS")
+    code, _, err = run(capsys, "acl", r"HKLM\SYSTEM\Nope", "--hive", hive, "--principal", "LS")
     assert code == 2 and "key not found" in err
     junk = tmp_path / "junk.dat"
     junk.write_bytes(b"\0" * 10000)
-    code, _, err = run(capsys, "acl", "--hive", str(junk), r"HKLM\SYSTEM", "--principal", "LS")
+    code, _, err = run(capsys, "acl", r"HKLM\SYSTEM", "--hive", str(junk), "--principal", "LS")
     assert code == 2 and "not a registry hive" in err
-    code, _, err = run(capsys, "acl", "--hive", hive, r"HKLM\SYSTEM", "--principal", "LS", "--parent-sddl", "D:")
-    assert code == 2 and "--parent-sddl" in err
+    code, _, err = run(capsys, "acl", "--hive", hive, "--principal", "LS")
+    assert code == 2 and "say which key" in err
 
 
-def test_sources_are_mutually_exclusive(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["acl", "--sddl", "D:", "--hive", "a", "b", "--principal", "LS"])
-    assert info.value.code == 2
+def test_a_source_is_required(capsys):
+    code, _, err = run(capsys, "acl", r"HKLM\SYSTEM", "--principal", "LS")
+    assert code == 2 and "--hive PATH or --sddl KEYPATH=SDDL" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):
-        main(["acl", "--principal", "LS"])
+        main(["acl", r"HKLM\SYSTEM"])  # --principal is required
     capsys.readouterr()
+
+
+def test_sddl_means_what_it_means_in_explain(capsys):
+    """`--sddl KEYPATH=SDDL` names the key; a bare SDDL is the positional key's (or, alone, unnamed)."""
+    pair = f"{article.AUDIO_RENDER_KEY_PATH}={article.AUDIO_RENDER_KEY_SDDL}"
+    code, named, _ = run(capsys, "acl", "--sddl", pair, "--principal", "NT SERVICE\\Audiosrv", "--access", "write")
+    assert code == 0 and f"key         {article.AUDIO_RENDER_KEY_PATH}" in named
+    code, positional, _ = run(capsys, "acl", article.AUDIO_RENDER_KEY_PATH, "--sddl", article.AUDIO_RENDER_KEY_SDDL,
+                              "--principal", "NT SERVICE\\Audiosrv", "--access", "write")
+    assert code == 0 and positional == named
+    code, _, err = run(capsys, "explain", "x.etl", "--sddl", article.AUDIO_RENDER_KEY_SDDL)
+    assert code == 2 and "KEYPATH=SDDL" in err

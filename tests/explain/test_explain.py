@@ -8,12 +8,18 @@ import pytest
 
 from hive_samples import hive_files  # noqa: F401  (fixture)
 from rpctrace.cli import main
-from rpctrace.commands.explain import explain
+from rpctrace.pipeline import findings as _findings
 from rpctrace.explain import article
 from rpctrace.explain.acl_sources import AclSources
 from rpctrace.explain.rootcause import blame_rank
 from rpctrace.synth import synthesize
 from rpctrace.trace import load
+
+
+
+def explain(trace, hives=(), sddl_pairs=()):
+    """The findings `rpctrace explain` prints for a loaded trace."""
+    return _findings(trace, None, hives, sddl_pairs)
 
 SDDL_PAIR = [f"{article.AUDIO_RENDER_KEY_PATH}={article.AUDIO_RENDER_KEY_SDDL}",
              f"{article.AUDIO_RENDER_PARENT_PATH}={article.AUDIO_RENDER_PARENT_SDDL}"]
@@ -106,8 +112,14 @@ def test_explain_cli_json_and_text(audiosrv, capsys):
 def test_demo_prints_the_sddl_pair_and_the_fix(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert article.AUDIO_RENDER_KEY_SDDL in out and article.AUDIO_RENDER_PARENT_SDDL in out
+    # the SDDL pair goes into an @FILE the suggested commands read (one argument per line)
+    args = (tmp_path / "audiosrv-acl.args").read_text(encoding="utf-8").splitlines()
+    assert args == ["--sddl", f"{article.AUDIO_RENDER_KEY_PATH}={article.AUDIO_RENDER_KEY_SDDL}",
+                    "--sddl", f"{article.AUDIO_RENDER_PARENT_PATH}={article.AUDIO_RENDER_PARENT_SDDL}"]
+    assert "@audiosrv-acl.args" in out
     assert "re-enable inheritance" in out.lower() and "SetAccessRuleProtection" in out
+    assert out.count("SetAccessRuleProtection") == 1 and out.count("verdict: DENIED") == 1  # nothing twice
+    assert len(out.splitlines()) <= 40 and max(map(len, out.splitlines())) < 600
 
 
 def test_explain_procmon_log_reports_failures_inside_rpc_dispatch(tmp_path, capsys):

@@ -28,13 +28,19 @@ import pytest
 
 from rpctrace import synth
 from rpctrace.cli import main
-from rpctrace.commands.explain import explain
+from rpctrace.pipeline import findings as _findings
 from rpctrace.correlate import correlate
 from rpctrace.explain import article
 from rpctrace.explain.acl_sources import AclSources
 from rpctrace.explain.findings import build_findings
 from rpctrace.render.report import content_security_policy, render_report, write_report
 from rpctrace.trace import load
+
+
+
+def explain(trace, hives=(), sddl_pairs=()):
+    """The findings `rpctrace explain` prints for a loaded trace."""
+    return _findings(trace, None, hives, sddl_pairs)
 
 SDDL = [f"{article.AUDIO_RENDER_KEY_PATH}={article.AUDIO_RENDER_KEY_SDDL}",
         f"{article.AUDIO_RENDER_PARENT_PATH}={article.AUDIO_RENDER_PARENT_SDDL}"]

@@ -12,13 +12,18 @@ import pytest
 
 from rpctrace import synth
 from rpctrace.cli import main
-from rpctrace.commands.windbg import arch_for
+from rpctrace.render.windbg import arch_for as _arch_for
 from rpctrace.correlate import call_record, correlate
 from rpctrace.knowledge.status import ntstatus_name
 from rpctrace.model import Event
 from rpctrace.render.windbg import LAYOUTS, layout, script_for_call, script_for_client
 from rpctrace.trace import load
 from rpctrace.trace.model import Trace
+
+
+def arch_for(trace, pid):
+    """The architecture `rpctrace windbg` picks for process ``pid`` of ``trace``."""
+    return _arch_for(trace.pointer_size(), trace.is_wow64(pid))
 
 PID, TID = 10068, 10892  # the article's client is rundll32; any ids do
 

@@ -1,53 +1,45 @@
-"""Subcommands of the ``rpctrace`` CLI: one module per command (or family), each with
-``register(subparsers)``.  Commands wire library pieces together and print; the logic lives in
-sources, trace, correlate, explain and render.  Helpers shared by the commands are here.
+"""Subcommands of the ``rpctrace`` CLI: one module per command, each with ``register(subparsers)``.
+
+A command parses its arguments (shared options: :mod:`rpctrace.commands.options`), calls the
+pipeline (:mod:`rpctrace.pipeline`) and hands the result to a renderer (:mod:`rpctrace.render`);
+it holds no analysis.  The helpers here print what every command prints the same way.
 """
 
 from __future__ import annotations
 
 import sys
 
-from rpctrace.errors import RpctraceError, printable
+from rpctrace.errors import InputError, RpctraceError, printable
 
 EXIT_OK, EXIT_INPUT = 0, 2
 
-__all__ = ["EXIT_OK", "EXIT_INPUT", "RpctraceError", "err", "report_sources", "load_trace", "load_calls"]
+__all__ = ["EXIT_OK", "EXIT_INPUT", "RpctraceError", "err", "warn", "finish", "progress_for"]
 
 
 def err(message: str) -> None:
     sys.stderr.write(f"rpctrace: error: {printable(message, 600)}\n")
 
 
-def report_sources(trace) -> None:
-    """Print losses and damage the readers counted (stderr, so stdout stays machine-readable)."""
-    for info in trace.sources:
-        lost = info.get("events_lost", 0) + info.get("buffers_lost", 0)
-        if lost or info.get("buffers_flagged_lost"):
-            sys.stderr.write(
-                f"rpctrace: {info['path']}: the logger lost {info.get('events_lost', 0)} events and "
-                f"{info.get('buffers_lost', 0)} buffers\n"
-            )
-        damage = info.get("damage") or []
-        if damage:
-            sys.stderr.write(f"rpctrace: {info['path']}: skipped {len(damage)} damaged region(s); first: {damage[0]}\n")
+def warn(message: str) -> None:
+    sys.stderr.write(f"rpctrace: {printable(message, 600)}\n")
 
 
-def load_trace(args):
-    from rpctrace.trace import load
+def finish(trace) -> int:
+    """Exit status after the output is written: 2 (with the damage named) when reading stopped at
+    damage, else 0.  Losses and skipped damage are warned about first."""
+    from rpctrace.pipeline import source_warnings
 
-    trace = load(args.files, keep_going=args.keep_going)
-    report_sources(trace)
-    if trace.error is not None and not trace.events:
-        raise trace.error
-    return trace
+    for line in source_warnings(trace):
+        warn(line)
+    error: InputError | None = getattr(trace, "error", None)
+    if error is not None:
+        err(error.one_line())
+        return EXIT_INPUT
+    return EXIT_OK
 
 
-def load_calls(args, operations: str = "all"):
-    """``(trace, correlation)`` for commands that need the calls, not every event (streamed)."""
-    from rpctrace.correlate import correlate_files
+def progress_for(args, description: str):
+    """The progress bar of a command (shown only on a terminal, never with JSON output)."""
+    from rpctrace.progress import Progress
 
-    trace, result = correlate_files(args.files, keep_going=args.keep_going, operations=operations)
-    report_sources(trace)
-    if trace.error is not None and not trace.records:
-        raise trace.error
-    return trace, result
+    return Progress(description, json_output=getattr(args, "format", None) in ("json", "jsonl"))

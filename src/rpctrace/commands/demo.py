@@ -3,56 +3,66 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+import tempfile
 
 from rpctrace.commands import EXIT_OK
+from rpctrace.commands.options import add_command
 
 
 def cmd_demo(args) -> int:
-    """The main job on a bundled example: write the AudioSrv incident and show what rpctrace finds."""
-    from rpctrace import synth
-    from rpctrace.commands.explain import explain
-    from rpctrace.correlate import call_record, correlate
+    """Write the AudioSrv incident, read it back, and print what rpctrace finds (about 40 lines)."""
+    from rpctrace import pipeline, synth
     from rpctrace.explain import article
-    from rpctrace.knowledge.interfaces import lookup
-    from rpctrace.knowledge.status import ntstatus_name
-    from rpctrace.render.calls import write_tree
     from rpctrace.render.explain import write_text
-    from rpctrace.trace import load
 
-    out_dir = os.path.abspath(args.out)
+    out_dir = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="rpctrace-demo-")
     os.makedirs(out_dir, exist_ok=True)
     etl = os.path.join(out_dir, "audiosrv-access-denied.etl")
     truth = os.path.join(out_dir, "audiosrv-access-denied.truth.json")
+    acl_args = os.path.join(out_dir, "audiosrv-acl.args")
     summary = synth.synthesize("audiosrv-access-denied", etl, truth, seed=args.seed)
-    trace = load([etl])
-    result = correlate(trace)
-    out = sys.stdout
-    out.write(f"Wrote {etl}\n  {summary['record_count']} events recorded the way Windows' kernel logger and the "
-              f"Microsoft-Windows-RPC provider would (ground truth: {truth}).\n")
-    out.write(f"rpctrace read them back and rebuilt {len(result.calls)} RPC calls across "
-              f"{len({c.server_pid for c in result.calls if c.server_pid})} server processes.\n\n")
     # The key's ACL is not in any trace: the article describes it, so the demo supplies that
-    # description as SDDL (what `rpctrace explain --sddl` takes; see rpctrace.explain.article).
+    # description as SDDL (what `--sddl KEYPATH=SDDL` takes), also written to a file that any
+    # command reads with @FILE (argparse's arguments-from-a-file), so the commands stay short.
     sddl = [f"{article.AUDIO_RENDER_KEY_PATH}={article.AUDIO_RENDER_KEY_SDDL}",
             f"{article.AUDIO_RENDER_PARENT_PATH}={article.AUDIO_RENDER_PARENT_SDDL}"]
-    findings = explain(trace, (), sddl)
-    out.write("rpctrace explain, with the key's and its parent's ACL as the article describes them:\n\n")
-    write_text(findings, out)
-    record = lambda c: call_record(c, trace, names=lookup, status_name=ntstatus_name)  # noqa: E731
-    ids = [f["call"] for f in findings if f.get("call") is not None]
-    if ids:
-        out.write("The call, as a tree (process, thread, call, operations):\n")
-        write_tree([c for c in result.calls if c.id == ids[0]], trace, out, record)
-    first = ids[0] if ids else 1
-    out.write(f"\nTry: rpctrace calls {etl} --failed\n     rpctrace tree {etl} --call {first}\n"
-              f"     rpctrace explain {etl} --sddl '{sddl[0]}' --sddl '{sddl[1]}'\n"
-              f"     rpctrace windbg {etl} --call {first}\n     rpctrace export {etl} --perfetto calls.json\n")
+    from rpctrace.render.files import open_output
+
+    with open_output(acl_args) as fh:
+        fh.write("".join(f"--sddl\n{pair}\n" for pair in sddl))
+    trace = pipeline.load([etl])
+    from rpctrace.correlate import correlate
+
+    result = correlate(trace)
+    findings = pipeline.findings(trace, result, (), sddl)
+    out = sys.stdout
+    servers = len({c.server_pid for c in result.calls if c.server_pid})
+    out.write(f"rpctrace demo: the AudioSrv incident, written as a real-format trace and read back.\n"
+              f"  {etl}: {summary['record_count']:,} events as Windows' kernel logger and the Microsoft-Windows-RPC "
+              f"provider record them\n  {len(result.calls)} RPC calls rebuilt across {servers} server processes; "
+              f"the key's ACL as the article describes it is in {os.path.basename(acl_args)}\n\n")
+    first = next((f["call"] for f in findings if f.get("call") is not None), None)
+    call = first if first is not None else 1
+    name, args_name = os.path.basename(etl), "@" + os.path.basename(acl_args)
+    write_text(findings[:1], out, brief=True, stack_lines=6,
+               stack_hint=f"rpctrace tree {name} --call {call} shows them all")
+    out.write(f"Try:\n  cd {shlex.quote(out_dir)}\n")
+    for line in (f"rpctrace calls {name} --failed",
+                 f"rpctrace tree {name} --call {call}",
+                 f"rpctrace explain {name} {args_name}",
+                 f"rpctrace report {name} {args_name} -o report.html",
+                 f"rpctrace windbg {name} --call {call}",
+                 f"rpctrace export {name} -o calls.json   # open in ui.perfetto.dev"):
+        out.write(f"  {line}\n")
     return EXIT_OK
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="write the bundled AudioSrv incident trace and show what rpctrace finds in it")
-    p.add_argument("--out", default="rpctrace-demo", metavar="DIR")
-    p.add_argument("--seed", type=int, default=1)
+    p = add_command(sub, "demo", "write the bundled AudioSrv incident trace and show what rpctrace finds in it")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="the directory to write the trace, its ground truth and the ACL file into "
+                        "(default: a new temporary directory, kept so the suggested commands work)")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the trace writer (default 1)")
     p.set_defaults(func=cmd_demo)

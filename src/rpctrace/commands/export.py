@@ -2,48 +2,48 @@
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
 
-from rpctrace.commands import EXIT_INPUT, EXIT_OK, RpctraceError, err, load_trace
+from rpctrace.commands import EXIT_OK, RpctraceError, finish, progress_for, warn
+from rpctrace.commands.options import add_command, add_filters, add_inputs, add_output, call_filter
 
 
 def cmd_export(args) -> int:
-    from rpctrace.correlate import correlate
+    from rpctrace import pipeline
     from rpctrace.render import perfetto
+    from rpctrace.render.files import check_output, open_output
 
-    if not args.perfetto:
-        raise RpctraceError("choose an output: --perfetto OUT.json")
-    trace = load_trace(args)
-    calls = correlate(trace).calls
-    doc = perfetto.to_trace_events(trace, calls)
-    if args.perfetto == "-":
-        perfetto.write(doc, sys.stdout)
-    else:
-        tmp = f"{args.perfetto}.tmp{os.getpid()}"
-        try:
-            with open(tmp, "w", encoding="ascii") as fh:
+    output = args.output or args.perfetto
+    if not output:
+        raise RpctraceError("choose an output: -o OUT.json (- for stdout)")
+    if output != "-":
+        check_output(output)
+    with progress_for(args, "reading") as bar:
+        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, on_progress=bar)
+        calls = list(pipeline.select(result, trace, call_filter(args)))
+        bar.stage("writing")
+        doc = perfetto.to_trace_events(trace, calls)
+        if output == "-":
+            perfetto.write(doc, sys.stdout)
+        else:
+            with open_output(output, encoding="ascii") as fh:
                 perfetto.write(doc, fh)
-            os.replace(tmp, args.perfetto)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    if output != "-":
         meta = doc["metadata"]
-        sys.stderr.write(
-            f"rpctrace: wrote {args.perfetto}: {meta['calls']} calls, {meta['flows']} client->server flows, "
-            f"{len(doc['traceEvents'])} events (open it in ui.perfetto.dev or chrome://tracing)\n"
-        )
-    if trace.error is not None:
-        err(trace.error.one_line())
-        return EXIT_INPUT
-    return EXIT_OK
+        warn(f"wrote {output}: {meta['calls']} calls, {meta['flows']} client->server flows, "
+             f"{len(doc['traceEvents'])} events (open it in ui.perfetto.dev or chrome://tracing)")
+    return finish(trace) or EXIT_OK
 
 
 def register(sub) -> None:
-    p = sub.add_parser("export", help="write the calls for other tools: --perfetto OUT.json (ui.perfetto.dev, chrome://tracing)")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--perfetto", metavar="OUT.json",
-                   help="Chrome trace-event JSON: a track per process and thread, calls as slices, flow arrows "
-                        "from client call to server work (- for stdout)")
-    p.add_argument("--keep-going", action="store_true", help="skip damaged parts, count them and go on")
+    p = add_command(sub, "export", "write the calls for other tools: Chrome trace-event JSON for ui.perfetto.dev "
+                                   "and chrome://tracing")
+    add_inputs(p)
+    add_output(p, "OUT.json", "the file to write (- for stdout): a track per process and thread, calls as slices "
+                              "named by procedure, flow arrows from each client call to the server's work")
+    p.add_argument("--format", choices=("perfetto",), default="perfetto",
+                   help="perfetto: Chrome trace-event JSON (the only format so far; default)")
+    p.add_argument("--perfetto", metavar="OUT.json", help=argparse.SUPPRESS)  # the option's old name
+    add_filters(p)
     p.set_defaults(func=cmd_export)

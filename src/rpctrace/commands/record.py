@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import sys
 
+import argparse
+
 from rpctrace.commands import EXIT_INPUT, EXIT_OK, RpctraceError, err
+from rpctrace.commands.options import add_command
 
 
 def cmd_record(args, runner=None, platform=None) -> int:
@@ -16,7 +19,7 @@ def cmd_record(args, runner=None, platform=None) -> int:
     action = "start" if args.start else "stop" if args.stop else "write"
     if args.profile == "-":
         if action == "start":
-            raise RpctraceError("--start needs the profile in a file: give --profile FILE.wprp, not -")
+            raise RpctraceError("--start needs the profile in a file: give -o FILE.wprp, not -")
         if action == "write":
             sys.stdout.write(recipe.wprp_profile())
             return EXIT_OK
@@ -45,12 +48,11 @@ def cmd_record(args, runner=None, platform=None) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "record",
-        help="the capture recipe: write a WPR profile and print the wpr/xperf/logman commands (Windows: --start/--stop run wpr)",
-    )
-    p.add_argument("--profile", metavar="OUT.wprp", default=None,
+    p = add_command(sub, "record", "the capture recipe: write a WPR profile and print the wpr/xperf/logman commands "
+                                   "(Windows: --start/--stop run wpr)")
+    p.add_argument("-o", "--output", dest="profile", metavar="OUT.wprp", default=None,
                    help="where to write the WPR profile (default rpctrace.wprp; - prints it to stdout)")
+    p.add_argument("--profile", dest="profile", metavar="OUT.wprp", help=argparse.SUPPRESS)  # the option's old name
     when = p.add_mutually_exclusive_group()
     when.add_argument("--start", action="store_true", help="Windows: write the profile and run wpr -start PROFILE -filemode")
     when.add_argument("--stop", metavar="OUT.etl", help="Windows: run wpr -stop OUT.etl")

@@ -3,40 +3,40 @@ timeline, filters) that opens from disk and loads nothing."""
 
 from __future__ import annotations
 
-import sys
+import shlex
 
-from rpctrace.commands import EXIT_INPUT, EXIT_OK, RpctraceError, err, load_trace
+from rpctrace.commands import EXIT_OK, finish, progress_for, warn
+from rpctrace.commands.options import add_acl_sources, add_command, add_filters, add_inputs, add_output, call_filter
 
 
 def cmd_report(args) -> int:
-    from rpctrace.commands.explain import explain
-    from rpctrace.correlate import correlate
+    from rpctrace import pipeline
+    from rpctrace.render.files import check_output
     from rpctrace.render.report import write_report
 
-    if not args.output:
-        raise RpctraceError("choose an output: -o OUT.html")
-    trace = load_trace(args)
-    findings = explain(trace, args.hive, args.sddl)
-    calls = correlate(trace).calls
-    size = write_report(trace, args.output, findings=findings, calls=calls)
-    sys.stderr.write(
-        f"rpctrace: wrote {args.output}: {len(findings)} finding(s), {len(calls)} calls, "
-        f"{sum(1 for c in calls if c.failures)} with a failing server operation ({size:,} bytes; "
-        "open it in a browser, it needs no network)\n"
-    )
-    if trace.error is not None:
-        err(trace.error.one_line())
-        return EXIT_INPUT
-    return EXIT_OK
+    check_output(args.output)
+    with progress_for(args, "reading") as bar:
+        model = pipeline.report(args.files, keep_going=args.keep_going, flt=call_filter(args), call_id=args.call,
+                                hives=args.hive, sddl_pairs=args.sddl, on_progress=bar, on_stage=bar.stage)
+        bar.stage("writing the page")
+        files = " ".join(shlex.quote(f) for f in args.files)
+        size = write_report(model.trace, args.output, findings=model.findings, calls=model.calls,
+                            total_calls=model.total_calls, scope=model.scope,
+                            commands={"calls_failed": f"rpctrace calls {files} --failed",
+                                      "report_call": f"rpctrace report {files} --call ID -o call.html"})
+    failing = sum(1 for c in model.calls if c.failures)
+    scope = f" (of {model.total_calls}: {model.scope})" if model.scope else ""
+    warn(f"wrote {args.output}: {len(model.findings)} finding(s), {len(model.calls)} calls{scope}, {failing} with a "
+         f"failing server operation ({size:,} bytes; open it in a browser, it needs no network)")
+    return finish(model.trace) or EXIT_OK
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="write one self-contained HTML page: findings, sequence diagrams, call tree, timeline")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("-o", "--output", metavar="OUT.html", required=True, help="the page to write")
-    p.add_argument("--hive", action="append", default=[], metavar="PATH",
-                   help="registry hive copied from the machine (e.g. SOFTWARE), for the failing key's ACL")
-    p.add_argument("--sddl", action="append", default=[], metavar="KEYPATH=SDDL",
-                   help="a key's security descriptor as SDDL (Get-Acl ... | % Sddl); give the parent too for inheritance fixes")
-    p.add_argument("--keep-going", action="store_true", help="skip damaged parts, count them and go on")
+    p = add_command(sub, "report", "write one self-contained HTML page: findings, sequence diagrams, call tree, timeline")
+    add_inputs(p)
+    add_output(p, "OUT.html", "the page to write", required=True)
+    p.add_argument("--call", type=int, metavar="ID", help="a page about this call (from `rpctrace calls`) and the calls "
+                                                         "it led to")
+    add_filters(p)
+    add_acl_sources(p)
     p.set_defaults(func=cmd_report)

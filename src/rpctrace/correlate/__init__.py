@@ -17,7 +17,7 @@ def correlate(trace) -> Correlation:
     return correlate_events(trace.events)
 
 
-def correlate_files(paths, keep_going: bool = False, operations: str = "all"):
+def correlate_files(paths, keep_going: bool = False, operations: str = "all", on_progress=None):
     """``(trace, correlation)`` for the files of one incident.
 
     One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
@@ -26,7 +26,8 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all"):
     (clock alignment needs them whole), then correlated.  The returned trace has the process
     and image tables and ``error`` (damage that ended reading); with one file its ``events``
     list is empty and ``records`` says how many events were read.  ``operations="failed"``
-    keeps only the servers' failed operations (see :class:`Correlator`).
+    keeps only the servers' failed operations (see :class:`Correlator`).  ``on_progress(done,
+    total)`` is called as reading advances, when the reader can tell how far it is.
     """
     from rpctrace.trace import load
     from rpctrace.trace.gcpause import gc_paused
@@ -36,7 +37,7 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all"):
         raise ValueError(f"operations must be 'all' or 'failed', not {operations!r}")
     paths = list(paths)
     if len(paths) != 1:
-        trace = load(paths, keep_going=keep_going)
+        trace = load(paths, keep_going=keep_going, on_progress=on_progress)
         trace.records = len(trace.events)
         with gc_paused():
             correlator = Correlator(operations)
@@ -47,13 +48,20 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all"):
     try:
         with gc_paused():
             correlator = Correlator(operations)
+            reader = stream.reader
             for batch in stream.batches():
                 correlator.feed(batch)
+                if on_progress is not None:
+                    pos = getattr(reader, "position", None)
+                    if pos and pos[1]:
+                        on_progress(*pos)
             trace = stream.finish()
             result = correlator.finish(pid_of=stream.pid_of)
             for call in result.calls:
                 if call.operations:
                     stream.complete(call.operations)
+            if result.outside:
+                stream.complete(result.outside)
     finally:
         stream.close()
     trace.records = stream.records

@@ -18,7 +18,8 @@ calls with the port name as endpoint and no interface.  Every call lists the joi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from typing import Iterable
 
@@ -76,6 +77,30 @@ class Call:
     has_server: bool = False
     from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
     merged: bool = False  # RPC-only fallback: folded into the client-side call
+    stop_tid: int | None = None  # the thread that logged the client's RPC event 7, when not the caller
+
+    @property
+    def mode(self) -> str | None:
+        """``"sync"`` (the caller waited for the reply), ``"async"`` (it did not; the reply was
+        taken later, usually by another thread), ``"datagram"`` (one-way: no reply at all), or
+        None when the trace does not show it (no ALPC message, no completion elsewhere)."""
+        msg = self.message
+        if msg is None:
+            return "async" if self.stop_tid is not None else None
+        if msg.waited:
+            return "sync"
+        if msg.reply_ts is None and msg.client_receive_ts is None:
+            return "async" if self.stop_tid is not None else "datagram"
+        return "async"
+
+    @property
+    def completion_tid(self) -> int | None:
+        """For an asynchronous call, the client thread that took the reply (or logged the
+        completion), when the trace shows it."""
+        msg = self.message
+        if msg is not None and msg.client_receive_tid is not None and not msg.waited:
+            return msg.client_receive_tid
+        return self.stop_tid
 
     @property
     def alpc_message_id(self) -> int | None:
@@ -97,12 +122,23 @@ class Call:
             yield from child.subtree()
 
 
+#: how many failed operations outside any call a correlation keeps (the rest are counted)
+MAX_OUTSIDE = 100_000
+#: file creates outside calls wait here for their status (it comes with the IRP's completion)
+_CREATES_WAITING = 65_536
+
+
 @dataclass
 class Correlation:
     calls: list[Call]
     unpaired: dict[str, int]
     ports: dict[int, set[str]]  # server pid -> ALPC port names it waits on
     endpoints: dict[str, set[int]]  # endpoint name -> server pids (RPC 16 and port names)
+    #: failed registry and file operations no call was being served for (a Procmon log's failures,
+    #: an ETW trace's failures in processes that were not serving a call), time ordered
+    outside: list[Event] = field(default_factory=list)
+    #: failed operations outside calls beyond :data:`MAX_OUTSIDE` (counted, not kept)
+    outside_dropped: int = 0
 
 
 def _endpoint_from_port(port: str | None) -> str | None:
@@ -157,6 +193,9 @@ class Correlator:
         self.serving: dict[tuple, Call] = {}  # (pid, tid) -> call whose work this thread is doing
         self.last_client: dict[tuple, Call] = {}
         self.endpoints: dict[str, set[int]] = {}
+        self.outside: list[Event] = []
+        self.outside_dropped = 0
+        self._creates: deque = deque(maxlen=_CREATES_WAITING)  # file creates outside calls, status pending
 
     def _new_call(self) -> Call:
         call = Call(len(self.calls) + 1)
@@ -201,15 +240,36 @@ class Correlator:
                 elif kind == "rpc.client_stop":
                     in_client_call.discard(ev.tid)
                 self._rpc(ev, kind, (ev.pid, ev.tid))
-            elif cls == _OPERATION and ev.tid is not None:
-                call = serving.get((ev.pid, ev.tid))
-                if call is not None and not (failed_only and kind != "file.create"
-                                             and not is_failure_status(ev.fields.get("status"))):
+            elif cls == _OPERATION:
+                call = serving.get((ev.pid, ev.tid)) if ev.tid is not None else None
+                if call is None:
+                    self._outside(ev, kind)
+                elif not (failed_only and kind != "file.create" and not is_failure_status(ev.fields.get("status"))):
                     # (a file create's status comes later: kept, sorted out at the end)
                     if call.operations:
                         call.operations.append(ev)
                     else:
                         call.operations = [ev]
+
+    def _outside(self, ev: Event, kind: str) -> None:
+        """A registry or file operation no call is being served for: kept when it failed."""
+        if kind == "file.create" and ev.fields.get("status") is None:
+            creates = self._creates
+            if len(creates) == creates.maxlen:
+                self._keep_outside(creates[0])
+            creates.append(ev)
+        elif is_failure_status(ev.fields.get("status")):
+            if len(self.outside) < MAX_OUTSIDE:
+                self.outside.append(ev)
+            else:
+                self.outside_dropped += 1
+
+    def _keep_outside(self, ev: Event) -> None:
+        if is_failure_status(ev.fields.get("status")):
+            if len(self.outside) < MAX_OUTSIDE:
+                self.outside.append(ev)
+            else:
+                self.outside_dropped += 1
 
     def _alpc(self, ev: Event, kind: str, key: tuple, msg: AlpcMessage) -> None:
         if kind == "alpc.send":
@@ -262,6 +322,8 @@ class Correlator:
             if call is not None:
                 call.end = ev.ts
                 call.status = f.get("status")
+                if ev.tid is not None and ev.tid != call.client_tid:
+                    call.stop_tid = ev.tid  # completed on another thread: an asynchronous call
                 if self.open_client.get((call.client_pid, call.client_tid)) is call:
                     del self.open_client[(call.client_pid, call.client_tid)]
         elif kind == "rpc.server_start":
@@ -352,7 +414,12 @@ class Correlator:
             _score(c)
         for n, c in enumerate(calls, 1):
             c.id = n
-        return Correlation(calls, pairing.unpaired, pairing.ports, endpoints)
+        for ev in self._creates:
+            self._keep_outside(ev)
+        self._creates.clear()
+        outside = self.outside
+        outside.sort(key=lambda e: e.ts)
+        return Correlation(calls, pairing.unpaired, pairing.ports, endpoints, outside, self.outside_dropped)
 
 
 def _fill_rpc(call: Call, f: dict) -> None:

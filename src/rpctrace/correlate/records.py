@@ -126,6 +126,8 @@ class RecordMaker:
             "procedure": proc,
             "endpoint": call.endpoint,
             "protocol": call.protocol_name,
+            "mode": call.mode,
+            "completion_tid": call.completion_tid,
             "alpc_message_id": call.alpc_message_id,
             "start": ticks_to_iso(start) if start is not None else None,
             "end": ticks_to_iso(end) if end is not None else None,

@@ -14,6 +14,9 @@ KEY_READ; the finding says the desired access was assumed.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from rpctrace.errors import InputError
 from rpctrace.explain.access_check import evaluate, suggest_fix
 from rpctrace.explain.security import SecurityDescriptor, SecurityDescriptorError, parse_binary, parse_sddl
@@ -30,6 +33,36 @@ def _norm(path: str) -> str:
 def parent_of(path: str) -> str | None:
     cut = path.rstrip("\\").rfind("\\")
     return path[:cut] if cut > 0 else None
+
+
+#: ``KEYPATH=SDDL``: the key path ends at the ``=`` before the SDDL's first component (key names
+#: may themselves hold ``=``; an SDDL string starts with ``O:``, ``G:``, ``D:`` or ``S:``)
+_PAIR = re.compile(r"=(?=\s*[OGDS]:)")
+_BARE = re.compile(r"^\s*[OGDS]:")
+
+
+def split_sddl_pair(text: str) -> tuple[str | None, str]:
+    """``KEYPATH=SDDL`` -> ``(KEYPATH, SDDL)``; a bare SDDL -> ``(None, SDDL)``."""
+    if _BARE.match(text):
+        return None, text.strip()
+    m = _PAIR.search(text)
+    if m is None:
+        raise InputError("--sddl", f"expected KEYPATH=SDDL, got {text!r}")
+    key, sddl = text[: m.start()].strip(), text[m.end():].strip()
+    if not key or not sddl:
+        raise InputError("--sddl", f"expected KEYPATH=SDDL, got {text!r}")
+    return key, sddl
+
+
+@dataclass
+class Found:
+    """A key's security descriptor and where it came from."""
+
+    sd: SecurityDescriptor
+    origin: str  # "sddl" or "hive PATH"
+    sddl_text: str | None = None  # as the user typed it
+    hive_path: str | None = None
+    hive_kind: str | None = None
 
 
 class AclSources:
@@ -51,26 +84,68 @@ class AclSources:
             self._hives.append(open_hive(path))
 
     @classmethod
-    def from_args(cls, hives: list[str], sddl_pairs: list[str]) -> "AclSources":
+    def from_args(cls, hives: list[str], sddl_pairs: list[str], key: str | None = None) -> "AclSources":
+        """From the ``--hive`` and ``--sddl KEYPATH=SDDL`` options; a bare ``--sddl SDDL`` is
+        the descriptor of ``key`` (``rpctrace acl KEYPATH``), and an error where there is none."""
         sddl = {}
         for pair in sddl_pairs:
-            key, sep, text = pair.partition("=")
-            if not sep or not key.strip() or not text.strip():
-                raise InputError("--sddl", f"expected KEYPATH=SDDL, got {pair!r}")
-            sddl[key.strip()] = text.strip()
+            name, text = split_sddl_pair(pair)
+            if name is None:
+                if key is None:
+                    raise InputError("--sddl", f"expected KEYPATH=SDDL, got {pair!r}")
+                name = key
+            sddl[name] = text
         return cls(hives, sddl)
+
+    @property
+    def empty(self) -> bool:
+        return not self._sddl and not self._hives
 
     def descriptor(self, key_path: str) -> tuple[SecurityDescriptor, str] | None:
         """The descriptor of ``key_path`` and where it came from, or None when rpctrace has none."""
-        sd = self._sddl.get(_norm(key_path))
+        found = self.find(key_path)
+        return (found.sd, found.origin) if found is not None else None
+
+    def find(self, key_path: str) -> Found | None:
+        """The descriptor of ``key_path`` with its origin, or None when rpctrace has none."""
+        try:
+            return self.require(key_path)
+        except InputError:
+            return None
+
+    def require(self, key_path: str) -> Found:
+        """The descriptor of ``key_path``; an InputError saying why when no source has it (the
+        hive's own reason when one hive was given: wrong kind of hive, key not found, damage)."""
+        norm = _norm(key_path)
+        sd = self._sddl.get(norm)
         if sd is not None:
-            return sd, "sddl"
+            return Found(sd, "sddl", sddl_text=self._text.get(norm))
+        errors: list[InputError] = []
         for hive in self._hives:
             try:
-                return parse_binary(hive.key_security(key_path)), f"hive {hive.path}"
-            except (InputError, SecurityDescriptorError):
+                raw = hive.key_security(key_path)
+            except InputError as exc:
+                errors.append(exc)
                 continue
-        return None
+            try:
+                return Found(parse_binary(raw), f"hive {hive.path}", hive_path=hive.path, hive_kind=hive.kind)
+            except SecurityDescriptorError as exc:
+                errors.append(InputError(hive.path, f"{key_path}: {exc}"))
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise InputError(", ".join(e.path for e in errors), "; ".join(e.message for e in errors))
+        raise InputError(key_path, "no security descriptor given for this key: pass --hive PATH or --sddl KEYPATH=SDDL")
+
+    def parent_path(self, key_path: str) -> str | None:
+        """The parent key's path (as the hive spells it when the key came from a hive)."""
+        for hive in self._hives:
+            try:
+                hive.key_security(key_path)
+            except InputError:
+                continue
+            return hive.parent_path(key_path)
+        return parent_of(key_path)
 
     def verdict(self, failure: dict, principals: list[str]) -> dict | None:
         """ACL verdict and fix for a failing registry operation, or None without a descriptor."""

@@ -97,11 +97,12 @@ def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, An
     }
 
 
-def rpc_dispatch_failures(trace) -> list[dict]:
-    """Every failing registry/file operation whose stack shows RPC server dispatch, in time order."""
+def rpc_dispatch_failures(trace, events=None) -> list[dict]:
+    """Every failing registry/file operation whose stack shows RPC server dispatch, in time order
+    (of ``events``; default the trace's)."""
     out = []
     kernel_ids = {id(img) for img in trace.images.get(0) or ()}
-    for ev in trace.events:
+    for ev in (trace.events if events is None else events):
         kind = ev.kind
         if not (kind.startswith("registry.") or kind.startswith("file.")):
             continue
@@ -153,14 +154,14 @@ def group_failures(records: list[dict]) -> list[dict]:
     return out
 
 
-def dispatch_findings(trace, acls=None) -> list[dict]:
+def dispatch_findings(trace, acls=None, events=None) -> list[dict]:
     """Findings without a correlated call (``call: None``), one per group of failures.
 
     A default for :func:`rpctrace.explain.findings.build_findings`, which asks this module for
     them when a trace has no RPC calls; the ACL verdict is added when ``acls`` offers
     ``verdict(failure, principals)``.
     """
-    records = rpc_dispatch_failures(trace)
+    records = rpc_dispatch_failures(trace, events)
     findings = []
     for g in group_failures(records):
         first = g["first_record"]

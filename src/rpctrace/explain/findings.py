@@ -148,7 +148,9 @@ def build_findings(trace, correlation: Correlation, acls: AclSources | None = No
     from rpctrace.explain.dispatch import dispatch_findings
 
     covered = {(op.pid, op.tid, ticks_to_iso(op.ts)) for c in correlation.calls for op in c.failures}
-    stack_only = sorted(dispatch_findings(trace, acls),
+    # a whole trace has every event; a streamed one kept the failures outside calls
+    events = trace.events if trace.events else correlation.outside
+    stack_only = sorted(dispatch_findings(trace, acls, events),
                         key=lambda f: (blame_rank(f["failure"]["status"]), -f["failure"].get("count", 1), f["failure"]["ts"]))
     for f in stack_only:
         fail = f["failure"]

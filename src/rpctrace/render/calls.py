@@ -52,11 +52,56 @@ def _first_failure(r: dict) -> str:
     return f"{fails}: {first['kind']} {first['status_name'] or _status(first['status'])} {first['path']}" if first else ""
 
 
+def fit(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: cut with an ellipsis, never silently."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def duration_text(us) -> str:
+    """A duration in microseconds as people read it: ``850 µs``, ``12.4 ms``, ``3.20 s``."""
+    if us is None or type(us) not in (int, float) or us != us:
+        return "-"
+    if us < 0:
+        return "-"
+    if us < 1000:
+        return f"{us:.0f} µs" if us >= 10 else f"{us:.1f} µs"
+    if us < 1_000_000:
+        ms = us / 1000
+        return f"{ms:.1f} ms" if ms >= 10 else f"{ms:.2f} ms"
+    sec = us / 1_000_000
+    return f"{sec:.1f} s" if sec >= 10 else f"{sec:.2f} s"
+
+
+#: what the table's short column names mean (``rpctrace calls --help`` prints this)
+COLUMNS = """columns of the table:
+  id        the call's number (rpctrace tree/explain/windbg --call ID)
+  start     when the client's call began (UTC, 100 ns precision)
+  duration  client's call start to its end (µs, ms or s); - when an end is not in the trace
+  mode      sync (the caller waited), async (the reply came later, to the thread after @),
+            datagram (one-way, no reply); - when the trace does not show it
+  client    image(pid:tid) of the calling thread;  server: image(pid:tid) of the worker thread
+  interface!procedure  names from the interface database, else the UUID and /opnum
+  endpoint  the RPC endpoint (ALPC port name for local RPC)
+  status    the RPC runtime's status of the call (0: the call itself completed)
+  conf      confidence of the client-to-server join, 0.00 to 1.00 (--format json: its evidence)
+  failures  how many of the server's operations for this call failed, then the first one"""
+
+
+def _mode(r: dict) -> str:
+    mode = r.get("mode")
+    if mode is None:
+        return "-"
+    if mode == "async" and r.get("completion_tid") is not None:
+        return f"async@{r['completion_tid']}"
+    return mode
+
+
 def _table_row_any(r: dict) -> str:
     """A table line for a record of any value types (the definition of the layout)."""
     return (
-        f"{r['id']:>5}  {r['start'] or '-':<28} {_who(r['client'])[:28]:<28} {_who(r['server'])[:28]:<28} "
-        f"{_what(r)[:60]:<60} {(r['endpoint'] or '-')[:18]:<18} {_status(r['status']):>6} {r['confidence']:>4.2f} "
+        f"{r['id']:>6}  {r['start'] or '-':<28} {duration_text(r['duration_us']):>9} {fit(_mode(r), 14):<14} "
+        f"{fit(_who(r['client']), 30):<30} {fit(_who(r['server']), 30):<30} {fit(_what(r), 60):<60} "
+        f"{fit(r['endpoint'] or '-', 18):<18} {_status(r['status']):>10} {r['confidence']:>4.2f} "
         f"{_first_failure(r)}\n"
     )
 
@@ -65,56 +110,103 @@ def _table_row_any(r: dict) -> str:
 #: is ``"%-28s" % x`` for a ``str``, ``format(i, ">5")`` is ``"%5s" % i`` for an ``int`` and
 #: ``format(f, ">4.2f")`` is ``"%4.2f" % f`` for a ``float``; one %-format is ~30% faster than
 #: an f-string of format specs, which matters at a million rows.
-_ROW = "%5s  %-28s %-28s %-28s %-60s %-18s %6s %4.2f %s\n"
+_ROW = "%6s  %-28s %9s %-14s %-30s %-30s %-60s %-18s %10s %4.2f %s\n"
 
 
 def _table_row(r: dict) -> str:
     id_ = r["id"]
     start = r["start"] or "-"
-    endpoint = (r["endpoint"] or "-")[:18]
+    endpoint = r["endpoint"] or "-"
     confidence = r["confidence"]
     if type(id_) is not int or type(start) is not str or type(endpoint) is not str or type(confidence) is not float:
         return _table_row_any(r)
+    who_c = _who(r["client"])
+    who_s = _who(r["server"])
+    what = _what(r)
+    mode = _mode(r)
     return _ROW % (
-        id_, start, _who(r["client"])[:28], _who(r["server"])[:28], _what(r)[:60], endpoint, _status(r["status"]),
-        confidence, _first_failure(r),
+        id_, start, duration_text(r["duration_us"]), mode if len(mode) <= 14 else fit(mode, 14),
+        who_c if len(who_c) <= 30 else fit(who_c, 30), who_s if len(who_s) <= 30 else fit(who_s, 30),
+        what if len(what) <= 60 else fit(what, 60), endpoint if len(endpoint) <= 18 else fit(endpoint, 18),
+        _status(r["status"]), confidence, _first_failure(r),
     )  # fmt: skip
 
 
+TABLE_HEAD = (f"{'id':>6}  {'start':<28} {'duration':>9} {'mode':<14} {'client':<30} {'server':<30} "
+              f"{'interface!procedure (or /opnum)':<60} {'endpoint':<18} {'status':>10} {'conf':>4} failures")
+
+
 def write_table(records: Iterable[dict], out: IO[str]) -> None:
-    head = f"{'id':>5}  {'start':<28} {'client':<28} {'server':<28} {'interface!procedure (or opnum)':<60} {'endpoint':<18} {'st':>6} {'conf':>4} failures"
     write = out.write
-    write(head + "\n")
+    write(TABLE_HEAD + "\n")
     for r in records:
         write(_table_row(r))
 
 
-def write_tree(calls, trace, out: IO[str], record) -> None:
-    """Indented view: client process/thread -> call -> server process/thread -> operations -> children."""
+def _op_target(op) -> str:
+    f = op.fields
+    target = f.get("path") or f.get("open_path") or f.get("key_name") or ""
+    value = f.get("value_name")
+    if value and op.kind.startswith("registry.") and "value" in op.kind:
+        target = f"{target}\\{value}" if target else str(value)
+    return str(target)
+
+
+def write_tree(calls, trace, out: IO[str], record, status_name=None) -> None:
+    """The call tree, as ``rpctrace tree`` prints it: client process -> client thread -> call ->
+    the server's operations for it -> the calls the server made meanwhile (nested the same way).
+
+    ``calls`` are the calls to start from (the roots, or one call); ``record`` a
+    :class:`~rpctrace.correlate.records.RecordMaker` of the trace; ``status_name`` names
+    operation statuses."""
+    from rpctrace.knowledge.status import is_failure as is_failure_status
 
     def line(depth: int, text: str) -> None:
         out.write("  " * depth + text + "\n")
 
-    def show(call, depth: int) -> None:
+    def show(call, depth: int, seen: set) -> None:
+        if id(call) in seen:
+            return
+        seen.add(id(call))
         r = record(call)
         iface = r["interface"]["name"] or r["interface"]["uuid"] or "?"
-        proc = r["procedure"] or f"opnum {r['opnum']}"
-        line(depth, f"call {r['id']}  {iface} {proc}  endpoint {r['endpoint'] or '-'}  status {_status(r['status'])}  "
-                    f"[{r['start']} .. {r['end']}] confidence {r['confidence']:.2f}")
-        line(depth + 1, f"client {_who(r['client'])}  ->  server {_who(r['server'])}"
-                        + (f" service {r['server']['service']}" if r["server"].get("service") else "")
-                        + (f"  ALPC message {r['alpc_message_id']}" if r["alpc_message_id"] is not None else ""))
+        proc = r["procedure"] or (f"opnum {r['opnum']}" if r["opnum"] is not None else "opnum ?")
+        mode = _mode(r)
+        line(depth, f"call {r['id']}  {iface}!{proc}  {mode}  {r['protocol'] or '?'} {r['endpoint'] or '-'}  "
+                    f"{duration_text(r['duration_us'])}  status {_status(r['status'])}  confidence {r['confidence']:.2f}")
+        server = r["server"]
+        srv = (f"{server['image'] or '?'}" + (f" ({server['service']})" if server.get("service") else "")
+               + f" pid {'-' if server['pid'] is None else server['pid']} thread {'-' if server['tid'] is None else server['tid']}")
+        line(depth + 1, f"-> server {srv}"
+                        + (f"  ALPC message {r['alpc_message_id']}" if r["alpc_message_id"] is not None else "")
+                        + f"  [{r['start'] or '?'} .. {r['end'] or '?'}]")
+        if not call.operations and not call.children:
+            line(depth + 1, "(no server operations recorded)")
         for op in call.operations:
-            f = op.fields
-            status = f.get("status")
-            mark = "FAILED " if status is not None and (status & 0xC0000000) == 0xC0000000 else ""
-            target = f.get("path") or f.get("open_path") or f.get("key_name") or f.get("value_name") or ""
-            line(depth + 2, f"{mark}{op.kind} {target} status {_status(status)} at {ticks_to_iso(op.ts)}")
-            if mark and op.stack:
+            status = op.fields.get("status")
+            failed = is_failure_status(status)
+            name = status_name(status) if status_name is not None and isinstance(status, int) and status else None
+            line(depth + 1, f"{'FAILED ' if failed else ''}{op.kind} {_op_target(op)}  status {_status(status)}"
+                            + (f" {name}" if name else "") + f"  at {ticks_to_iso(op.ts)}")
+            if failed and op.stack:
                 for addr in op.stack:
                     line(depth + 3, trace.symbolize(op.pid, addr))
         for child in call.children:
-            show(child, depth + 2)
+            show(child, depth + 1, seen)
 
+    groups: dict = {}
     for call in calls:
-        show(call, 0)
+        groups.setdefault(call.client_pid, {}).setdefault(call.client_tid, []).append(call)
+    seen: set = set()
+    for pid, threads in groups.items():
+        info = trace.process(pid)
+        image = (info.image if info and info.image else "?") if pid is not None else "client not recorded"
+        service = record.service(pid, None) if pid is not None else None
+        head = image + (f" ({service})" if service else "") + (f" pid {pid}" if pid is not None else "")
+        if info is not None and info.command_line:
+            head += f"  {fit(info.command_line, 160)}"
+        line(0, head)
+        for tid, group in threads.items():
+            line(1, f"thread {'?' if tid is None else tid}")
+            for call in group:
+                show(call, 2, seen)

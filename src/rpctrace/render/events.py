@@ -20,12 +20,38 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: fields that hold a FILETIME (100 ns ticks since 1601) in events of these kinds: both output
+#: forms show them as ISO 8601 UTC text with all 7 fractional digits
+TIME_FIELDS = ("event_ts", "start_time", "end_time", "boot_time")
+TIME_KINDS = ("stack", "trace.header")
+#: fields that hold an address, a kernel object pointer or a handle-like key: the text form shows
+#: them in hexadecimal (JSON keeps the integer, which programs compare; its stacks are text)
+ADDRESS_FIELDS = frozenset({
+    "image_base", "default_base", "kcb", "key", "key_object", "base_object", "process_key", "irp",
+    "file_object", "directory_table_base", "instruction_pointer", "stack_base", "stack_limit", "start_address",
+    "teb_base", "user_stack_base", "user_stack_limit", "entry", "status", "exit_status", "flags", "stack_key",
+    "desired_access", "log_file_mode",
+})
+
+
+def _times(fields: dict, kind: str) -> dict:
+    """``fields`` with FILETIME values as ISO text (the same in text and JSON)."""
+    if kind in TIME_KINDS:
+        for key in TIME_FIELDS:
+            if key in fields and isinstance(fields[key], int):
+                fields[key] = ticks_to_iso(fields[key])
+    return fields
+
+
+def stack_frames(ev: Event, symbolize=None) -> list[str]:
+    """An event's stack as text, innermost first: ``module+0xoffset`` where a loaded module holds
+    the address, else the address in hexadecimal."""
+    return [symbolize(ev.pid, a) if symbolize else f"0x{a:x}" for a in ev.stack or ()]
+
+
 def event_dict(ev: Event, symbolize=None) -> dict:
     """The JSON shape of one event (the ``events --format jsonl`` contract)."""
-    fields = _plain(dict(ev.fields))
-    for key in ("event_ts", "start_time", "end_time", "boot_time"):
-        if key in fields and isinstance(fields[key], int) and ev.kind in ("stack", "trace.header"):
-            fields[key] = ticks_to_iso(fields[key])
+    fields = _times(_plain(dict(ev.fields)), ev.kind)
     out = {
         "ts": ticks_to_iso(ev.ts),
         "pid": ev.pid,
@@ -39,7 +65,7 @@ def event_dict(ev: Event, symbolize=None) -> dict:
         "fields": fields,
     }
     if ev.stack is not None:
-        out["stack"] = [symbolize(ev.pid, a) if symbolize else f"0x{a:x}" for a in ev.stack]
+        out["stack"] = stack_frames(ev, symbolize)
     return out
 
 
@@ -52,29 +78,34 @@ def write_jsonl(events: Iterable[Event], out: IO[str], symbolize=None) -> int:
     return n
 
 
-def _short(fields: dict, limit: int = 160) -> str:
+def _short(fields: dict, kind: str, limit: int = 200) -> str:
     parts = []
-    for k, v in fields.items():
-        if isinstance(v, (bytes, bytearray)):
+    for k, v in _times(dict(fields), kind).items():
+        if isinstance(v, (bytes, bytearray, memoryview)):
             v = f"<{len(v)} bytes>"
-        elif isinstance(v, list) and len(v) > 4:
+        elif isinstance(v, (list, tuple)) and len(v) > 4:
             v = f"[{len(v)} items]"
-        elif isinstance(v, int) and k in ("status", "kcb", "key", "image_base", "process_key", "irp", "file_object"):
-            v = f"0x{v:x}"
+        elif type(v) is int and k in ADDRESS_FIELDS:
+            v = f"0x{v:x}" if v >= 0 else f"-0x{-v:x}"
         parts.append(f"{k}={v}")
     text = " ".join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def write_text(events: Iterable[Event], out: IO[str]) -> int:
+def write_text(events: Iterable[Event], out: IO[str], symbolize=None) -> int:
+    """A line per event: ISO time, cpu, pid:tid, provider/event, kind, fields (addresses in hex,
+    times in ISO as in the JSON form), then the stack's first frames."""
     n = 0
     for ev in events:
         who = f"{'-' if ev.pid is None else ev.pid}:{'-' if ev.tid is None else ev.tid}"
         name = NAMES.get(ev.provider, ev.provider[:8])
         what = f"{name}/{ev.id if ev.id else ev.opcode}"
-        line = f"{ticks_to_iso(ev.ts)} cpu{'-' if ev.cpu is None else ev.cpu:<3} {who:>13} {what:<24} {ev.kind:<22} {_short(ev.fields)}"
+        line = (f"{ticks_to_iso(ev.ts)} cpu{'-' if ev.cpu is None else ev.cpu:<3} {who:>13} {what:<24} {ev.kind:<22} "
+                f"{_short(ev.fields, ev.kind)}")
         if ev.stack:
-            line += f" [stack {len(ev.stack)} frames]"
+            frames = stack_frames(ev, symbolize)
+            shown = " ".join(frames[:4])
+            line += f" [stack {len(frames)} frames: {shown}{' …' if len(frames) > 4 else ''}]"
         out.write(line + "\n")
         n += 1
     return n

@@ -1,4 +1,5 @@
-"""Findings as text: the sentence first, then the chain, the ACL verdict and the fix."""
+"""Findings as text: the sentence first, then the chain (with the verdict and the fix once), the
+stack, the descriptors and the PowerShell."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import IO
 STACK_LINES = 14
 
 
-def write_text(findings: list[dict], out: IO[str]) -> None:
+def write_text(findings: list[dict], out: IO[str], *, brief: bool = False, stack_lines: int = STACK_LINES,
+               stack_hint: str = "rpctrace explain --format json has them all") -> None:
+    """Every finding.  ``brief`` leaves out the security descriptors' SDDL (the demo: they were
+    given on the command line); ``stack_hint`` says where the frames left out are."""
     if not findings:
         out.write("No failing call found: every call's server work succeeded (or failed only on optional keys).\n")
         return
@@ -20,25 +24,24 @@ def write_text(findings: list[dict], out: IO[str]) -> None:
         for step in f.get("chain", []):
             out.write(f"  - {step}\n")
         failure = f.get("failure") or {}
-        if failure.get("stack"):
-            frames = failure["stack"]
-            out.write("  stack of the failing operation (innermost first):\n")
-            for frame in frames[:STACK_LINES]:
+        frames = failure.get("stack") or []
+        if frames:
+            out.write(f"  stack of the failing operation ({len(frames)} frames, innermost first):\n")
+            for frame in frames[:stack_lines]:
                 out.write(f"      {frame}\n")
-            if len(frames) > STACK_LINES:
-                out.write(f"      ... {len(frames) - STACK_LINES} more frames (rpctrace explain --format json has them all)\n")
+            if len(frames) > stack_lines:
+                out.write(f"      ... {len(frames) - stack_lines} more ({stack_hint})\n")
         acl = f.get("acl")
         if acl:
-            out.write(f"\n  ACL of {acl['key']} ({acl['source']}):\n    {acl.get('sddl')}\n")
-            if acl.get("parent_sddl"):
-                out.write(f"  ACL of the parent {acl['parent_key']}:\n    {acl['parent_sddl']}\n")
+            if not brief:
+                out.write(f"  ACL of {acl['key']} ({acl['source']}):\n    {acl.get('sddl')}\n")
+                if acl.get("parent_sddl"):
+                    out.write(f"  ACL of the parent {acl['parent_key']}:\n    {acl['parent_sddl']}\n")
             if acl.get("desired_assumed"):
                 out.write(f"  (the trace does not record the desired access; assumed {acl['requested_text']})\n")
-            out.write(f"  verdict: {acl['verdict']}\n")
         fix = f.get("fix")
         if fix:
-            out.write(f"\n  fix: {fix['text']}\n")
-            if fix.get("sddl_after"):
+            if fix.get("sddl_after") and not brief:
                 out.write(f"  SDDL after the change:\n    {fix['sddl_after']}\n")
             out.write("  PowerShell (elevated):\n")
             for line in fix["powershell"].splitlines():

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from typing import IO
 
 from rpctrace import __version__
-from rpctrace.knowledge.status import ntstatus_name
+from rpctrace.knowledge import interfaces
+from rpctrace.knowledge.status import is_failure, ntstatus_name
 from rpctrace.model import ticks_to_iso
 
 FLOW_NAME = "rpc request"
@@ -32,18 +33,34 @@ def _hex(value) -> str | None:
     return f"0x{value:x}" if isinstance(value, int) else None
 
 
-def _service(info) -> str | None:
-    if not info or not info.command_line:
-        return None
-    parts = info.command_line.split()
-    for i, part in enumerate(parts[:-1]):
-        if part.lower() == "-s":
-            return parts[i + 1]
-    return None
+def _services(trace, calls) -> dict[int, str]:
+    """The service(s) each process hosts, named as every other output names them: svchost's
+    ``-s NAME``, else the owners of the interfaces the process served in this trace."""
+    from rpctrace.knowledge.services import service_for
+
+    served: dict[int, dict] = {}
+    for c in calls:
+        if c.server_pid is not None:
+            served.setdefault(c.server_pid, {})[c.interface] = None
+    out: dict[int, str] = {}
+    for pid, info in trace.processes.items():
+        try:
+            found = [service_for(info.image, info.command_line, i) for i in (served.get(pid) or {None: None})]
+        except Exception:  # a hostile command line only costs the name
+            continue
+        names = ", ".join(dict.fromkeys(x for x in found if x))
+        if names:
+            out[pid] = names
+    return out
 
 
 def _label(call) -> str:
-    what = call.endpoint or call.interface or "?"
+    """A slice's name: the procedure (``PolicyConfigSetDefaultEndpoint``), else the interface's
+    name or UUID with the opnum, else the endpoint."""
+    iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
+    if proc:
+        return proc
+    what = iname or call.interface or call.endpoint or "?"
     if call.opnum is not None:
         what += f" opnum {call.opnum}"
     return what
@@ -146,6 +163,8 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
     times = [t for c in calls for t in (c.start, c.server_start) if t is not None]
     if trace.events:
         t0 = trace.events[0].ts
+    elif trace.time_range is not None:
+        t0 = trace.time_range[0]
     else:
         t0 = min(times) if times else 0
     b = _Builder(trace, t0, status_name)
@@ -154,10 +173,16 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
     for call in calls:
         label = _label(call)
         status = call.status if call.status is not None else call.server_status
+        iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
+        mode = call.mode
         common = {
             "call": call.id,
             "interface": call.interface,
+            "interface_name": iname,
+            "procedure": proc,
             "opnum": call.opnum,
+            "mode": mode,
+            "completion_tid": call.completion_tid,
             "endpoint": call.endpoint,
             "protocol": call.protocol_name,
             "alpc_message_id": call.alpc_message_id,
@@ -171,8 +196,20 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
         if call.client_pid is not None and call.client_tid is not None and call.start is not None:
             end = call.end if call.end is not None else call.start
             args = dict(common, server=_who(trace, call.server_pid, call.server_tid) if call.server_pid is not None else None)
-            client = b.slice(call.client_pid, call.client_tid, call.start, end, f"call {call.id}: {label}",
-                             "rpc.client", args, "client")
+            if mode == "async" and call.completion_tid is not None and call.completion_tid != call.client_tid:
+                # the calling thread only started it: its slice ends with the request; the thread
+                # that took the reply gets a slice of its own for the completion
+                sent = call.message.send_ts if call.message is not None and call.message.send_ts is not None else call.start
+                client = b.slice(call.client_pid, call.client_tid, call.start, max(sent, call.start),
+                                 f"call {call.id}: {label} (async)", "rpc.client", args, "client")
+                done = call.message.client_receive_ts if call.message is not None else None
+                done = done if done is not None else end
+                b.slice(call.client_pid, call.completion_tid, done, end, f"completes call {call.id}: {label}",
+                        "rpc.client", dict(args), "client")
+            else:
+                client = b.slice(call.client_pid, call.client_tid, call.start, end,
+                                 f"call {call.id}: {label}" + (" (one-way)" if mode == "datagram" else ""),
+                                 "rpc.client", args, "client")
         if call.server_pid is not None and call.server_tid is not None:
             begin, end = _server_span(call)
             if begin is not None:
@@ -189,7 +226,7 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
                 continue
             f = op.fields
             st = f.get("status")
-            failed = isinstance(st, int) and (st & 0xC0000000) == 0xC0000000
+            failed = is_failure(st)
             name_of = status_name(st) if status_name and isinstance(st, int) else None
             args = {
                 "call": call.id,
@@ -218,10 +255,11 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
                              "ts": _inside(ev), "pid": ev["pid"], "tid": ev["tid"], "args": {"call": call_id}})
 
     meta: list[dict] = []
+    services = _services(trace, calls)
     for pid in sorted({p for p, _ in b.threads}):
         info = trace.process(pid)
         name = info.image if info and info.image else f"pid {pid}"
-        service = _service(info)
+        service = services.get(pid)
         if service:
             name = f"{name} ({service})"
         meta.append({"ph": "M", "name": "process_name", "ts": 0, "pid": pid, "tid": 0, "args": {"name": name}})

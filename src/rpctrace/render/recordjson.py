@@ -27,7 +27,8 @@ __all__ = ["CALL_KEYS", "CLIENT_KEYS", "FAILURE_KEYS", "INTERFACE_KEYS", "SERVER
 
 #: the keys of a call record (and of its parts), in order: the skeleton below is written for them
 CALL_KEYS = (
-    "id", "client", "server", "interface", "opnum", "procedure", "endpoint", "protocol", "alpc_message_id",
+    "id", "client", "server", "interface", "opnum", "procedure", "endpoint", "protocol", "mode", "completion_tid",
+    "alpc_message_id",
     "start", "end", "server_start", "server_end", "duration_us", "status", "auth_level", "auth_service",
     "confidence", "evidence", "ambiguous", "parent", "children", "failures",
 )  # fmt: skip
@@ -173,7 +174,7 @@ def _record_text(record: Any, layout: _Layout) -> str | None:
     if type(record) is not dict or tuple(record) != CALL_KEYS:
         return None
     (
-        id_, client, server, interface, opnum, procedure, endpoint, protocol, message, start, end,
+        id_, client, server, interface, opnum, procedure, endpoint, protocol, mode, completion, message, start, end,
         server_start, server_end, duration, status, auth_level, auth_service, confidence, evidence,
         ambiguous, parent, children, failures,
     ) = record.values()  # fmt: skip
@@ -211,6 +212,8 @@ def _record_text(record: Any, layout: _Layout) -> str | None:
         f'{s}"procedure": {_string(procedure) if type(procedure) is str else v(procedure)}'
         f'{s}"endpoint": {_string(endpoint) if type(endpoint) is str else v(endpoint)}'
         f'{s}"protocol": {_string(protocol) if type(protocol) is str else v(protocol)}'
+        f'{s}"mode": {_string(mode) if type(mode) is str else v(mode)}'
+        f'{s}"completion_tid": {"null" if completion is None else completion if type(completion) is int else v(completion)}'
         f'{s}"alpc_message_id": {message if type(message) is int else v(message)}'
         f'{s}"start": {_string(start) if type(start) is str else v(start)}'
         f'{s}"end": {_string(end) if type(end) is str else v(end)}'

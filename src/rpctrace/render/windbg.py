@@ -177,7 +177,7 @@ def _article_breakpoint(lay: PortMessageLayout, pid: int, tid: int) -> str:
 
 def _build(arch: str, pid: int, tid: int, *, call_id=None, client_image=None, server_pid=None, server_tid=None,
            server_image=None, service=None, endpoint=None, interface=None, opnum=None, procedure=None,
-           message_id=None, failures=()) -> str:
+           message_id=None, failures=(), incident: bool = False) -> str:
     lay = layout(arch)
     _check_ids(pid, tid)
     if server_pid is not None:
@@ -326,12 +326,16 @@ def _build(arch: str, pid: int, tid: int, *, call_id=None, client_image=None, se
     target = procedure or "the server procedure"
     s.note("Shows RPCRT4!Invoke under RPCRT4!NdrStubCall3 / NdrServerCallAll and LRPC_SCALL::DispatchRequest. Invoke "
            "calls the server procedure through a register (call r10 on x64): pc runs to the next call (repeat until "
-           f"it is that one), t steps into it, k names it ({target}; the article: audiosrv!PolicyConfigSetDefaultEndpoint).")
+           f"it is that one), t steps into it, k names it ({target}"
+           + ("; the article: audiosrv!PolicyConfigSetDefaultEndpoint" if incident else "")
+           + (f" in {server_image}" if server_image and not incident else "") + ").")
     s.cmd("pc")
     s.cmd("t")
     s.cmd("k")
-    s.note(f"Step 12: the procedure's result: gu runs to its return, {lay.result} holds it (the article saw 0x80070005, "
-           "E_ACCESSDENIED).")
+    s.note(f"Step 12: the procedure's result: gu runs to its return, {lay.result} holds it"
+           + (" (the article saw 0x80070005, E_ACCESSDENIED)." if incident else
+              ": 0 is success; anything else is the error the client gets (an HRESULT such as 0x80070005 "
+              "E_ACCESSDENIED, or a Win32 error code)."))
     s.cmd("gu")
     s.cmd(f"r {lay.result}")
 
@@ -346,8 +350,9 @@ def _build(arch: str, pid: int, tid: int, *, call_id=None, client_image=None, se
         kinds = {str(f.get("kind", "")) for f in fails}
         if any(k.startswith("registry.") for k in kinds):
             s.note("Stop this worker on registry opens and creates and read each status: at a stop, gu then "
-                   "r eax (0xc0000022 is STATUS_ACCESS_DENIED). k shows who asked (the article: "
-                   "MMDevAPI!CSubEndpointDevice::SetRegValue), !token the identity the thread used.")
+                   "r eax (0xc0000022 is STATUS_ACCESS_DENIED). k shows who asked"
+                   + (" (the article: MMDevAPI!CSubEndpointDevice::SetRegValue)" if incident else "")
+                   + ", !token the identity the thread used.")
             s.cmd("~. bp ntdll!NtOpenKeyEx")
             s.cmd("~. bp ntdll!NtCreateKey")
         if any(k.startswith("file.") for k in kinds):
@@ -367,6 +372,19 @@ def _build(arch: str, pid: int, tid: int, *, call_id=None, client_image=None, se
             for frame in frames[:12]:
                 s.cmd(f"ln {frame}")
     return s.text()
+
+
+#: the AudioSrv incident of the article: its remarks appear only in the script for that call
+ARTICLE_PROCEDURE = "PolicyConfigSetDefaultEndpoint"
+ARTICLE_INTERFACE = "35464382-ad29-4881-9392-b43e55b8f7ac"
+
+
+def is_article_incident(call_record: dict) -> bool:
+    """Whether ``call_record`` is the article's call (Audiosrv's PolicyConfigSetDefaultEndpoint)."""
+    iface = call_record.get("interface")
+    uuid = iface.get("uuid") if isinstance(iface, dict) else iface
+    return call_record.get("procedure") == ARTICLE_PROCEDURE or (
+        isinstance(uuid, str) and uuid.lower() == ARTICLE_INTERFACE and call_record.get("opnum") == 71)
 
 
 def script_for_call(call_record: dict, arch: str) -> str:
@@ -403,7 +421,16 @@ def script_for_call(call_record: dict, arch: str) -> str:
         procedure=_data(call_record.get("procedure")),
         message_id=call_record.get("alpc_message_id"),
         failures=failures,
+        incident=is_article_incident(call_record),
     )
+
+
+def arch_for(pointer_size: int | None, wow64: bool) -> str:
+    """The architecture of the code the breakpoints stop in: a 4-byte trace is a 32-bit Windows
+    (x86); on a 64-bit Windows a Wow64 process is wow64, others x64.  Without a header: x64."""
+    if pointer_size == 4:
+        return "x86"
+    return "wow64" if wow64 else "x64"
 
 
 def script_for_client(pid: int, tid: int, arch: str, endpoint: str | None = None) -> str:

@@ -37,6 +37,7 @@ def synthesize(
     events: int | None = None,
     pointer_size: int = 8,
     compress: bool = False,
+    on_progress=None,
 ) -> dict:
     """Write the trace of ``scenario`` to ``out`` (and its ground truth to ``truth``).
 
@@ -44,6 +45,7 @@ def synthesize(
     calls, ``events`` a target record count (it overrides ``calls``; for busy-server the file then
     holds exactly that many records, the logfile header included; for lost-events it counts the
     records before buffers are lost).  The same arguments always give the same bytes.
+    ``on_progress(records, expected)`` is called as buffers are written (for a progress bar).
 
     Returns a summary: scenario, path, record_count, calls (calls made), buffers, events_lost,
     bytes, seconds (wall time of the whole run) and truth (path or None).
@@ -56,7 +58,7 @@ def synthesize(
     track = truth is not None
     run, writer, header, keep = scenarios.generate(
         scenario, out, seed=seed, clients=clients, calls=calls, events=events, pointer_size=pointer_size,
-        compress=compress, track=track, keep_limit=truth_mod.EVENTS_LIMIT,
+        compress=compress, track=track, keep_limit=truth_mod.EVENTS_LIMIT, on_progress=on_progress,
     )
     if truth is not None:
         data = truth_mod.build(run, writer, header, scenario=scenario, seed=seed, keep=keep)

@@ -421,6 +421,8 @@ class EtlWriter:
         self.header_ts = clock.header_qpc
         self.end_qpc = clock.header_qpc
         self.closed = False
+        #: called with the number of records written or lost after each :meth:`drain` (progress)
+        self.on_drain = None
 
     # -- queueing -------------------------------------------------------------------------
     def add(self, cpu: int, ts: int, record: bytes, tag: Any = None) -> None:
@@ -450,6 +452,8 @@ class EtlWriter:
                 ready = lst[:i]
                 del lst[:i]
             self._fill(cpu, ready)
+        if self.on_drain is not None:
+            self.on_drain(self.records_written + self.records_dropped)
 
     def _fill(self, cpu: int, items: list[tuple[int, bytes, Any]]) -> None:
         cur = self._cur[cpu]

@@ -1133,7 +1133,7 @@ CPUS = 4
 
 
 def generate(name: str, out, *, seed: int, clients: int | None, calls: int | None, events: int | None,
-             pointer_size: int, compress: bool, track: bool, keep_limit: int):
+             pointer_size: int, compress: bool, track: bool, keep_limit: int, on_progress=None):
     """Build the machine, run the scenario, write the .etl; return what the truth needs."""
     from rpctrace.synth.etlfile import Clock, EtlWriter
 
@@ -1157,6 +1157,8 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
                        buffer_size=plan.buffer_size,
                        controller_pid=ctl.pid, controller_tid=ctl.tid, keep_tags=keep, drop_buffer=drop,
                        logfile_name="C:\\Users\\alice\\rpc.etl")
+    if on_progress is not None:
+        writer.on_drain = lambda done: on_progress(done, max(done, estimate))
     # Records are tagged only when something reads the tags: the truth's events, or the
     # accounting of lost buffers.
     trace = Trace(writer, track=track and (keep or drop is not None), keep_events=keep)

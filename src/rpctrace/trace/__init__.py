@@ -28,7 +28,28 @@ def assemble(events: Iterable, sources: list[dict] | None = None) -> Trace:
     return trace
 
 
-def load(paths: Iterable[str | os.PathLike], keep_going: bool = False) -> Trace:
+def _position(reader) -> tuple[int, int] | None:
+    """How far ``reader`` is, as (done, total), when it can tell (for progress bars)."""
+    pos = getattr(reader, "position", None)
+    return pos if isinstance(pos, tuple) and len(pos) == 2 and pos[1] else None
+
+
+def _read_all(reader, sink: list, on_progress=None) -> None:
+    """Append every event of ``reader`` to ``sink`` (batches where the reader has them)."""
+    batches = reader.batches() if hasattr(reader, "batches") else None
+    if batches is None:
+        for ev in reader.events():
+            sink.append(ev)
+        return
+    for batch in batches:
+        sink.extend(batch)
+        if on_progress is not None:
+            pos = _position(reader)
+            if pos is not None:
+                on_progress(*pos)
+
+
+def load(paths: Iterable[str | os.PathLike], keep_going: bool = False, on_progress=None) -> Trace:
     """Read every file and assemble one trace.
 
     Without ``keep_going`` the first damage ends the reading, but what was read before it is
@@ -37,10 +58,10 @@ def load(paths: Iterable[str | os.PathLike], keep_going: bool = False) -> Trace:
     ``trace.sources[i]["damage"]``.  A file that cannot be opened at all raises InputError.
     """
     with gc_paused():
-        return _load(paths, keep_going)
+        return _load(paths, keep_going, on_progress)
 
 
-def _load(paths, keep_going: bool) -> Trace:
+def _load(paths, keep_going: bool, on_progress=None) -> Trace:
     readers = []
     try:
         for p in paths:
@@ -54,10 +75,8 @@ def _load(paths, keep_going: bool) -> Trace:
     tables: list = []
     try:
         if len(readers) == 1:
-            streams = [readers[0].events()]
             try:
-                for ev in streams[0]:
-                    events.append(ev)
+                _read_all(readers[0], events, on_progress)
             except InputError as exc:
                 error = exc
             infos = [{"path": r.path, **r.stats.summary()} for r in readers]
@@ -71,8 +90,7 @@ def _load(paths, keep_going: bool) -> Trace:
             for r in readers:
                 got: list = []
                 try:
-                    for ev in r.events():
-                        got.append(ev)
+                    _read_all(r, got, on_progress)
                 except InputError as exc:
                     if error is None:
                         error = exc

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from rpctrace.errors import InputError
 from rpctrace.model import Event
 
+WOW64_FLAG = 0x2  # Process event Flags (v4): 1 PackageFullName, 2 Wow64, 4 Protected (facts §4)
+
 
 @dataclass
 class ProcessInfo:
@@ -48,6 +50,28 @@ class Trace:
     sources: list[dict] = field(default_factory=list)
     error: "InputError | None" = None  # the damage that ended reading early (strict mode)
     records: int | None = None  # events read, when they were streamed rather than kept in ``events``
+    time_range: tuple[int, int] | None = None  # first and last event time, when events were streamed
+
+    def pointer_size(self) -> int | None:
+        """The recording machine's pointer size (4 or 8) from the trace header, when there is one."""
+        for ev in self.events:
+            if ev.kind == "trace.header":
+                size = ev.fields.get("pointer_size")
+                if size in (4, 8):
+                    return size
+        return None
+
+    def is_wow64(self, pid: int | None) -> bool:
+        """Whether the process events of ``pid`` carry the Wow64 flag (a 32-bit process on a 64-bit
+        Windows; Process event Flags v4: 1 PackageFullName, 2 Wow64, 4 Protected)."""
+        if pid is None:
+            return False
+        for ev in self.events:
+            if ev.pid == pid and ev.kind in ("process.start", "process.rundown"):
+                flags = ev.fields.get("flags")
+                if isinstance(flags, int) and flags & WOW64_FLAG:
+                    return True
+        return False
 
     def process(self, pid: int | None) -> ProcessInfo | None:
         return self.processes.get(pid) if pid is not None else None

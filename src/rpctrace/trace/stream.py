@@ -67,6 +67,8 @@ class TraceStream:
         self._creates: dict[int, Event] = {}  # FileIo creates waiting for their OperationEnd
         self._tables = TableBuilder()
         self._done = False
+        self._first_ts: int | None = None
+        self._last_ts: int | None = None
 
     # ------------------------------------------------------------------ the stream
 
@@ -98,6 +100,10 @@ class TraceStream:
             if kind not in _PASS:
                 self._other(ev, kind)
         self.records += len(batch)
+        if batch:
+            if self._first_ts is None:
+                self._first_ts = batch[0].ts
+            self._last_ts = batch[-1].ts
         return out
 
     def _other(self, ev: Event, kind: str) -> None:
@@ -215,6 +221,8 @@ class TraceStream:
 
             add_process_table(trace, reader.process_table())
         trace.error = self.error
+        if self._first_ts is not None and self._last_ts is not None:
+            trace.time_range = (self._first_ts, self._last_ts)
         return trace
 
     def close(self) -> None:

@@ -37,8 +37,10 @@
     for (k = 0; k < calls.length; k++) {
       if (matches(calls[k], p, i, f)) { n += 1; }
     }
-    status.textContent = (p || i || f) ? "showing " + n + " of " + calls.length + " calls"
-                                       : "showing all " + calls.length + " calls";
+    var total = parseInt(status.dataset.total || "0", 10);
+    var listed = calls.length + " of " + total + " calls listed";
+    if (calls.length === total) { listed = "all " + total + " calls listed"; }
+    status.textContent = (p || i || f) ? "showing " + n + " (" + listed + ")" : "showing " + listed;
   }
 
   proc.addEventListener("change", apply);

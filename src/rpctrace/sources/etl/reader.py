@@ -126,6 +126,8 @@ class EtlReader:
         #: shows no stacks sets this before reading; see TraceStream)
         self.want_stacks = True
         self.stats = ReadStats()
+        #: (buffers merged, buffers in the file) while :meth:`batches` runs, for progress bars
+        self.position: tuple[int, int] = (0, 0)
         self._deferred: InputError | None = None
         self._index_damage: InputError | None = None
         self._file = None
@@ -336,6 +338,7 @@ class EtlReader:
             nslots = len(slots)
             for k in range(nslots):
                 raws, events = self._take(slots[k], next(decoded))
+                self.position = (k + 1, nslots)
                 strict_stop = self._deferred is not index_damage and not self.keep_going
                 if events:
                     if raws != sorted(raws):  # a buffer out of time order (damage, odd writer)

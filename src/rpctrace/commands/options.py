@@ -1,0 +1,101 @@
+"""The options several commands share, declared once so that one name means one thing everywhere.
+
+docs/cli.md lists every command's options; ``tests/test_cli_options.py`` checks that the table
+and the parser agree and that a shared option has the same help text in every command.
+
+* inputs: ``FILE...`` (positional), sniffed by content, not by name;
+* output file: ``-o/--output PATH`` in every command that writes a file (``demo --out DIR`` is
+  a directory and says so);
+* call filters: ``--client``, ``--server``, ``--interface``, ``--failed`` in ``calls``, ``tree``,
+  ``report`` and ``export`` (:class:`rpctrace.correlate.select.CallFilter` is their meaning);
+* security descriptors: ``--hive PATH`` and ``--sddl KEYPATH=SDDL`` in ``explain``, ``report``
+  and ``acl``;
+* global options: ``--rpcdb PATH`` and ``--keep-going`` are accepted before and after the
+  command name (:data:`GLOBAL`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: help texts of the shared options (one text per option, whatever the command)
+HELP = {
+    "files": "input files: .etl traces, Process Monitor .pml logs, .evtx logs or event XML exports "
+             "(the format is read from the bytes, not the name); several files of one incident are merged",
+    "client": "only calls made by this client: an image name (with or without .exe, any case), a service "
+              "name, a pid, or pid:tid",
+    "server": "only calls served by this server: an image name (with or without .exe, any case), a service "
+              "name (e.g. Audiosrv), or a pid",
+    "interface": "only calls of this interface: its UUID (braces optional) or its name",
+    "failed": "only calls that failed: the RPC status, or a failing operation of the server's work on them",
+    "hive": "a registry hive file copied from the machine (SOFTWARE, SYSTEM, NTUSER.DAT...), where the "
+            "failing key's security descriptor is read; repeat for several hives",
+    "sddl": "a key's security descriptor as SDDL (PowerShell: (Get-Acl KEY).Sddl); repeat for the parent "
+            "key to get inheritance fixes",
+    "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format), read before the packaged "
+             "one; also from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
+    "keep_going": "skip damaged parts of the inputs, count them and go on (default: stop at the first damage, "
+                  "after printing what was read before it)",
+}
+
+
+def global_options(suppress: bool) -> argparse.ArgumentParser:
+    """The global options as a parent parser.
+
+    The top-level parser takes them with real defaults; every command takes them again with
+    ``SUPPRESS`` defaults (and ``--rpcdb`` into another attribute), so that a value given after
+    the command adds to one given before it instead of being reset by the command's defaults.
+    """
+    p = argparse.ArgumentParser(add_help=False)
+    if suppress:
+        p.add_argument("--rpcdb", action="append", dest="rpcdb_after", default=argparse.SUPPRESS,
+                       metavar="PATH", help=HELP["rpcdb"])
+        p.add_argument("--keep-going", action="store_true", default=argparse.SUPPRESS, help=HELP["keep_going"])
+    else:
+        p.add_argument("--rpcdb", action="append", default=[], metavar="PATH", help=HELP["rpcdb"])
+        p.add_argument("--keep-going", action="store_true", default=False, help=HELP["keep_going"])
+    return p
+
+
+#: parent parser every command is built with (see :func:`global_options`)
+GLOBAL = global_options(suppress=True)
+
+
+def add_command(sub, name: str, help: str, description: str | None = None, **kwargs) -> argparse.ArgumentParser:
+    """A command's parser, with the global options and a description (the help line if none)."""
+    return sub.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".",
+                          parents=[GLOBAL], **kwargs)
+
+
+def add_inputs(p: argparse.ArgumentParser, nargs: str = "+") -> None:
+    p.add_argument("files", nargs=nargs, metavar="FILE", help=HELP["files"])
+
+
+def add_filters(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("call filters")
+    g.add_argument("--client", metavar="NAME|PID[:TID]", help=HELP["client"])
+    g.add_argument("--server", metavar="NAME|PID", help=HELP["server"])
+    g.add_argument("--interface", metavar="UUID|NAME", help=HELP["interface"])
+    g.add_argument("--failed", action="store_true", help=HELP["failed"])
+
+
+def add_output(p: argparse.ArgumentParser, metavar: str, help: str, required: bool = False) -> None:
+    p.add_argument("-o", "--output", metavar=metavar, required=required, help=help)
+
+
+def add_acl_sources(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("security descriptors (for the ACL verdict and the fix)")
+    g.add_argument("--hive", action="append", default=[], metavar="PATH", help=HELP["hive"])
+    g.add_argument("--sddl", action="append", default=[], metavar="KEYPATH=SDDL", help=HELP["sddl"])
+
+
+def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) -> None:
+    p.add_argument("--format", choices=choices, default=choices[0], help=f"{help} (default {choices[0]})")
+
+
+def call_filter(args):
+    """The :class:`~rpctrace.correlate.select.CallFilter` the command line asked for."""
+    from rpctrace.correlate.select import CallFilter
+
+    return CallFilter(client=getattr(args, "client", None), server=getattr(args, "server", None),
+                      interface=getattr(args, "interface", None), failed=bool(getattr(args, "failed", False)))
