@@ -26,7 +26,8 @@ from rpctrace.trace import load
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
 EVTX_DIR = SHARED / "evtx"
-MANIFEST = SHARED / "rpc-databases" / "Microsoft-Windows-RPC.xml"
+#: the Microsoft-Windows-RPC manifest (Apache-2.0, cyberark/RPCMon), copied into tests/data compressed
+MANIFEST_XZ = Path(__file__).resolve().parents[1] / "data" / "rpc-databases" / "Microsoft-Windows-RPC.xml.xz"
 
 AUDIO_IF = "35464382-ad29-4881-9392-b43e55b8f7ac"
 RPC_GUID = "{6AD52B32-D609-4BE9-AE07-CE8DAE937E39}"
@@ -99,10 +100,12 @@ def tracerpt_form(events: list[str]) -> bytes:
 
 
 def test_hand_built_names_follow_the_manifest():
-    if not MANIFEST.exists():
-        pytest.skip("../shared/samples/rpc-databases/Microsoft-Windows-RPC.xml is not here")
+    if not MANIFEST_XZ.exists():
+        pytest.skip(f"{MANIFEST_XZ} is not here")
+    import lzma
+
     ns = {"m": "http://schemas.microsoft.com/win/2004/08/events"}
-    root = ElementTree.parse(MANIFEST).getroot()  # the project's own reference file, trusted
+    root = ElementTree.fromstring(lzma.decompress(MANIFEST_XZ.read_bytes()))  # the project's own reference file, trusted
     templates = {t.get("tid"): [d.get("name") for d in t.findall("m:data", ns)] for t in root.iter(f"{{{ns['m']}}}template")}
     events = {int(e.get("value")): templates.get(e.get("template")) for e in root.iter(f"{{{ns['m']}}}event")}
     assert events[5] == events[6] == [n for n, _ in CALL_START]
