@@ -52,15 +52,20 @@ def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress
     return trace
 
 
+#: calls of a report shown in detail (the rest: failing ones in brief, others counted)
+REPORT_DETAILED_CALLS = 3000
+
+
 def calls(files: Sequence[str], keep_going: bool = False, operations: str = "all",
-          on_progress: OnProgress | None = None) -> tuple[Trace, Correlation]:
+          on_progress: OnProgress | None = None, keep_all_for: int = 0) -> tuple[Trace, Correlation]:
     """``(trace, correlation)``, streamed when there is one file (see the module docstring).
 
     ``operations="failed"`` keeps only the servers' failed operations (a listing shows no
     others); ``"all"`` keeps every operation and the stacks of failed ones (the tree)."""
     from rpctrace.correlate import correlate_files
 
-    trace, result = correlate_files(files, keep_going=keep_going, operations=operations, on_progress=on_progress)
+    trace, result = correlate_files(files, keep_going=keep_going, operations=operations, on_progress=on_progress,
+                                    keep_all_for=keep_all_for)
     if trace.error is not None and not trace.records:
         raise trace.error
     return trace, result
@@ -209,6 +214,7 @@ class ReportModel:
     total_calls: int
     scope: str | None
     unpaired: dict[str, int]
+    detailed: int = REPORT_DETAILED_CALLS
 
 
 def _with_descendants(chosen: Iterable) -> list:
@@ -229,7 +235,11 @@ def report(files: Sequence[str], keep_going: bool = False, flt: CallFilter | Non
     from rpctrace.errors import RpctraceError
 
     acls = acl_sources(hives, sddl_pairs)
-    trace, result = calls(files, keep_going=keep_going, operations="all", on_progress=on_progress)
+    # every operation of the calls a page can show in detail, and of every call that failed;
+    # the others keep a count (a busy trace's operations would not fit in memory)
+    detail = REPORT_DETAILED_CALLS if call_id is None and not (flt is not None and flt.active) else 0
+    trace, result = calls(files, keep_going=keep_going, operations="report" if detail else "all",
+                          on_progress=on_progress, keep_all_for=2 * detail)
     if on_stage is not None:
         on_stage("explaining")
     found = findings(trace, result, acls=acls)

@@ -32,8 +32,8 @@ HELP = {
             "failing key's security descriptor is read; repeat for several hives",
     "sddl": "a key's security descriptor as SDDL (PowerShell: (Get-Acl KEY).Sddl); repeat for the parent "
             "key to get inheritance fixes",
-    "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format), read before the packaged "
-             "one; also from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
+    "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format) whose names take precedence "
+             "over the packaged ones; also read from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
     "keep_going": "skip damaged parts of the inputs, count them and go on (default: stop at the first damage, "
                   "after printing what was read before it)",
 }

@@ -17,7 +17,8 @@ def correlate(trace) -> Correlation:
     return correlate_events(trace.events)
 
 
-def correlate_files(paths, keep_going: bool = False, operations: str = "all", on_progress=None):
+def correlate_files(paths, keep_going: bool = False, operations: str = "all", on_progress=None,
+                    keep_all_for: int = 0):
     """``(trace, correlation)`` for the files of one incident.
 
     One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
@@ -33,21 +34,21 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all", on
     from rpctrace.trace.gcpause import gc_paused
     from rpctrace.trace.stream import open_stream
 
-    if operations not in ("all", "failed"):
-        raise ValueError(f"operations must be 'all' or 'failed', not {operations!r}")
+    if operations not in ("all", "failed", "report"):
+        raise ValueError(f"operations must be 'all', 'failed' or 'report', not {operations!r}")
     paths = list(paths)
     if len(paths) != 1:
         trace = load(paths, keep_going=keep_going, on_progress=on_progress)
         trace.records = len(trace.events)
         with gc_paused():
-            correlator = Correlator(operations)
+            correlator = Correlator(operations, keep_all_for)
             correlator.feed(trace.events)
             return trace, correlator.finish()
     # a listing of calls (operations="failed") shows no stacks: they need not be kept
-    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations == "all")
+    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed")
     try:
         with gc_paused():
-            correlator = Correlator(operations)
+            correlator = Correlator(operations, keep_all_for)
             reader = stream.reader
             for batch in stream.batches():
                 correlator.feed(batch)

@@ -78,6 +78,9 @@ class Call:
     from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
     merged: bool = False  # RPC-only fallback: folded into the client-side call
     stop_tid: int | None = None  # the thread that logged the client's RPC event 7, when not the caller
+    #: how many of the server's operations for this call were not kept (``operations="report"``:
+    #: a call beyond the first ones, without a failure, keeps none)
+    ops_not_kept: int = 0
 
     @property
     def mode(self) -> str | None:
@@ -178,12 +181,16 @@ class Correlator:
     fallback, scores, numbering).
     """
 
-    def __init__(self, operations: str = "all") -> None:
+    def __init__(self, operations: str = "all", keep_all_for: int = 0) -> None:
         """``operations="failed"`` keeps only the server operations that failed (what a listing
-        of calls shows); the default keeps every operation (what the call tree shows)."""
-        if operations not in ("all", "failed"):
-            raise ValueError(f"operations must be 'all' or 'failed', not {operations!r}")
+        of calls shows); the default keeps every operation (what the call tree shows);
+        ``"report"`` keeps every operation of the first ``keep_all_for`` calls and of every call
+        with a failed operation, and none of the others (a page shows those in detail; the
+        others' ``ops_not_kept`` says how many were left out)."""
+        if operations not in ("all", "failed", "report"):
+            raise ValueError(f"operations must be 'all', 'failed' or 'report', not {operations!r}")
         self.failed_only = operations == "failed"
+        self.trim_after = keep_all_for if operations == "report" else None
         self.pairing = AlpcPairing()
         self.calls: list[Call] = []
         self.open_client: dict[tuple, Call] = {}  # (pid, tid) -> client call waiting for its ALPC send
@@ -231,7 +238,9 @@ class Correlator:
             if cls == _ALPC:
                 msg = alpc_step(ev, kind)
                 if kind == "alpc.wait_new":
-                    serving.pop((ev.pid, ev.tid), None)  # the thread is back waiting: whatever it served is over
+                    done = serving.pop((ev.pid, ev.tid), None)  # the thread is back waiting: whatever it served is over
+                    if done is not None and self.trim_after is not None:
+                        self._settle(done)
                 elif msg is not None and (kind == "alpc.send" or kind == "alpc.receive"):
                     self._alpc(ev, kind, (ev.pid, ev.tid), msg)
             elif cls == _RPC:
@@ -250,6 +259,20 @@ class Correlator:
                         call.operations.append(ev)
                     else:
                         call.operations = [ev]
+
+    def _settle(self, call: Call) -> None:
+        """``operations="report"``: a call's server work is over; drop its operations unless it
+        is one of the first calls or one of them failed (or may have: a file create whose status
+        has not come yet)."""
+        ops = call.operations
+        if not ops or call.id <= self.trim_after:  # type: ignore[operator]
+            return
+        for op in ops:
+            status = op.fields.get("status")
+            if is_failure_status(status) or (status is None and op.kind == "file.create"):
+                return
+        call.ops_not_kept += len(ops)
+        call.operations = ()
 
     def _outside(self, ev: Event, kind: str) -> None:
         """A registry or file operation no call is being served for: kept when it failed."""
@@ -282,6 +305,8 @@ class Correlator:
                 call = msg.call
                 if call is not None and self.serving.get(key) is call:
                     del self.serving[key]
+                    if self.trim_after is not None:
+                        self._settle(call)
         elif kind == "alpc.receive" and msg.server_tid == ev.tid and msg.receive_ts == ev.ts:
             call = self._call_for_message(msg)
             call.server_pid, call.server_tid = ev.pid, ev.tid
@@ -370,6 +395,8 @@ class Correlator:
                 call.server_status = f.get("status")
                 if call.message is None and serving.get(key) is call:
                     del serving[key]  # without ALPC the server's work ends with event 8
+                    if self.trim_after is not None:
+                        self._settle(call)
         elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
             self.endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
 

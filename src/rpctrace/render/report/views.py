@@ -103,6 +103,7 @@ def call_tree(calls, trace, names: Names, t0: int, *, limit: int = MAX_TREE_CALL
         ops = call.operations
         view["ops"] = [op_view(op, trace) for op in ops[:MAX_TREE_OPS]]
         view["more_ops"] = max(0, len(ops) - MAX_TREE_OPS)
+        view["ops_not_kept"] = call.ops_not_kept
         kids = [c for c in call.children if id(c) not in seen]
         view["children"] = [node(c, depth + 1, seen) for c in kids] if depth < MAX_TREE_DEPTH else []
         view["more_children"] = len(kids) - len(view["children"])
