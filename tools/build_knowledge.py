@@ -338,7 +338,12 @@ def read_spec_tables(data: Path) -> tuple[dict[str, dict], dict[str, dict]]:
                     procedures[opnum] = (name, f"spec:{key[0]}")
         names = sorted({k[0] for k in order}, key=lambda s: (s != spec, s))
         out[u] = {"name": idl_name, "version": version, "specs": names, "procedures": procedures,
-                  "length": length, "source": f"spec:{spec}"}
+                  "length": length, "source": f"spec:{spec}", "section": SPEC_SECTION}
+    for r in _read_tsv(data / "ms-specs-extra.tsv"):
+        u, same = _norm_uuid(r["uuid"]), _norm_uuid(r["same_as"])
+        if u is None or same not in out or r["spec"] not in specs:
+            raise SystemExit(f"ms-specs-extra.tsv: bad row {r}")
+        out[u] = {**out[same], "version": r["version"], "section": r["section"], "specs": [r["spec"]]}
     return out, specs
 
 
@@ -494,13 +499,17 @@ def build_interfaces(samples: Path, data: Path = DEFAULT_DATA) -> dict:
         entry: dict = {"name": None, "name_source": None}
         if u in CURATED_NAMES:
             entry["name"], entry["name_source"] = CURATED_NAMES[u][0], "rpctrace-curated"
+            entry["name_note"] = CURATED_NAMES[u][1]
         elif spec:
             entry["name"], entry["name_source"] = spec["name"], spec["source"]
+            entry["name_note"] = f"[{spec['specs'][0]}] section {spec['section']}"
         else:
             for sid in OTHER_NAME_PRECEDENCE:
                 other = raw[sid].get(u)
                 if other and other.get("name"):
                     entry["name"], entry["name_source"] = other["name"], sid
+                    if sid == "named-interfaces":
+                        entry["name_note"] = f"{other['origin']} ({other['license']})"
                     break
         if entry["name"] is None and procs:
             entry["name"] = derived_name({op: n for op, (n, _) in procs.items()}, module)

@@ -88,6 +88,8 @@ class InterfaceInfo:
     procedure_sources: Mapping[int, str] = field(default_factory=dict)
     #: every source that lists the interface
     seen_in: tuple[str, ...] = ()
+    #: where exactly the name comes from (a specification's section, a file and its licence)
+    name_note: str | None = None
 
     def procedure(self, opnum: int | None) -> str | None:
         return None if opnum is None else self.procedures.get(int(opnum))
@@ -222,6 +224,7 @@ def parse_database(doc, path: str | Path) -> dict[str, InterfaceInfo]:
                 idl_name=_str(e.get("idl_name")),
                 procedure_sources=_opnum_sources(e.get("procedure_sources"), where, u),
                 seen_in=_strings(e.get("seen_in")),
+                name_note=_str(e.get("name_note")),
             )
         return out
     build = _rpcmon_build(path)
@@ -357,6 +360,7 @@ def _overlay(base: InterfaceInfo | None, top: InterfaceInfo) -> InterfaceInfo:
         idl_name=top.idl_name or base.idl_name,
         procedure_sources=dict(top.procedure_sources) if own else dict(base.procedure_sources),
         seen_in=tuple(dict.fromkeys(top.seen_in + base.seen_in + ((top.source,) if top.source else ()))),
+        name_note=top.name_note if top.name else base.name_note,
     )
 
 
