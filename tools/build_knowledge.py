@@ -332,6 +332,8 @@ def read_spec_tables(data: Path) -> tuple[dict[str, dict], dict[str, dict]]:
         procedures: dict[int, tuple[str, str]] = {}
         length = 0
         for key in order:
+            if key != order[0] and key[0] == spec and key[2] == version:
+                continue  # another interface of the same version under the same UUID (MS-FAX's faxobs): no fill
             length = max(length, max(decls[key], default=-1) + 1)
             for opnum, name in decls[key].items():
                 if not is_placeholder(name) and opnum not in procedures:

@@ -213,12 +213,13 @@ def extract_specs(git_dir: Path, commit: str | None, log=print) -> list[str]:
         for i in ifs:
             parsed.setdefault(i["name"], (rel, i))
 
-    def full_methods(name: str, seen=()) -> list[str]:
-        rel, i = parsed[name]
+    def full_methods(i: dict, rel: str, seen=()) -> list[str]:
+        """The interface's own methods after its base interface's (looked up by name)."""
         if i["base"] and i["base"] not in seen:
             if i["base"] not in parsed:
-                raise SystemExit(f"{rel}: base interface {i['base']} of {name} is not defined")
-            return full_methods(i["base"], seen + (name,)) + i["methods"]
+                raise SystemExit(f"{rel}: base interface {i['base']} of {i['name']} is not defined")
+            base_rel, base = parsed[i["base"]]
+            return full_methods(base, base_rel, seen + (i["name"],)) + i["methods"]
         return list(i["methods"])
 
     rows = []
@@ -234,7 +235,7 @@ def extract_specs(git_dir: Path, commit: str | None, log=print) -> list[str]:
             if not i["uuid"]:
                 continue
             version = i["version"] or "0.0"  # MIDL's default when the IDL states none
-            methods = full_methods(i["name"])
+            methods = full_methods(i, rel)
             if not methods:
                 rows.append([spec, rev, i["name"], i["uuid"], version, "-", "", rel])
             for opnum, method in enumerate(methods):

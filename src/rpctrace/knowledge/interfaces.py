@@ -172,9 +172,9 @@ def _opnum_sources(value, path: str, uuid: str) -> dict[int, str]:
         if not isinstance(source, str) or not isinstance(ranges, str):
             raise InputError(path, f"interface {uuid}: procedure_sources must map a source to opnum ranges")
         for part in ranges.split(","):
-            lo, _, hi = part.strip().partition("-")
+            lo, dash, hi = part.strip().partition("-")
             try:
-                a, b = int(lo), int(hi or lo)
+                a, b = int(lo), int(hi if dash else lo)
             except ValueError:
                 raise InputError(path, f"interface {uuid}: bad opnum range {part!r}") from None
             if not 0 <= a <= b < _MAX_OPNUM:
