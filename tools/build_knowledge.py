@@ -58,7 +58,8 @@ Precedence for interfaces, stated once here and recorded in the output (``preced
    (Akamai's list is lower-case; it comes last).  ``name_source`` says which source named it.
    An interface whose procedures are named but whom no source names gets a *derived* name (the
    common prefix of its procedure names, else its module), marked ``name_source:
-   rpctrace-derived``, so that every named procedure has a named interface.
+   rpctrace-derived``, so that every named procedure has a named interface.  The names other
+   sources give (case-insensitively different) are kept as ``aliases``.
 3. ``service`` comes from RPCMon; ``module`` from the source that gave the binary procedure
    names, else the first binary source that lists the interface.
 """
@@ -504,7 +505,7 @@ def build_interfaces(samples: Path, data: Path = DEFAULT_DATA) -> dict:
             entry["name_note"] = CURATED_NAMES[u][1]
         elif spec:
             entry["name"], entry["name_source"] = spec["name"], spec["source"]
-            entry["name_note"] = f"[{spec['specs'][0]}] section {spec['section']}"
+            entry["name_note"] = f"section '{spec['section']}'"
         else:
             for sid in OTHER_NAME_PRECEDENCE:
                 other = raw[sid].get(u)
@@ -513,6 +514,13 @@ def build_interfaces(samples: Path, data: Path = DEFAULT_DATA) -> dict:
                     if sid == "named-interfaces":
                         entry["name_note"] = f"{other['origin']} ({other['license']})"
                     break
+        # the other names sources give it (ISystemActivator for [MS-DCOM]'s IRemoteSCMActivator)
+        others = ([spec["name"]] if spec else []) + \
+            [raw[sid][u]["name"] for sid in OTHER_NAME_PRECEDENCE if raw[sid].get(u) and raw[sid][u].get("name")]
+        aliases = [n for n in dict.fromkeys(n.strip() for n in others)
+                   if n and n != entry["name"] and n.lower() != (entry["name"] or "").lower()]
+        if aliases:
+            entry["aliases"] = aliases
         if entry["name"] is None and procs:
             entry["name"] = derived_name({op: n for op, (n, _) in procs.items()}, module)
             entry["name_source"] = "rpctrace-derived" if entry["name"] else None

@@ -337,3 +337,12 @@ def test_committed_spec_table_numbers_dcom_methods_after_iunknown():
             if r["interface"] == "IWbemBackupRestoreEx"]
     assert [(r["opnum"], r["method"]) for r in rows][3:] == [("3", "Backup"), ("4", "Restore"), ("5", "Pause"),
                                                             ("6", "Resume")]
+
+
+def test_aliases_keep_other_sources_names_and_are_searchable():
+    scm = interfaces.info("000001a0-0000-0000-c000-000000000046")
+    assert scm.name == "IRemoteSCMActivator" and "ISystemActivator" in scm.aliases
+    hit = interfaces.search("ISystemActivator")[0]
+    assert hit.interface.uuid == scm.uuid and (hit.field, hit.value) == ("alias", "ISystemActivator")
+    netlogon = interfaces.info("12345678-1234-abcd-ef00-01234567cffb")
+    assert netlogon.idl_name == "logon" and "logon" in netlogon.aliases

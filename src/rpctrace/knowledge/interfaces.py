@@ -90,6 +90,8 @@ class InterfaceInfo:
     seen_in: tuple[str, ...] = ()
     #: where exactly the name comes from (a specification's section, a file and its licence)
     name_note: str | None = None
+    #: other names other sources give it (ISystemActivator for IRemoteSCMActivator)
+    aliases: tuple[str, ...] = ()
 
     def procedure(self, opnum: int | None) -> str | None:
         return None if opnum is None else self.procedures.get(int(opnum))
@@ -225,6 +227,7 @@ def parse_database(doc, path: str | Path) -> dict[str, InterfaceInfo]:
                 procedure_sources=_opnum_sources(e.get("procedure_sources"), where, u),
                 seen_in=_strings(e.get("seen_in")),
                 name_note=_str(e.get("name_note")),
+                aliases=_strings(e.get("aliases")),
             )
         return out
     build = _rpcmon_build(path)
@@ -361,6 +364,8 @@ def _overlay(base: InterfaceInfo | None, top: InterfaceInfo) -> InterfaceInfo:
         procedure_sources=dict(top.procedure_sources) if own else dict(base.procedure_sources),
         seen_in=tuple(dict.fromkeys(top.seen_in + base.seen_in + ((top.source,) if top.source else ()))),
         name_note=top.name_note if top.name else base.name_note,
+        aliases=tuple(dict.fromkeys(top.aliases + base.aliases + ((base.name,) if top.name and base.name
+                                                                    and top.name != base.name else ()))),
     )
 
 
@@ -404,8 +409,10 @@ class Match:
 
     interface: InterfaceInfo
     opnum: int | None = None
-    #: what matched: "name", "idl_name", "uuid", "module", "service", "spec" or "procedure"
+    #: what matched: "name", "idl_name", "alias", "uuid", "module", "service", "spec" or "procedure"
     field: str = "name"
+    #: the matched text (the alias, module, ... that contains the query)
+    value: str = ""
 
     @property
     def procedure(self) -> str | None:
@@ -414,7 +421,8 @@ class Match:
 
 def search(text: str, limit: int | None = None) -> list[Match]:
     """Interfaces and procedures whose name contains ``text`` (case-insensitive), also matching
-    interface UUIDs, modules, services and specification names ("MS-EFSR", "[MS-EFSR]").
+    other names of the interface (aliases), interface UUIDs, modules, services and specification
+    names ("MS-EFSR", "[MS-EFSR]").
     Exact matches come first, then prefixes, then the rest; ties in UUID and opnum order."""
     needle = text.strip().strip("[]").lower()
     if not needle:
@@ -434,17 +442,18 @@ def search(text: str, limit: int | None = None) -> list[Match]:
         if i is None:
             continue
         best = None
-        for fld, value in (("name", i.name), ("idl_name", i.idl_name), ("uuid", i.uuid), ("module", i.module),
-                           ("service", i.service), *(("spec", s) for s in i.specs)):
+        for fld, value in (("name", i.name), ("idl_name", i.idl_name), *(("alias", a) for a in i.aliases),
+                           ("uuid", i.uuid), ("module", i.module), ("service", i.service),
+                           *(("spec", s) for s in i.specs)):
             r = rank(value) if value else None
             if r is not None and (best is None or r < best[0]):
-                best = (r, fld)
+                best = (r, fld, value)
         if best is not None:
-            ranked.append((best[0], u, -1, Match(i, None, best[1])))
+            ranked.append((best[0], u, -1, Match(i, None, best[1], best[2])))
         for opnum, name in i.procedures.items():
             r = rank(name)
             if r is not None:
-                ranked.append((r, u, opnum, Match(i, opnum, "procedure")))
+                ranked.append((r, u, opnum, Match(i, opnum, "procedure", name)))
     ranked.sort(key=lambda t: t[:3])
     out = [m for *_, m in ranked]
     return out if limit is None else out[:limit]

@@ -63,6 +63,7 @@ def interface_record(info: InterfaceInfo, opnum: int | None = None) -> dict:
         "name_source": info.name_source,
         "name_note": info.name_note,
         "idl_name": info.idl_name,
+        "aliases": list(info.aliases),
         "version": info.version,
         "specifications": _specs(info),
         "module": info.module,
@@ -136,6 +137,9 @@ def write_interface_text(rec: dict, out: IO[str]) -> None:
         if rec["idl_name"] and rec["idl_name"] != rec["name"]:
             line += f"; the specification's IDL calls it {_p(rec['idl_name'])}"
         out.write(line + "\n")
+        others = [a for a in rec.get("aliases", []) if a != rec["idl_name"]]
+        if others:
+            out.write(f"  also called: {', '.join(_p(a) for a in others)}\n")
     for s in rec["specifications"]:
         out.write(f"  specification: [{s['spec']}] {_p(s['title'] or '')}"
                   + (f", revision {_p(s['revision'])}" if s["revision"] else "") + "\n")
@@ -173,6 +177,7 @@ def search_records(matches: list[Match]) -> list[dict]:
         "specifications": list(m.interface.specs),
         "module": m.interface.module,
         "matched": m.field,
+        "matched_text": m.value,
         "opnum": m.opnum,
         "procedure": m.procedure,
     } for m in matches]
@@ -188,7 +193,10 @@ def write_search_text(query: str, records: list[dict], total: int, out: IO[str])
         if r["opnum"] is not None:
             out.write(f"{r['uuid']}  {name}{specs}  opnum {r['opnum']}: {_p(r['procedure'])}\n")
         else:
-            extra = f"  ({r['matched']}: {_p(r['module'])})" if r["matched"] == "module" and r["module"] else ""
+            extra = ""
+            if r["matched"] in ("alias", "idl_name", "module", "service"):
+                what = {"alias": "also called", "idl_name": "IDL name"}.get(r["matched"], r["matched"])
+                extra = f"  ({what} {_p(r['matched_text'])})"
             out.write(f"{r['uuid']}  {name}{specs}{extra}\n")
     if total > len(records):
         out.write(f"... {total - len(records)} more matches (--limit 0 shows them all)\n")
