@@ -129,7 +129,7 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, message):
 def test_bad_rpcdb_file_is_one_line_exit_2(capsys, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
-    code, out, err = run(capsys, "names", "--rpcdb", str(bad), NETLOGON)
+    code, _, err = run(capsys, "names", "--rpcdb", str(bad), NETLOGON)
     assert code == 2 and err.count("\n") == 1 and str(bad) in err and "not valid JSON" in err
 
 

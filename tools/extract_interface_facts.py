@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commit", help="commit to read (default: HEAD)")
     ap.add_argument("--out", type=Path, help="output file (default: tools/data/<name>.tsv)")
     args = ap.parse_args(argv)
-    log = lambda *a: print(*a, file=sys.stderr)  # noqa: E731
+    def log(*a) -> None:
+        print(*a, file=sys.stderr)
+
     fn, default = {
         "specs": (extract_specs, "ms-specs.tsv"),
         "zeek": (extract_zeek, "zeek-dce-rpc.tsv"),
