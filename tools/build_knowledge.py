@@ -1,12 +1,24 @@
 #!/usr/bin/env python3
 """Regenerate rpctrace's packaged knowledge (src/rpctrace/knowledge/data/) from its sources.
 
-Two outputs, both plain JSON, one entry per line so that a regeneration diffs readably:
+Two outputs, both JSON with one entry per line (so that a regeneration diffs readably), gzipped
+with a fixed timestamp (so that the bytes are reproducible):
 
-``interfaces.json``
-    RPC interface UUID -> name, module, service, Windows build, source, procedures {opnum: name},
-    merged from the public interface databases in ``../shared/samples/rpc-databases`` (CyberArk
-    RPCMon, Akamai rpc_toolkit; both Apache-2.0, attribution in NOTICE).
+``interfaces.json.gz``
+    RPC interface UUID -> name, version, specification, module, service, build, procedures
+    {opnum: name}, and which source gave each of them.  Sources (details in NOTICE):
+
+    * Microsoft's Open Specifications: every interface of their IDL appendices, with its
+      methods in opnum order (``tools/data/ms-specs.tsv``, ``ms-specs-index.tsv``);
+    * the public interface databases scraped from Windows binaries in
+      ``../shared/samples/rpc-databases`` (CyberArk RPCMon, Akamai rpc_toolkit; Apache-2.0);
+    * Zeek's DCE-RPC constants (``tools/data/zeek-dce-rpc.tsv``, BSD-3-Clause), the interface
+      names of Microsoft support's WMIRPC-TraceParse.ps1 (``tools/data/wmirpc-traceparse.tsv``),
+      single names from other public work (``tools/data/named-interfaces.tsv``), and Akamai's
+      hand-named list.
+
+    ``tools/extract_interface_facts.py`` made the ``tools/data`` tables from snapshots of those
+    repositories; this build reads only the tables and the samples, never the network.
 ``codes.json.gz``
     NTSTATUS, Win32 (ERROR_*, RPC_S_*, RPC_X_*, EPT_S_*, WSA*, ...) and HRESULT names with short
     meanings, plus an NTSTATUS -> Win32 table, parsed from header text and message tables saved in
@@ -25,19 +37,31 @@ gives byte-identical output.  ``fetch`` is the only step that needs the network 
 archive through ``apt-get download`` and PyPI through ``pip download``); its results are the
 files ``build`` reads.
 
-Precedence for interfaces (first wins), stated once here and recorded in the output:
+Precedence for interfaces, stated once here and recorded in the output (``precedence``):
 
-1. procedures, module and build come from the first *server-role* source that names at least
-   one procedure, in this order: RPCMon Windows 10 1909 (a client build, like the machines the
-   incidents come from, and the only source with service names), Akamai's PE scrape of a Windows
-   client, Akamai Server 2022, Akamai Server 2012, Akamai's hand-named list.  Client-role entries
-   (a DLL that only *calls* the interface) are never used for names or modules.
-2. opnums past the end of that list are filled from the first later source whose list is longer
-   (recorded as ``supplement`` with its own source and build), e.g. svcctl's last two opnums.
-3. ``service`` comes from RPCMon whatever source gave the procedures.
-4. ``name`` comes from the small curated table below (protocol names from the published [MS-*]
-   documents, for interfaces whose data has no name or an unusual one), else from Akamai's
-   hand-named list; otherwise it stays null.
+1. **Procedures**: the specification's method name for every opnum it names (placeholders such
+   as ``Opnum3NotUsedOnWire`` or ``Reserved2`` name nothing); then, for the opnums still unnamed
+   (placeholders, opnums past the specification's end, interfaces no specification has), the
+   names scraped from Windows binaries: the first *server-role* source naming procedures, in the
+   order RPCMon Windows 10 1909 (a client build like the machines incidents come from), Akamai's
+   PE scrape of a Windows client, Akamai Server 2022, Akamai Server 2012; opnums past the end of
+   its list come from the first later source of the *same module* whose list is longer.  When the
+   binary sources name different modules for one UUID (a client DLL registering a callback under
+   the server's UUID, e.g. sspicli.dll for sspirpc), the module naming the most procedures is the
+   server.  Last come Zeek's operation names and Akamai's hand-named list.  Client-role entries
+   (a DLL that only *calls* the interface) never give names or modules.  ``procedure_sources``
+   says which source named which opnums.
+2. **Interface name**: a short curated table (``CURATED_NAMES``: the name every RPC tool uses
+   where the specification's IDL name differs, e.g. netlogon for the IDL's ``logon``), then the
+   specification's IDL name, then Zeek, then the single names of ``named-interfaces.tsv``, then
+   WMIRPC-TraceParse.ps1, then Akamai's hand-named list.  Names keep the case their source gives
+   (Akamai's list is lower-case; it comes last).  ``name_source`` says which source named it.
+   An interface whose procedures are named but whom no source names gets a *derived* name (the
+   common prefix of its procedure names, else its module), marked ``name_source:
+   rpctrace-derived``, so that every named procedure has a named interface.  The names other
+   sources give (case-insensitively different) are kept as ``aliases``.
+3. ``service`` comes from RPCMon; ``module`` from the source that gave the binary procedure
+   names, else the first binary source that lists the interface.
 """
 
 from __future__ import annotations
@@ -57,6 +81,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLES = ROOT.parent / "shared" / "samples" / "rpc-databases"
 DEFAULT_CACHE = ROOT / "tools" / "cache"
+DEFAULT_DATA = ROOT / "tools" / "data"
 DEFAULT_OUT = ROOT / "src" / "rpctrace" / "knowledge" / "data"
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -66,9 +91,11 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 # --------------------------------------------------------------------------------------------
 
 AKAMAI = "akamai/akamai-security-research @a8ed272"
+SPEC_SECTION = "Appendix A: Full IDL"
 INTERFACE_SOURCES: dict[str, dict] = {
     "rpcmon-win10-1909": {
         "file": "RPC_UUID_Map_Windows10_1909_18363.1977.rpcdb.json",
+        "kind": "binaries",
         "title": "CyberArk RPCMon RPC UUID map",
         "origin": "cyberark/RPCMon @55086b4: DB/RPC_UUID_Map_Windows10_1909_18363.1977.rpcdb.json",
         "license": "Apache-2.0",
@@ -76,6 +103,7 @@ INTERFACE_SOURCES: dict[str, dict] = {
     },
     "akamai-pe-scrape": {
         "file": "rpc_interfaces.json",
+        "kind": "binaries",
         "title": "Akamai rpc_toolkit PE RPC scraper output",
         "origin": f"{AKAMAI}: rpc_toolkit/pe_rpc_if_scraper/rpc_interfaces.json",
         "license": "Apache-2.0",
@@ -83,6 +111,7 @@ INTERFACE_SOURCES: dict[str, dict] = {
     },
     "akamai-server2022": {
         "file": "server22_raw_output.json",
+        "kind": "binaries",
         "title": "Akamai rpc_toolkit interface inventory, Windows Server 2022",
         "origin": f"{AKAMAI}: rpc_toolkit/rpc_interface_lists/server22_raw_output.json",
         "license": "Apache-2.0",
@@ -90,6 +119,7 @@ INTERFACE_SOURCES: dict[str, dict] = {
     },
     "akamai-server2012": {
         "file": "server12_raw_output.json",
+        "kind": "binaries",
         "title": "Akamai rpc_toolkit interface inventory, Windows Server 2012",
         "origin": f"{AKAMAI}: rpc_toolkit/rpc_interface_lists/server12_raw_output.json",
         "license": "Apache-2.0",
@@ -97,46 +127,88 @@ INTERFACE_SOURCES: dict[str, dict] = {
     },
     "akamai-server2022-registrations": {
         "file": "server22_rpc_servers_scrape.csv",
+        "kind": "binaries",
         "title": "Akamai rpc_toolkit RpcServerRegisterIf call sites, Windows Server 2022",
         "origin": f"{AKAMAI}: rpc_toolkit/rpc_interface_lists/server22_rpc_servers_scrape.csv",
         "license": "Apache-2.0",
         "build": "Windows Server 2022",
     },
+    "zeek": {
+        "data": "zeek-dce-rpc.tsv",
+        "kind": "other",
+        "title": "Zeek DCE-RPC constants (uuid_endpoint_map, operations)",
+        "origin": "zeek/zeek @a13de64fbbdb: scripts/base/protocols/dce-rpc/consts.zeek, via tools/data/zeek-dce-rpc.tsv",
+        "license": "BSD-3-Clause",
+        "build": None,
+    },
+    "named-interfaces": {
+        "data": "named-interfaces.tsv",
+        "kind": "other",
+        "title": "Single interface names from public work (each row names its origin and licence)",
+        "origin": "tools/data/named-interfaces.tsv",
+        "license": "per row (MIT)",
+        "build": None,
+    },
+    "wmirpc-traceparse": {
+        "data": "wmirpc-traceparse.tsv",
+        "kind": "other",
+        "title": "Interface names of WMIRPC-TraceParse.ps1 (Gianni Bragante, Microsoft support)",
+        "origin": "gbragante/WMI-Scripts @a8cede07dc56: WMI-TraceParse/WMIRPC-TraceParse.ps1 ($htGUID), "
+                  "via tools/data/wmirpc-traceparse.tsv",
+        "license": "none stated; UUID -> name facts only",
+        "build": None,
+    },
     "akamai-known": {
         "file": "known_rpc_interfaces.py",
+        "kind": "other",
         "title": "Akamai rpc_toolkit hand-named interfaces (rpc_visibility)",
         "origin": f"{AKAMAI}: rpc_toolkit/rpc_visibility/etw_tracker/known_rpc_interfaces.py",
         "license": "Apache-2.0",
         "build": None,
     },
     "rpctrace-curated": {
-        "file": None,
-        "title": "rpctrace: protocol names from Microsoft's published [MS-*] documents",
+        "kind": "curated",
+        "title": "rpctrace: the names every RPC tool uses where the specification's IDL name differs",
         "origin": "tools/build_knowledge.py CURATED_NAMES",
         "license": "MIT",
         "build": None,
     },
+    "rpctrace-derived": {
+        "kind": "derived",
+        "title": "rpctrace: no source names the interface; named after its procedures' common prefix, "
+                 "else its module",
+        "origin": "tools/build_knowledge.py derived_name()",
+        "license": "MIT",
+        "build": None,
+    },
 }
+#: binary sources, in the order they give procedures/module/build (server-role entries only)
+BINARY_PRECEDENCE = ["rpcmon-win10-1909", "akamai-pe-scrape", "akamai-server2022", "akamai-server2012"]
+#: after the specifications and the binaries
+OTHER_PROCEDURE_PRECEDENCE = ["zeek", "akamai-known"]
+#: after the curated names and the specifications
+OTHER_NAME_PRECEDENCE = ["zeek", "named-interfaces", "wmirpc-traceparse", "akamai-known"]
 
-#: order in which sources give procedures/module/build (server-role entries only)
-PROCEDURE_PRECEDENCE = ["rpcmon-win10-1909", "akamai-pe-scrape", "akamai-server2022", "akamai-server2012", "akamai-known"]
-
-#: uuid -> (name, basis).  Only where the data has no name or a non-standard one; everything else
-#: takes Akamai's hand-named list.  Names are the ones Microsoft's protocol documents use.
+#: uuid -> (name, basis).  Only where the specification's IDL name is not the one tools and
+#: people use (or there is no specification).
 CURATED_NAMES: dict[str, tuple[str, str]] = {
-    "e1af8308-5d1f-11c9-91a4-08002b14a0fa": ("epmapper", "[MS-RPCE] endpoint mapper (ept_* procedures)"),
-    "82273fdc-e32a-18c3-3f78-827929dc23ea": ("eventlog", "[MS-EVEN]"),
-    "367abb81-9844-35f1-ad32-98f038001003": ("svcctl", "[MS-SCMR]"),
-    "12345778-1234-abcd-ef00-0123456789ab": ("lsarpc", "[MS-LSAD]/[MS-LSAT]"),
-    "12345778-1234-abcd-ef00-0123456789ac": ("samr", "[MS-SAMR]"),
-    "12345678-1234-abcd-ef00-01234567cffb": ("netlogon", "[MS-NRPC] (Akamai's list says 'logon')"),
+    "e1af8308-5d1f-11c9-91a4-08002b14a0fa": (
+        "epmapper", "[MS-RPCE]/C706 endpoint mapper: the IDL says 'epm'; the endpoint and every tool say epmapper"),
+    "12345678-1234-abcd-ef00-01234567cffb": (
+        "netlogon", "[MS-NRPC]: the IDL says 'logon'; the pipe, the service and every tool say netlogon"),
     "35464382-ad29-4881-9392-b43e55b8f7ac": (
         "AudioServer/PolicyConfig",
         "no published name; named after its procedures (AudioServer*, PolicyConfig*) in audiosrv.dll",
     ),
 }
 
-PLACEHOLDER_RE = re.compile(r"^Opnum\d+$")
+#: names that stand for "no method here": the specifications' placeholders for opnums not used
+#: on the wire, and the scrapers' "OpnumN" for procedures without a symbol
+PLACEHOLDER_RE = re.compile(r"^(Opnum\w*|Reserved\d*|Reserved_Opnum\d+|Lsar_LSA_(TM|DP)_\d+)$")
+
+
+def is_placeholder(name: str) -> bool:
+    return bool(PLACEHOLDER_RE.match(name))
 
 
 def _norm_uuid(value: str) -> str | None:
@@ -149,11 +221,22 @@ def _clean_names(names) -> dict[int, str]:
     for opnum, name in enumerate(names or []):
         if isinstance(name, str):
             name = name.strip()
-            if name and not PLACEHOLDER_RE.match(name):
+            if name and not is_placeholder(name):
                 out[opnum] = name
     return out
 
 
+def _read_tsv(path: Path) -> list[dict[str, str]]:
+    """Rows of a tools/data table: '#' lines are its header comment, then a column line."""
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+    columns = lines[0].split("\t")
+    out = []
+    for n, line in enumerate(lines[1:], 2):
+        cells = line.split("\t")
+        if len(cells) != len(columns):
+            raise SystemExit(f"{path}: data line {n}: {len(cells)} cells, expected {len(columns)}")
+        out.append(dict(zip(columns, cells)))
+    return out
 def _read_rpcmon(path: Path) -> dict[str, dict]:
     data = json.loads(path.read_text(encoding="utf-8"))
     out = {}
@@ -221,7 +304,148 @@ def _read_known(path: Path) -> dict[str, dict]:
     return out
 
 
-def build_interfaces(samples: Path) -> dict:
+
+
+def read_spec_tables(data: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """``(by_uuid, specs)``: per UUID the merged specification entry, and the cited
+    specifications (name -> title, revision).  A UUID several specifications declare (lsarpc in
+    [MS-LSAD] and [MS-LSAT]; clusapi2 and clusapi3 of [MS-CMRP]) takes its name and version from
+    the declaration with the highest version, then the most named methods; the other declarations
+    fill the opnums it leaves unnamed."""
+    specs = {r["spec"]: {"title": r["title"], "revision": r["revision"]} for r in _read_tsv(data / "ms-specs-index.tsv")}
+    groups: dict[str, dict[tuple[str, str, str], dict[int, str]]] = {}
+    for r in _read_tsv(data / "ms-specs.tsv"):
+        u = _norm_uuid(r["uuid"])
+        if u is None or r["spec"] not in specs:
+            raise SystemExit(f"ms-specs.tsv: bad row {r}")
+        methods = groups.setdefault(u, {}).setdefault((r["spec"], r["interface"], r["version"]), {})
+        if r["opnum"] != "-":
+            methods[int(r["opnum"])] = r["method"]
+
+    def version_key(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+    out = {}
+    for u, decls in groups.items():
+        order = sorted(decls, key=lambda k: (version_key(k[2]), sum(not is_placeholder(n) for n in decls[k].values()),
+                                              [-ord(c) for c in k[0]]), reverse=True)
+        spec, idl_name, version = order[0]
+        procedures: dict[int, tuple[str, str]] = {}
+        length = 0
+        for key in order:
+            if key != order[0] and key[0] == spec and key[2] == version:
+                continue  # another interface of the same version under the same UUID (MS-FAX's faxobs): no fill
+            length = max(length, max(decls[key], default=-1) + 1)
+            for opnum, name in decls[key].items():
+                if not is_placeholder(name) and opnum not in procedures:
+                    procedures[opnum] = (name, f"spec:{key[0]}")
+        names = sorted({k[0] for k in order}, key=lambda s: (s != spec, s))
+        out[u] = {"name": idl_name, "version": version, "specs": names, "procedures": procedures,
+                  "length": length, "source": f"spec:{spec}", "section": SPEC_SECTION}
+    for r in _read_tsv(data / "ms-specs-extra.tsv"):
+        u, same = _norm_uuid(r["uuid"]), _norm_uuid(r["same_as"])
+        if u is None or same not in out or r["spec"] not in specs:
+            raise SystemExit(f"ms-specs-extra.tsv: bad row {r}")
+        out[u] = {**out[same], "version": r["version"], "section": r["section"], "specs": [r["spec"]]}
+    return out, specs
+
+
+def read_zeek(data: Path) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for r in _read_tsv(data / "zeek-dce-rpc.tsv"):
+        u = _norm_uuid(r["uuid"])
+        if u is None:
+            continue
+        e = out.setdefault(u, {"name": None, "procedures": {}, "count": 0})
+        if r["opnum"] == "-":
+            e["name"] = e["name"] or r["name"].strip() or None
+        else:
+            op = int(r["opnum"])
+            if r["name"].strip() and not is_placeholder(r["name"].strip()):
+                e["procedures"].setdefault(op, r["name"].strip())
+            e["count"] = max(e["count"], op + 1)
+    return out
+
+
+def read_names(path: Path) -> dict[str, dict]:
+    """uuid -> {"name", and the row's other cells}: the first row of a UUID counts."""
+    out: dict[str, dict] = {}
+    for r in _read_tsv(path):
+        u = _norm_uuid(r["uuid"])
+        if u and r["name"].strip():
+            out.setdefault(u, {**r, "name": r["name"].strip()})
+    return out
+
+
+WORD_START = re.compile(r"[A-Z_]")
+
+
+def derived_name(procedures: dict[int, str], module: str | None) -> str | None:
+    """A stand-in name for an interface no source names: the common prefix of its procedure
+    names, cut at a word start and followed by ``*`` (``PlaiSrv*`` for PlaiSrvControl,
+    PlaiSrvQuerySession, ...), else its module's file name."""
+    names = list(procedures.values())
+    if len(names) >= 2:
+        prefix = names[0]
+        for n in names[1:]:
+            i = 0
+            while i < min(len(prefix), len(n)) and prefix[i] == n[i]:
+                i += 1
+            prefix = prefix[:i]
+        rest = [n[len(prefix):len(prefix) + 1] for n in names]
+        if any(c and not WORD_START.match(c) for c in rest):  # the prefix ends inside a word
+            starts = [m.start() for m in WORD_START.finditer(prefix) if m.start() > 0]
+            prefix = prefix[: starts[-1]] if starts else ""
+        prefix = prefix.rstrip("_")
+        if len(prefix) >= 3:
+            return prefix + "*"
+    return module
+
+
+def _ranges(opnums: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8'."""
+    out, start, prev = [], None, None
+    for n in sorted(opnums):
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:
+            prev = n
+        else:
+            out.append(f"{start}-{prev}" if prev != start else str(start))
+            start = prev = n
+    if start is not None:
+        out.append(f"{start}-{prev}" if prev != start else str(start))
+    return ",".join(out)
+
+
+def _binary_procedures(raw: dict[str, dict[str, dict]], u: str):
+    """``(primary source, record, {opnum: (name, source)})`` from the binary scrapes (see the
+    precedence in the module docstring), or ``(None, None, {})``."""
+    candidates = [(sid, raw[sid][u]) for sid in BINARY_PRECEDENCE if u in raw[sid] and raw[sid][u]["procedures"]]
+    if not candidates:
+        return None, None, {}
+    modules: dict[str, int] = {}
+    for sid, rec in candidates:
+        key = (rec.get("module") or "").lower()
+        modules[key] = max(modules.get(key, 0), len(rec["procedures"]))
+    if len(modules) > 1:  # the module naming the most procedures serves it; precedence breaks ties
+        best = max(modules.values())
+        server = next((rec.get("module") or "").lower() for sid, rec in candidates
+                      if modules[(rec.get("module") or "").lower()] == best)
+        candidates = [(sid, rec) for sid, rec in candidates if (rec.get("module") or "").lower() == server]
+    primary, rec = candidates[0]
+    procs = {op: (name, primary) for op, name in rec["procedures"].items()}
+    length = rec["count"]
+    for sid, other in candidates[1:]:
+        if other["count"] > length and any(k >= length for k in other["procedures"]):
+            for k, name in other["procedures"].items():
+                if k >= length:
+                    procs[k] = (name, sid)
+            break
+    return primary, rec, procs
+
+
+def build_interfaces(samples: Path, data: Path = DEFAULT_DATA) -> dict:
     raw: dict[str, dict[str, dict]] = {
         "rpcmon-win10-1909": _read_rpcmon(samples / INTERFACE_SOURCES["rpcmon-win10-1909"]["file"]),
         "akamai-pe-scrape": _read_akamai_scrape(samples / INTERFACE_SOURCES["akamai-pe-scrape"]["file"]),
@@ -230,72 +454,108 @@ def build_interfaces(samples: Path) -> dict:
         "akamai-server2022-registrations": _read_registrations(
             samples / INTERFACE_SOURCES["akamai-server2022-registrations"]["file"]),
         "akamai-known": _read_known(samples / INTERFACE_SOURCES["akamai-known"]["file"]),
+        "zeek": read_zeek(data),
+        "named-interfaces": read_names(data / "named-interfaces.tsv"),
+        "wmirpc-traceparse": read_names(data / "wmirpc-traceparse.tsv"),
     }
-    all_uuids = sorted(set().union(*[set(d) for d in raw.values()]) | set(CURATED_NAMES))
+    spec_entries, specs = read_spec_tables(data)
+    sources = {sid: {k: v for k, v in meta.items() if k not in ("file", "data")}
+               for sid, meta in INTERFACE_SOURCES.items()}
+    for name, meta in sorted(specs.items()):
+        sources[f"spec:{name}"] = {
+            "kind": "specification",
+            "title": f"[{name}]: {meta['title']}" if meta["title"] else f"[{name}]",
+            "origin": f"Microsoft Open Specifications, [{name}] revision {meta['revision'] or '(not stated)'}, "
+                      f"section '{SPEC_SECTION}' (interface tables via tools/data/ms-specs.tsv, transcribed from "
+                      "the IDL files of oiweiwei/go-msrpc @b27043306f25, MIT)",
+            "license": "Microsoft Open Specifications (facts: UUIDs, versions, interface and method names)",
+            "build": f"[{name}] {meta['revision']}".strip() if meta["revision"] else f"[{name}]",
+        }
+    sources["rpctrace-curated"]["names"] = {u: {"name": n, "basis": b} for u, (n, b) in sorted(CURATED_NAMES.items())}
+
+    all_uuids = sorted(set().union(*[set(d) for d in raw.values()]) | set(spec_entries) | set(CURATED_NAMES))
     interfaces = {}
     for u in all_uuids:
-        entry = {"name": None, "module": None, "service": None, "build": None, "source": None, "procedures": {}}
-        primary = None
-        for sid in PROCEDURE_PRECEDENCE:
-            rec = raw[sid].get(u)
-            if rec and rec["procedures"]:
-                primary = sid
-                break
-        if primary:
-            rec = raw[primary][u]
-            entry["procedures"] = dict(rec["procedures"])
-            entry["module"] = rec.get("module")
-            entry["build"] = INTERFACE_SOURCES[primary]["build"]
-            entry["source"] = primary
-            length = rec["count"]
-            for sid in PROCEDURE_PRECEDENCE[PROCEDURE_PRECEDENCE.index(primary) + 1:]:
-                other = raw[sid].get(u)
-                if other and other["count"] > length and any(k >= length for k in other["procedures"]):
-                    for k, name in other["procedures"].items():
-                        if k >= length:
-                            entry["procedures"][k] = name
-                    entry["supplement"] = {"source": sid, "build": INTERFACE_SOURCES[sid]["build"], "from_opnum": length}
+        spec = spec_entries.get(u)
+        procs: dict[int, tuple[str, str]] = dict(spec["procedures"]) if spec else {}
+        primary, rec, binary = _binary_procedures(raw, u)
+        for op, named in binary.items():
+            procs.setdefault(op, named)
+        for sid in OTHER_PROCEDURE_PRECEDENCE:
+            other = raw[sid].get(u)
+            if other and not procs:
+                procs = {op: (name, sid) for op, name in other["procedures"].items()}
+        module = rec.get("module") if rec else None
+        module_source = primary
+        if module is None:
+            for sid in BINARY_PRECEDENCE + ["akamai-server2022-registrations"]:
+                r = raw[sid].get(u)
+                if r and r.get("module"):
+                    module, module_source = r["module"], sid
                     break
-        if entry["module"] is None:
-            for sid in PROCEDURE_PRECEDENCE[:-1] + ["akamai-server2022-registrations"]:
-                rec = raw[sid].get(u)
-                if rec and rec.get("module"):
-                    entry["module"] = rec["module"]
-                    if entry["source"] is None:
-                        entry["source"] = sid
-                        entry["build"] = INTERFACE_SOURCES[sid]["build"]
-                    break
-        rpcmon = raw["rpcmon-win10-1909"].get(u)
-        if rpcmon and rpcmon.get("service"):
-            entry["service"] = rpcmon["service"]
-        known = raw["akamai-known"].get(u)
+        # the source of most names, for 'source'/'build'
+        counts: dict[str, int] = {}
+        for _, sid in procs.values():
+            counts[sid] = counts.get(sid, 0) + 1
+        main = (spec["source"] if spec and spec["source"] in counts else
+                primary if primary in counts else max(counts, key=counts.get) if counts else None)
+        entry: dict = {"name": None, "name_source": None}
         if u in CURATED_NAMES:
-            entry["name"] = CURATED_NAMES[u][0]
-            entry["name_source"] = "rpctrace-curated"
-        elif known and known.get("name"):
-            entry["name"] = known["name"]
-            entry["name_source"] = "akamai-known"
-        if entry["source"] is None:
-            entry["source"] = entry.get("name_source")
-        entry["seen_in"] = [sid for sid in INTERFACE_SOURCES if sid in raw and u in raw[sid]]
-        entry["procedures"] = {str(k): entry["procedures"][k] for k in sorted(entry["procedures"])}
+            entry["name"], entry["name_source"] = CURATED_NAMES[u][0], "rpctrace-curated"
+            entry["name_note"] = CURATED_NAMES[u][1]
+        elif spec:
+            entry["name"], entry["name_source"] = spec["name"], spec["source"]
+            entry["name_note"] = f"section '{spec['section']}'"
+        else:
+            for sid in OTHER_NAME_PRECEDENCE:
+                other = raw[sid].get(u)
+                if other and other.get("name"):
+                    entry["name"], entry["name_source"] = other["name"], sid
+                    if sid == "named-interfaces":
+                        entry["name_note"] = f"{other['origin']} ({other['license']})"
+                    break
+        # the other names sources give it (ISystemActivator for [MS-DCOM]'s IRemoteSCMActivator)
+        others = ([spec["name"]] if spec else []) + \
+            [raw[sid][u]["name"] for sid in OTHER_NAME_PRECEDENCE if raw[sid].get(u) and raw[sid][u].get("name")]
+        aliases = [n for n in dict.fromkeys(n.strip() for n in others)
+                   if n and n != entry["name"] and n.lower() != (entry["name"] or "").lower()]
+        if aliases:
+            entry["aliases"] = aliases
+        if entry["name"] is None and procs:
+            entry["name"] = derived_name({op: n for op, (n, _) in procs.items()}, module)
+            entry["name_source"] = "rpctrace-derived" if entry["name"] else None
+        if spec:
+            entry["idl_name"] = spec["name"]
+            entry["version"] = spec["version"]
+            entry["specs"] = spec["specs"]
+        entry["module"] = module
+        rpcmon = raw["rpcmon-win10-1909"].get(u)
+        entry["service"] = rpcmon.get("service") if rpcmon and rpcmon.get("service") else None
+        entry["source"] = main or module_source or entry["name_source"]
+        entry["build"] = sources[entry["source"]]["build"] if entry["source"] else None
+        entry["seen_in"] = ([f"spec:{s}" for s in spec["specs"]] if spec else []) + \
+            [sid for sid in INTERFACE_SOURCES if sid in raw and u in raw[sid]]
+        entry["procedures"] = {str(k): procs[k][0] for k in sorted(procs)}
+        by_source: dict[str, list[int]] = {}
+        for op, (_, sid) in procs.items():
+            by_source.setdefault(sid, []).append(op)
+        entry["procedure_sources"] = {sid: _ranges(ops) for sid, ops in
+                                      sorted(by_source.items(), key=lambda kv: min(kv[1]))}
         interfaces[u] = entry
-    sources = {sid: {k: v for k, v in meta.items() if k != "file"} for sid, meta in INTERFACE_SOURCES.items()}
-    sources["rpctrace-curated"]["names"] = {u: {"name": n, "basis": b} for u, (n, b) in sorted(CURATED_NAMES.items())}
     return {
         "format": "rpctrace-rpcdb",
-        "version": 1,
+        "version": 2,
         "generated_by": "tools/build_knowledge.py",
         "precedence": {
-            "procedures": PROCEDURE_PRECEDENCE,
-            "roles": "server-role entries only",
+            "procedures": ["spec:*"] + BINARY_PRECEDENCE + OTHER_PROCEDURE_PRECEDENCE,
+            "roles": "binary sources: server-role entries only; the module naming the most procedures serves",
+            "placeholders": PLACEHOLDER_RE.pattern,
+            "name": ["rpctrace-curated", "spec:*"] + OTHER_NAME_PRECEDENCE + ["rpctrace-derived"],
             "service": "rpcmon-win10-1909",
-            "name": ["rpctrace-curated", "akamai-known"],
         },
         "sources": sources,
         "interfaces": interfaces,
     }
-
 
 # --------------------------------------------------------------------------------------------
 # Status code sources
@@ -617,13 +877,15 @@ def dumps(doc: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def build(samples: Path, cache: Path, out: Path, only: str | None = None, log=print) -> list[Path]:
+def build(samples: Path, cache: Path, out: Path, only: str | None = None, log=print,
+          data: Path = DEFAULT_DATA) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if only in (None, "interfaces"):
-        doc = build_interfaces(samples)
-        path = out / "interfaces.json"
-        path.write_text(dumps(doc), encoding="utf-8")
+        doc = build_interfaces(samples, data)
+        path = out / "interfaces.json.gz"
+        # ~2 MB as text, so packaged compressed; mtime=0 keeps the bytes reproducible
+        path.write_bytes(gzip.compress(dumps(doc).encode("utf-8"), 9, mtime=0))
         n_proc = sum(len(e["procedures"]) for e in doc["interfaces"].values())
         log(f"interfaces: {len(doc['interfaces'])} interfaces, {n_proc} procedure names -> {path}")
         written.append(path)
@@ -668,6 +930,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", nargs="?", default="build", choices=["build", "fetch"])
     ap.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES, help="the rpc-databases folder")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="saved header/message inputs")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the interface fact tables (tools/data)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON files")
     ap.add_argument("--only", choices=["interfaces", "codes"], help="build one file only")
     ap.add_argument("-q", "--quiet", action="store_true")
@@ -676,7 +939,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fetch":
         fetch(args.cache, log=log)
         return 0
-    build(args.samples, args.cache, args.out, args.only, log=log)
+    build(args.samples, args.cache, args.out, args.only, log=log, data=args.data)
     return 0
 
 

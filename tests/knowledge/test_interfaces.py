@@ -73,11 +73,18 @@ def test_services_from_rpcmon():
     assert interfaces.info(EPMAPPER).service == "RpcEptMapper"
 
 
-def test_supplement_records_its_build():
+def test_procedures_record_their_source_and_build():
     svcctl = interfaces.info(SVCCTL)
-    assert svcctl.build == "Windows 10 1909 18363.1977"
-    assert svcctl.procedure_build(15) == "Windows 10 1909 18363.1977"
+    spec_build = "[MS-SCMR] 35.0 Major 8/11/2025"
+    assert (svcctl.source, svcctl.build) == ("spec:MS-SCMR", spec_build)
+    # a name the specification gives
+    assert svcctl.procedure_source(15) == "spec:MS-SCMR" and svcctl.procedure_build(15) == spec_build
+    # an opnum the specification leaves as a placeholder (Opnum10NotUsedOnWire): named by the binaries
+    assert svcctl.procedure_source(10) == "rpcmon-win10-1909"
+    assert svcctl.procedure_build(10) == "Windows 10 1909 18363.1977"
+    # past the end of the 1909 list: Windows Server 2022
     assert 66 in svcctl.procedures and svcctl.procedure_build(66) == "Windows Server 2022"
+    assert svcctl.procedure_source(100000) is None
 
 
 def test_unknown_and_partial_lookups():
@@ -170,11 +177,14 @@ def test_user_database_explicit_path_overrides_everything(tmp_path, monkeypatch)
 
 
 def test_packaged_file_is_a_valid_user_database(tmp_path):
+    import gzip
     from importlib import resources
-    data = resources.files("rpctrace.knowledge").joinpath("data", "interfaces.json").read_text(encoding="utf-8")
-    (tmp_path / "copy.json").write_text(data, encoding="utf-8")
+    data = resources.files("rpctrace.knowledge").joinpath("data", "interfaces.json.gz").read_bytes()
+    (tmp_path / "copy.json").write_bytes(gzip.decompress(data))
     interfaces.load_user_databases([tmp_path / "copy.json"])
     assert interfaces.lookup(SVCCTL, 15) == ("svcctl", "ROpenSCManagerW")
+    loaded = interfaces.info(SVCCTL)
+    assert loaded.specs == ("MS-SCMR",) and loaded.procedure_source(10) == "rpcmon-win10-1909"
 
 
 @pytest.mark.parametrize("content,needle", [
