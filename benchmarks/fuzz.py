@@ -498,7 +498,9 @@ HAND_SDDL = (
 
 
 def _hive_bytes(name: str) -> bytes:
-    return lzma.decompress(_need(SHARED / "hives" / f"{name}.xz").read_bytes())
+    # the regipy hives (MIT) are copied into tests/data/hives; ../shared has them too
+    local = ROOT / "tests" / "data" / "hives" / f"{name}.xz"
+    return lzma.decompress((local if local.exists() else _need(SHARED / "hives" / f"{name}.xz")).read_bytes())
 
 
 @functools.lru_cache(maxsize=4)

@@ -10,6 +10,8 @@ visible, to drive the filters, and to see any dialog (``alert``) or policy viola
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import hashlib
 import html
 import json
@@ -664,3 +666,67 @@ def test_policy_stops_scripts_even_if_escaping_failed(audiosrv, chromium, tmp_pa
     assert any("img-src" in t for t in refused)
     assert sum("style" in t and "Content Security Policy" in t for t in refused) >= 2  # <style> and style=""
     assert ready == "ready" and shown  # our own script still ran, and the smuggled CSS hid nothing
+
+
+# --- (d) a large trace: caps said out loud, counts that agree, no failing call hidden ----------
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory):
+    """A busy server's report over the page's caps (3,000 calls in detail, 5,000 timeline bars)."""
+    d = tmp_path_factory.mktemp("busy")
+    etl = d / "busy.etl"
+    synth.synthesize("busy-server", etl, None, seed=2, clients=64, calls=6500)
+    page = d / "busy.html"
+    assert main(["report", str(etl), "-o", str(page)]) == 0
+    listing = io.StringIO()
+    with contextlib.redirect_stdout(listing):
+        assert main(["calls", str(etl), "--format", "json"]) == 0
+    return {"etl": etl, "page": page, "html": page.read_text(encoding="utf-8"), "calls": json.loads(listing.getvalue())}
+
+
+def test_large_report_counts_agree_and_failing_calls_are_listed(busy):
+    calls = busy["calls"]
+    text = busy["html"]
+    total = len(calls)
+    assert total > 6000
+    header = " ".join(Page(text[: text.index("</header>")]).all_text.split())
+    assert f"{total} RPC calls rebuilt" in header
+    failing = {c["id"] for c in calls if c["failures"]}
+    assert f"{len(failing)} with a failing server operation" in header
+    listed = [int(i) for i in re.findall(r'<li class="call fc tc[^"]*" id="call-(\d+)"', text)]
+    assert len(listed) == len(set(listed))
+    assert failing <= set(listed)  # no failing call is hidden behind a cap
+    status = re.search(r'<span id="f-status"[^>]*data-total="(\d+)">([^<]*)</span>', text)
+    assert status.group(1) == str(total) and status.group(2) == f"{len(listed)} of {total} calls listed"
+    scope = Page(re.search(r'<p class="warn" id="tree-scope">(.*?)</p>', text, re.S).group(1)).all_text
+    numbers = [int(n) for n in re.findall(r"\b(\d+)\b", scope)]
+    roots, detailed = numbers[0], numbers[1]
+    assert roots == total and detailed == 3000
+    not_listed = int(re.search(r"(\d+) calls without a failing operation are not listed", scope).group(1))
+    assert detailed + (len(listed) - detailed) + not_listed == total
+    assert "--call ID" in scope and "--failed" in scope
+    timeline = _section(text, "timeline")
+    assert f"Bars of 5000 of the {total} calls are drawn" in Page(timeline).all_text
+    bars = {int(i) for i in re.findall(r'<a class="bar fc [a-z]+( failed)?" href="#call-(\d+)"', timeline) for i in [i[1]]}
+    assert failing <= bars
+
+
+def test_browser_opens_a_large_report(busy, chromium, tmp_path):
+    tools = DevTools(chromium, tmp_path / "profile-large")
+    try:
+        session = tools.open(busy["page"].as_uri())
+        facts = tools.evaluate(session, """(() => ({
+            ready: document.documentElement.dataset.filters || null,
+            status: document.getElementById('f-status').textContent,
+            listed: document.querySelectorAll('.tc').length,
+            failedBox: (() => { const b = document.getElementById('f-failed'); b.click();
+                                const t = document.getElementById('f-status').textContent; b.click(); return t; })(),
+        }))()""")
+        events = tools.events
+    finally:
+        tools.close()
+    assert not _problems(events), _problems(events)
+    assert facts["ready"] == "ready"
+    total = int(re.search(r'data-total="(\d+)"', busy["html"]).group(1))
+    assert facts["status"] == f"showing {facts['listed']} of {total} calls listed"
+    assert re.fullmatch(rf"showing \d+ \({facts['listed']} of {total} calls listed\)", facts["failedBox"])

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from rpctrace.sources.etl.xpress import XpressError, decompress
 from rpctrace.synth.xpress import compress
 
-SHARED_ETL = Path(__file__).resolve().parents[3] / "shared" / "samples" / "etl"
 
 
 @pytest.fixture(scope="module")
@@ -486,8 +485,8 @@ def _compressed_buffers(etl: bytes):
 
 
 def test_real_compressed_etl_buffers(oracle):
-    """net.4.5.2.x64.etl (perfview, MIT): 359 compressed buffers; read from ../shared if present."""
-    path = SHARED_ETL / "net.4.5.2.x64.etl.zip"
+    """net.4.5.2.x64.etl (perfview, MIT, copied into tests/data): 359 compressed buffers."""
+    path = Path(__file__).resolve().parents[1] / "data" / "net.4.5.2.x64.etl.zip"
     if not path.is_file():
         pytest.skip(f"{path} not present")
     with zipfile.ZipFile(path) as zf:
