@@ -24,7 +24,7 @@ def cmd_report(args) -> int:
                             total_calls=model.total_calls, scope=model.scope,
                             commands={"calls_failed": f"rpctrace calls {files} --failed",
                                       "report_call": f"rpctrace report {files} --call ID -o call.html"})
-    failing = sum(1 for c in model.calls if c.failures)
+    failing = sum(1 for c in model.calls if c.blamed)
     scope = f" (of {model.total_calls}: {model.scope})" if model.scope else ""
     warn(f"wrote {args.output}: {len(model.findings)} finding(s), {len(model.calls)} calls{scope}, {failing} with a "
          f"failing server operation ({size:,} bytes; open it in a browser, it needs no network)")

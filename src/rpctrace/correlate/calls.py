@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, with_evidence
+from rpctrace.knowledge.failures import is_blameworthy
+from rpctrace.knowledge.status import is_failure
 from rpctrace.model import Event
 from rpctrace.trace.gcpause import gc_paused
 
@@ -37,9 +39,7 @@ FALLBACK_WINDOW = 30 * 10_000_000
 FAILING = ("registry.", "file.")
 
 
-def is_failure_status(status: int | None) -> bool:
-    """An NTSTATUS of severity error (0xC...)."""
-    return status is not None and (status & 0xC0000000) == 0xC0000000
+is_failure_status = is_failure  # the one definition (rpctrace.knowledge.status)
 
 
 @dataclass(eq=False, slots=True)
@@ -81,6 +81,7 @@ class Call:
     #: how many of the server's operations for this call were not kept (``operations="report"``:
     #: a call beyond the first ones, without a failure, keeps none)
     ops_not_kept: int = 0
+    expected_not_kept: int = 0  # of those, how many failed with an expected result
 
     @property
     def mode(self) -> str | None:
@@ -111,7 +112,19 @@ class Call:
 
     @property
     def failures(self) -> list[Event]:
+        """The server's failed operations for this call (expected results among them)."""
         return [op for op in self.operations if op.kind.startswith(FAILING) and is_failure_status(op.fields.get("status"))]
+
+    @property
+    def expected_only(self) -> bool:
+        """Operations failed, all of them with expected results (kept or counted)."""
+        return bool(self.failures or self.expected_not_kept) and not self.blamed
+
+    @property
+    def blamed(self) -> list[Event]:
+        """The failed operations that deserve blame (:mod:`rpctrace.knowledge.failures`): not the
+        expected results (optional keys not found, buffer sizes asked, fast I/O refused)."""
+        return [op for op in self.operations if op.kind.startswith(FAILING) and is_blameworthy(op.fields.get("status"), op.kind)]
 
     @property
     def protocol_name(self) -> str | None:
@@ -269,9 +282,10 @@ class Correlator:
             return
         for op in ops:
             status = op.fields.get("status")
-            if is_failure_status(status) or (status is None and op.kind == "file.create"):
+            if is_blameworthy(status, op.kind) or (status is None and op.kind == "file.create"):
                 return
         call.ops_not_kept += len(ops)
+        call.expected_not_kept += sum(1 for op in ops if is_failure(op.fields.get("status")))
         call.operations = ()
 
     def _outside(self, ev: Event, kind: str) -> None:

@@ -31,7 +31,7 @@ def subtree_failed(call, seen=None) -> bool:
     if id(call) in seen:
         return False
     seen.add(id(call))
-    return bool(call.failures) or any(subtree_failed(c, seen) for c in call.children)
+    return bool(call.blamed) or any(subtree_failed(c, seen) for c in call.children)
 
 
 class Names:

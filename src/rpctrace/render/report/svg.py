@@ -5,6 +5,7 @@ in red, with its stack) and the calls it made.  Every text is escaped by :func:`
 from __future__ import annotations
 
 from rpctrace.explain.rootcause import first_failure
+from rpctrace.knowledge.failures import expected_reason, is_blameworthy
 from rpctrace.knowledge.status import is_failure
 from rpctrace.render.report.facts import Names, op_target, status_text, subtree_failed
 from rpctrace.render.report.safe import _el, _short, _wrap
@@ -45,16 +46,19 @@ def sequence_svg(call, trace, names: Names, blamed_op=None) -> str:
     ops = list(call.operations)
     shown = ops
     if len(ops) > MAX_DIAGRAM_OPS:
-        keep = {id(op) for op in ops if is_failure(op.fields.get("status"))}
+        keep = {id(op) for op in ops if is_blameworthy(op.fields.get("status"), op.kind)}
         keep.update(id(op) for op in ops[:MAX_DIAGRAM_OPS])
         shown = [op for op in ops if id(op) in keep]
     for op in shown:
         st = op.fields.get("status")
-        failed = is_failure(st)
+        failed = is_blameworthy(st, op.kind)
+        expected = not failed and is_failure(st)
         head = [f"{'FAILED ' if failed else ''}{op.kind} → {status_text(st)}"]
         if len(head[0]) > _TEXT_CHARS - 8:  # bold text is wider: the status goes on a line of its own
             head = [f"{'FAILED ' if failed else ''}{_short(op.kind, 40)}", f"→ {status_text(st)}"]
         lines = head + _wrap(op_target(op), _TEXT_CHARS, 8 if failed else 3)
+        if expected:
+            lines.append(_short(f"expected: {expected_reason(st, op.kind)}", _TEXT_CHARS))
         stack = []
         if failed and op.stack:
             stack = [trace.symbolize(op.pid, a) for a in op.stack]

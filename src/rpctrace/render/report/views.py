@@ -8,6 +8,7 @@ from typing import Any
 
 from rpctrace.explain.rootcause import SECURITY
 from rpctrace.model import ticks_to_iso
+from rpctrace.knowledge.failures import expected_reason, is_blameworthy
 from rpctrace.knowledge.status import is_failure
 from rpctrace.render.report.facts import Names, op_target, pids_text, status_text, subtree_failed
 
@@ -45,10 +46,11 @@ def call_view(call, trace, names: Names, t0: int) -> dict:
 
 def op_view(op, trace) -> dict:
     st = op.fields.get("status")
-    failed = is_failure(st)
+    failed = is_blameworthy(st, op.kind)
+    expected = expected_reason(st, op.kind) if not failed and is_failure(st) else None
     stack = [trace.symbolize(op.pid, a) for a in op.stack] if failed and op.stack else []
     return {"kind": op.kind, "target": op_target(op), "status": status_text(st), "failed": failed,
-            "ts": ticks_to_iso(op.ts), "stack": stack, "thread": op.tid}
+            "expected": expected, "ts": ticks_to_iso(op.ts), "stack": stack, "thread": op.tid}
 
 
 #: failing top-level calls beyond the detailed ones are listed one line each, up to this many
@@ -61,8 +63,8 @@ def _brief(call, names: Names) -> dict:
     iname, where = names.what(call)
     first = None
     for c in call.subtree():
-        if c.failures:
-            op = c.failures[0]
+        if c.blamed:
+            op = c.blamed[0]
             first = f"{op.kind} {op_target(op)} → {status_text(op.fields.get('status'))}"
             break
     return {"id": call.id, "iface": iname, "where": where, "iface_key": names.iface(call.interface),
@@ -149,7 +151,7 @@ def timeline(calls, trace, names: Names) -> dict:
     chosen = calls
     if len(calls) > MAX_TIMELINE_CALLS:
         # every failing call's bar first, then the others in order, up to the cap
-        keep = {id(c) for c in [c for c in calls if c.failures][:MAX_TIMELINE_CALLS]}
+        keep = {id(c) for c in [c for c in calls if c.blamed][:MAX_TIMELINE_CALLS]}
         for c in calls:
             if len(keep) >= MAX_TIMELINE_CALLS:
                 break
@@ -170,9 +172,9 @@ def timeline(calls, trace, names: Names) -> dict:
             if begin is not None:
                 spans.append((begin, end))
                 bars[(call.server_pid, call.server_tid)].append(dict(common, begin=begin, end=end, side="server",
-                    red=bool(call.failures),  # red where this thread's own operation failed
+                    red=bool(call.blamed),  # red where this thread's own operation failed
                     title=f"call {call.id} (server): {iname} {where} for {names.image(call.client_pid)}"
-                          + (" — FAILED operation" if call.failures else "")))
+                          + (" — FAILED operation" if call.blamed else "")))
     if not spans:
         return {"rows": [], "ticks": [], "shown": len(chosen), "total": len(calls)}
     t0 = min(b for b, _ in spans)
