@@ -44,6 +44,12 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all", on
             correlator = Correlator(operations, keep_all_for)
             correlator.feed(trace.events)
             return trace, correlator.finish()
+    from rpctrace.correlate import fast
+
+    got = fast.correlate_file(paths[0], keep_going=keep_going, operations=operations, on_progress=on_progress,
+                              keep_all_for=keep_all_for)  # the C engine, where it was built
+    if got is not None:
+        return got
     # a listing of calls (operations="failed") shows no stacks: they need not be kept
     stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed")
     try:

@@ -1,0 +1,202 @@
+"""The C path of :func:`rpctrace.correlate.correlate_files` for one ETL file.
+
+What the Python stream does (:class:`~rpctrace.sources.etl.reader.EtlReader` batches ->
+:class:`~rpctrace.trace.stream.TraceStream` assembly -> :class:`~rpctrace.correlate.calls.Correlator`),
+the engine of the optional C module does in one pass for the records a busy server's trace is made
+of (ALPC, RPC call start/stop, registry operations): no Python object per event, calls as compact C
+objects.  Everything else keeps going through the Python code: the reader's index and its damage
+accounting (here), the Python decoders for every other record, ``TraceStream._other`` for every
+event the stream would look at, the RPC-only fallback, the stream's ``finish``/``complete``.
+
+The Python path stays the reference and the fallback: without the C module, with
+``RPCTRACE_PURE=1``, for other formats, or when the engine meets a value it cannot hold exactly (a
+hostile file's 64-bit-overflowing clock), :func:`correlate_file` returns None and the caller runs
+the Python path.  tests/correlate/test_fast_engine.py checks that both give the same calls.
+
+Why C and not two processes: profiled on a 10-million-event busy-server trace, decoding was ~30 %
+of the time and the correlator's per-event Python ~45 %; splitting the trace by time across the
+two cores would at best halve both (on a machine whose other core is free) and needs an overlap
+window whose stitching is not exact for calls longer than the window, while one C pass removes
+the per-event Python work altogether and keeps the results identical (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+from rpctrace.correlate.calls import (
+    _CREATES_WAITING,
+    MAX_OUTSIDE,
+    PROTOCOLS,
+    SEND_WINDOW,
+    Call,
+    Correlation,
+    _endpoint_from_port,
+    _fallback_rpc_only,
+)
+from rpctrace.correlate.alpc import PENDING_WINDOW
+from rpctrace.knowledge.failures import is_blameworthy
+from rpctrace.model import Event
+
+try:
+    from rpctrace.sources.etl import _fastrecords
+except ImportError:  # pragma: no cover - depends on the build
+    _fastrecords = None
+
+_Engine = getattr(_fastrecords, "Engine", None)
+#: RPCTRACE_ENGINE=0 keeps the Python stream even where the engine was built (benchmarks, tests)
+ENABLED = _Engine is not None and os.environ.get("RPCTRACE_ENGINE", "1") != "0"
+
+
+if _Engine is not None:
+    _fastrecords.set_protocols(PROTOCOLS)
+
+    class FastCall(_fastrecords.CallBase):
+        """A call the C engine rebuilt: :class:`~rpctrace.correlate.calls.Call`'s attributes on
+        a compact object (timestamps and ids stored as 64-bit integers)."""
+
+        __slots__ = ()
+
+    # Call's own properties and methods (failures, blamed, expected_only, subtree, ...) are shared
+    # as they are: the C base defines the fields and the properties a listing reads per call.
+    for _name, _value in vars(Call).items():
+        if _name.startswith("__") or hasattr(_fastrecords.CallBase, _name):
+            continue
+        if isinstance(_value, property) or callable(_value):
+            setattr(FastCall, _name, _value)
+    del _name, _value
+else:  # pragma: no cover - depends on the build
+    FastCall = None  # type: ignore[assignment,misc]
+
+
+def available() -> bool:
+    """Whether :func:`correlate_file` can run here (C module built, not disabled)."""
+    from rpctrace.sources.etl import records
+
+    return ENABLED and records._fastrecords is not None and not records.PURE
+
+
+def correlate_file(path, keep_going: bool = False, operations: str = "all", on_progress=None, keep_all_for: int = 0):
+    """``(trace, correlation)`` of one ETL file through the C engine, or None when the engine
+    cannot take this file (not built, disabled, not an ETL trace, values it cannot hold): the
+    caller then runs the Python path, which gives the same result."""
+    if not available():
+        return None
+    from rpctrace.sources.etl.reader import EtlReader
+    from rpctrace.trace.stream import open_stream
+
+    stream = open_stream(path, keep_going=keep_going, stacks=operations != "failed")
+    try:
+        reader = stream.reader
+        if not isinstance(reader, EtlReader):
+            return None
+        try:
+            return _run(stream, reader, operations, keep_all_for, on_progress)
+        except _fastrecords.EngineUnsupported:
+            return None
+    finally:
+        stream.close()
+
+
+def _clock_fits(clock) -> bool:
+    ident = clock.identity_offset
+    values = [clock.base, clock.raw0, clock.num, clock.den] if ident is None else [ident]
+    return all(-(1 << 63) <= v < (1 << 63) for v in values) and (ident is not None or clock.den != 0)
+
+
+def _run(stream, reader, operations: str, keep_all_for: int, on_progress):
+    from rpctrace.sources.etl import records
+    from rpctrace.sources.etl.container import drop_pages
+    from rpctrace.sources.etl.parallel import decode_job
+    from rpctrace.trace.gcpause import gc_paused
+
+    if not _clock_fits(reader.clock):
+        return None
+    unpaired: dict = {}
+    ports: dict = {}
+    endpoints: dict = {}
+    outside: list = []
+    engine = _Engine(
+        call_type=FastCall, event_type=Event, operations=operations, keep_all_for=keep_all_for,
+        stacks=stream.stacks, other=stream._other, want=stream._want, want_stack=stream._want_stack,
+        want_by_cpu=stream._want_by_cpu, is_blameworthy=is_blameworthy, unpaired=unpaired, ports=ports,
+        endpoints=endpoints, outside=outside,
+        constants=(SEND_WINDOW, PENDING_WINDOW, MAX_OUTSIDE, _CREATES_WAITING),
+    )
+    decoder = records.BufferDecoder(reader.pointer_size, reader.clock, reader.header.raw_ts,
+                                    skip_stacks=not reader.want_stacks)
+    sink = _Sink(engine, decoder)
+    stats = reader.stats
+    with gc_paused():
+        # EtlReader.batches, with the engine doing the merge and everything after it
+        stats.records += 1
+        engine.feed([reader.header_event()])
+        slots = reader._index()
+        slots.sort(key=lambda s: (s.first_raw, s.index))
+        index_damage = reader._index_damage = reader._deferred
+        nslots = len(slots)
+        for k in range(nslots):
+            slot = slots[k]
+            result = decode_job(reader._view, reader.size, sink, reader._job(slot), drop_pages=drop_pages)
+            reader._take(slot, result)
+            reader.position = (k + 1, nslots)
+            strict_stop = reader._deferred is not index_damage and not reader.keep_going
+            engine.commit()
+            if strict_stop or k + 1 >= nslots:
+                break
+            stats.records += engine.emit(slots[k + 1].first_raw)
+            if on_progress is not None:
+                on_progress(k + 1, nslots)
+        stats.records += engine.emit(None)
+        if reader._deferred is not None:
+            stream.error = reader._deferred
+        stream.records = engine.records
+        stream._first_ts, stream._last_ts = engine.first_ts, engine.last_ts
+        calls = engine.finish_prepare(stream.pid_of)
+        for pid, names in ports.items():
+            for name in names:
+                endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
+        if engine.needs_fallback():
+            _fallback_rpc_only(calls)
+        calls = engine.finish_score()
+        outside.sort(key=lambda e: e.ts)
+        result = Correlation(calls, unpaired, ports, endpoints, outside, engine.outside_dropped)
+        trace = stream.finish()
+        for call in calls:
+            if call.operations:
+                stream.complete(call.operations)
+        if outside:
+            stream.complete(outside)
+    trace.records = stream.records
+    return trace, result
+
+
+class _Sink:
+    """What :func:`~rpctrace.sources.etl.parallel.decode_job` calls as the decoder: the engine
+    takes the buffer's records; the reader gets the damage and counts as from a decoder."""
+
+    __slots__ = ("engine", "decoder")
+
+    def __init__(self, engine, decoder) -> None:
+        self.engine = engine
+        self.decoder = decoder
+
+    def decode(self, data, cpu: int, skip: int = 0):
+        d = self.decoder
+        counts = _counts()
+        clock = d.clock
+        ident = clock.identity_offset
+        from rpctrace.knowledge import providers as P
+        from rpctrace.sources.etl.records import _RPC_GUID_LE
+
+        ctx = (Event, d.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
+               d._kernel, d._kernel_entry, d._kernel_event, d._event_header_event, d._classic_event,
+               d._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, d.skip_stacks)
+        damage = self.engine.decode(data, cpu, skip, ctx)
+        return [], [], damage, counts
+
+
+def _counts():
+    from rpctrace.sources.etl.records import DecodeCounts
+
+    return DecodeCounts()
