@@ -200,3 +200,30 @@ def _counts():
     from rpctrace.sources.etl.records import DecodeCounts
 
     return DecodeCounts()
+
+
+def record_core(maker):
+    """The C builder of :class:`~rpctrace.correlate.records.RecordMaker`'s records for the calls
+    of the engine (it answers NotImplemented for any other call), or None where it was not built.
+    It reads the maker's caches and calls its lookups on a miss, so both give the same records."""
+    if _fastrecords is None or not hasattr(_fastrecords, "record_core") or _pure():
+        return None
+    from rpctrace.correlate.calls import FAILING
+    from rpctrace.model import _MAX_TICKS, ticks_to_iso
+
+    return _fastrecords.record_core(maker, FAILING, _MAX_TICKS, ticks_to_iso)
+
+
+def table_row(row_format: str, row_any):
+    """The C version of :func:`rpctrace.render.calls._table_row` (same text: it fills the same
+    %-format), or None where it was not built."""
+    if _fastrecords is None or not hasattr(_fastrecords, "table_row") or _pure():
+        return None
+    _fastrecords.set_table_format(row_format, row_any)
+    return _fastrecords.table_row
+
+
+def _pure() -> bool:
+    from rpctrace.sources.etl import records
+
+    return records.PURE

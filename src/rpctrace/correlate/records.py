@@ -39,7 +39,8 @@ class RecordMaker:
     for every call (callers may change them).
     """
 
-    __slots__ = ("_trace", "_names", "_status_name", "_images", "_services", "_procedures", "_status_names", "_named_status")
+    __slots__ = ("_trace", "_names", "_status_name", "_images", "_services", "_procedures", "_status_names", "_named_status",
+                 "_core")
 
     def __init__(self, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None):
         self._trace = trace
@@ -50,6 +51,7 @@ class RecordMaker:
         self._procedures: dict[tuple[str, int | None], tuple[str | None, str | None]] = {}
         self._status_names: dict[int, str | None] = {}
         self._named_status = bool(status_name)  # failure_record's test of the lookup
+        self._core = _fast_core(self)  # the C builder for calls of the C engine, where it was built
 
     def image(self, pid: int | None) -> str | None:
         """The image name of process ``pid``, or None when the trace does not know it."""
@@ -84,6 +86,10 @@ class RecordMaker:
 
     def __call__(self, call: Call) -> dict:
         """The record of ``call``."""
+        if self._core is not None:
+            record = self._core(call)  # same record, built in C (NotImplemented: not an engine call)
+            if record is not NotImplemented:
+                return record
         # The lookups are inlined as cache hits (the common case); misses go through the methods.
         interface = call.interface
         opnum = call.opnum
@@ -144,6 +150,12 @@ class RecordMaker:
             "children": [c.id for c in children] if children else [],
             "failures": [self.failure(op) for op in failures] if failures else [],
         }
+
+
+def _fast_core(maker: RecordMaker):
+    from rpctrace.correlate.fast import record_core
+
+    return record_core(maker)
 
 
 def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:

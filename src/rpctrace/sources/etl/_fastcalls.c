@@ -704,6 +704,46 @@ static PyTypeObject CallType = {
     .tp_getset = call_getset,
 };
 
+/* for _fastrender.c: whether o is a call of the engine, and its fields as a record reads them */
+int fc_is_call(PyObject *o) { return PyObject_TypeCheck(o, &CallType); }
+
+PyObject *fc_call_fields(PyObject *o, int64_t *v, PyObject **objs) {
+    CallObject *c = (CallObject *)o;
+    v[0] = c->id;
+    v[1] = c->client_pid;
+    v[2] = c->client_tid;
+    v[3] = c->server_pid;
+    v[4] = c->server_tid;
+    v[5] = c->start;
+    v[6] = c->end;
+    v[7] = c->server_start;
+    v[8] = c->server_end;
+    PyObject *src[9] = {c->interface, c->opnum, c->endpoint, c->status, c->server_status, c->auth_level,
+                        c->auth_service, NULL, c->evidence};
+    for (int i = 0; i < 9; i++) {
+        if (i == 7) continue;
+        objs[i] = src[i] ? src[i] : Py_None;
+        Py_INCREF(objs[i]);
+    }
+    objs[7] = PyFloat_FromDouble(c->confidence);
+    objs[9] = PyBool_FromLong(c->ambiguous);
+    objs[10] = c->parent ? PyLong_FromLongLong(c->parent->id) : (Py_INCREF(Py_None), Py_None);
+    objs[11] = c->children ? c->children : empty_tuple;
+    Py_INCREF(objs[11]);
+    objs[12] = c->operations ? c->operations : Py_None;
+    Py_INCREF(objs[12]);
+    objs[13] = call_get_protocol_name(c, NULL);
+    objs[14] = call_get_mode(c, NULL);
+    objs[15] = call_get_completion_tid(c, NULL);
+    objs[16] = call_get_alpc_message_id(c, NULL);
+    for (int i = 0; i < 17; i++)
+        if (!objs[i]) {
+            for (int j = 0; j < 17; j++) Py_XDECREF(objs[j]);
+            return NULL;
+        }
+    return o;
+}
+
 /* ------------------------------------------------------------------ records */
 
 enum {
@@ -2592,5 +2632,5 @@ int fastcalls_init(PyObject *m) {
         PyObject *f = PyCFunction_New(d, NULL);
         if (!f || PyModule_AddObject(m, d->ml_name, f) < 0) { Py_XDECREF(f); return -1; }
     }
-    return 0;
+    return fastrender_init(m);
 }

@@ -71,5 +71,7 @@ PyObject *fr_walk(PyObject *args, Engine *sink);
 
 /* module initialisation of _fastcalls.c: adds its types and exception to the module */
 int fastcalls_init(PyObject *module);
+/* module initialisation of _fastrender.c (called by fastcalls_init) */
+int fastrender_init(PyObject *module);
 
 #endif
