@@ -412,9 +412,18 @@ typedef struct CallObject {
 
 static PyTypeObject CallType;
 
+/* Calls are tracked by the cyclic collector only once they can be part of a cycle (a parent,
+ * children, or a Python-level assignment of an object attribute): a listing's million calls hold
+ * only strings, numbers and tuples of them, and scanning them at every collection would cost a
+ * tenth of the run (CPython untracks atomic tuples and dicts the same way). */
+static inline void track(CallObject *c) {
+    if (!PyObject_GC_IsTracked((PyObject *)c)) PyObject_GC_Track((PyObject *)c);
+}
+
 static CallObject *call_alloc(PyTypeObject *type, int64_t id) {
     CallObject *c = (CallObject *)type->tp_alloc(type, 0);
     if (!c) return NULL;
+    PyObject_GC_UnTrack((PyObject *)c);
     /* tp_alloc zeroes the object */
     c->id = id;
     c->client_pid = c->client_tid = c->server_pid = c->server_tid = c->stop_tid = NONE_ID;
@@ -516,6 +525,7 @@ static void call_dealloc(CallObject *c) {
         if (v == Py_None) v = NULL;                                                            \
         Py_XINCREF(v);                                                                         \
         Py_XSETREF(c->name, v);                                                                \
+        track(c);                                                                              \
         return 0;                                                                              \
     }
 #define CALL_BOOL(name)                                                                        \
@@ -539,6 +549,7 @@ static void call_dealloc(CallObject *c) {
         if (v == empty_tuple) v = NULL;                                                        \
         Py_XINCREF(v);                                                                         \
         Py_XSETREF(c->name, v);                                                                \
+        track(c);                                                                              \
         return 0;                                                                              \
     }
 CALL_INT(id)
@@ -575,6 +586,7 @@ static int call_set_evidence(CallObject *c, PyObject *v, void *x) {
     if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete evidence"); return -1; }
     Py_INCREF(v);
     Py_XSETREF(c->evidence, v);
+    track(c);
     return 0;
 }
 static PyObject *call_get_confidence(CallObject *c, void *x) { return PyFloat_FromDouble(c->confidence); }
@@ -595,6 +607,7 @@ static int call_set_message(CallObject *c, PyObject *v, void *x) {
     if (v == Py_None) v = NULL;
     Py_XINCREF(v);
     Py_XSETREF(c->message, (MsgObject *)v);
+    track(c);
     return 0;
 }
 static PyObject *call_get_parent(CallObject *c, void *x) { return obj_or_none((PyObject *)c->parent); }
@@ -607,6 +620,7 @@ static int call_set_parent(CallObject *c, PyObject *v, void *x) {
     if (v == Py_None) v = NULL;
     Py_XINCREF(v);
     Py_XSETREF(c->parent, (CallObject *)v);
+    track(c);
     return 0;
 }
 static PyObject *activity(PyObject *text, int has, const unsigned char *bin) {
@@ -634,7 +648,7 @@ static int set_activity(PyObject *v, PyObject **text, char *has, unsigned char *
     Py_INCREF(v);
     Py_XSETREF(*text, v);
     *has = 1;
-    return 0;
+    return 0; /* a str: no cycle */
 }
 static int call_set_client_activity(CallObject *c, PyObject *v, void *x) {
     return set_activity(v, &c->client_activity, &c->has_client_act, c->client_act);
@@ -1399,6 +1413,8 @@ static int rpc_event(Engine *e, View *w) {
         if (parent) {
             Py_INCREF(parent);
             Py_XSETREF(c->parent, parent);
+            track(c);
+            track(parent);
             if (!parent->children) {
                 parent->children = PyList_New(0);
                 if (!parent->children) return -1;

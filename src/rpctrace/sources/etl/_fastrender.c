@@ -38,18 +38,33 @@ static void civil(int64_t z, int *y, int *m, int *d) {
     *y = (int)(yy + (*m <= 2));
 }
 
-/* model.ticks_to_iso for 64-bit ticks */
+/* model.ticks_to_iso for 64-bit ticks; the date and time of day are kept for the last second
+ * seen (consecutive calls share it) */
+static int64_t iso_second = -1;
+static char iso_head[64]; /* "YYYY-MM-DDTHH:MM:SS." of iso_second */
+
 static PyObject *iso(int64_t ticks) {
     if (ticks < 0) ticks = 0;
     else if (ticks > max_ticks) ticks = max_ticks;
     int64_t second = ticks / 10000000, fraction = ticks % 10000000;
-    int64_t days = second / 86400, sod = second % 86400;
-    int y, m, d;
-    civil(days - 134774, &y, &m, &d); /* 1601-01-01 is 134774 days before 1970-01-01 */
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%07lldZ", y, m, d, (int)(sod / 3600),
-                     (int)(sod / 60 % 60), (int)(sod % 60), (long long)fraction);
-    return PyUnicode_FromStringAndSize(buf, n);
+    if (second != iso_second) {
+        int64_t days = second / 86400, sod = second % 86400;
+        int y, m, d;
+        civil(days - 134774, &y, &m, &d); /* 1601-01-01 is 134774 days before 1970-01-01 */
+        snprintf(iso_head, sizeof iso_head, "%04d-%02d-%02dT%02d:%02d:%02d.", y, m, d, (int)(sod / 3600),
+                 (int)(sod / 60 % 60), (int)(sod % 60));
+        iso_second = second;
+    }
+    PyObject *r = PyUnicode_New(28, 127);
+    if (!r) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(r);
+    memcpy(out, iso_head, 20);
+    for (int i = 26; i >= 20; i--) {
+        out[i] = (Py_UCS1)('0' + fraction % 10);
+        fraction /= 10;
+    }
+    out[27] = 'Z';
+    return r;
 }
 
 static PyObject *ticks_to_iso_py; /* model.ticks_to_iso, for ticks beyond 64 bits */
@@ -455,6 +470,125 @@ static PyObject *make_record_core(PyObject *self, PyObject *args) {
 
 static PyObject *row_format, *row_any; /* render.calls._ROW and _table_row_any */
 
+/* _ROW parsed: literal text and conversions "%[-][W]s" and "%[W].Pf", in order.  A format of
+ * another shape leaves nparts 0 and the line is made by PyUnicode_Format. */
+typedef struct {
+    PyObject *lit;  /* literal text before the conversion (a str, maybe empty) */
+    int width, left, prec; /* prec >= 0: a float conversion */
+} RowPart;
+#define MAX_PARTS 16
+static RowPart parts[MAX_PARTS];
+static int nparts;      /* conversions */
+static PyObject *tail;  /* literal text after the last conversion */
+
+static void parse_row_format(void) {
+    for (int i = 0; i < nparts; i++) Py_CLEAR(parts[i].lit);
+    Py_CLEAR(tail);
+    nparts = 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(row_format), start = 0, i = 0;
+    while (i < n) {
+        Py_UCS4 ch = PyUnicode_READ_CHAR(row_format, i);
+        if (ch != '%') { i++; continue; }
+        if (nparts == MAX_PARTS) goto bad;
+        RowPart *p = &parts[nparts];
+        p->lit = PyUnicode_Substring(row_format, start, i);
+        if (!p->lit) goto bad;
+        nparts++;
+        i++;
+        p->left = 0;
+        p->width = 0;
+        p->prec = -1;
+        if (i < n && PyUnicode_READ_CHAR(row_format, i) == '-') { p->left = 1; i++; }
+        while (i < n && PyUnicode_READ_CHAR(row_format, i) >= '0' && PyUnicode_READ_CHAR(row_format, i) <= '9' && p->width < 1000)
+            p->width = p->width * 10 + (int)(PyUnicode_READ_CHAR(row_format, i++) - '0');
+        if (i < n && PyUnicode_READ_CHAR(row_format, i) == '.') {
+            i++;
+            p->prec = 0;
+            while (i < n && PyUnicode_READ_CHAR(row_format, i) >= '0' && PyUnicode_READ_CHAR(row_format, i) <= '9' && p->prec < 100)
+                p->prec = p->prec * 10 + (int)(PyUnicode_READ_CHAR(row_format, i++) - '0');
+            if (i >= n || PyUnicode_READ_CHAR(row_format, i) != 'f' || p->left) goto bad;
+        } else if (i >= n || PyUnicode_READ_CHAR(row_format, i) != 's') {
+            goto bad;
+        }
+        i++;
+        start = i;
+    }
+    tail = PyUnicode_Substring(row_format, start, n);
+    if (tail && nparts == 11) return;
+bad:
+    PyErr_Clear();
+    for (int k = 0; k < nparts; k++) Py_CLEAR(parts[k].lit);
+    Py_CLEAR(tail);
+    nparts = 0;
+}
+
+/* the line: parts filled with items (all str, except a float for float conversions) */
+static PyObject *build_row(PyObject **items) {
+    PyObject *texts[11];
+    Py_ssize_t len = 0;
+    Py_UCS4 maxchar = 127;
+    for (int i = 0; i < 11; i++) {
+        if (parts[i].prec >= 0) {
+            char *d = PyOS_double_to_string(PyFloat_AsDouble(items[i]), 'f', parts[i].prec, 0, NULL);
+            texts[i] = d ? PyUnicode_FromString(d) : NULL;
+            PyMem_Free(d);
+        } else if (PyUnicode_CheckExact(items[i])) {
+            texts[i] = items[i];
+            Py_INCREF(texts[i]);
+        } else {
+            texts[i] = PyObject_Str(items[i]); /* what %s does */
+        }
+        if (!texts[i]) {
+            for (int j = 0; j < i; j++) Py_DECREF(texts[j]);
+            return NULL;
+        }
+        Py_ssize_t w = PyUnicode_GET_LENGTH(texts[i]);
+        len += PyUnicode_GET_LENGTH(parts[i].lit) + (w < parts[i].width ? parts[i].width : w);
+        Py_UCS4 m = PyUnicode_MAX_CHAR_VALUE(texts[i]);
+        if (m > maxchar) maxchar = m;
+        m = PyUnicode_MAX_CHAR_VALUE(parts[i].lit);
+        if (m > maxchar) maxchar = m;
+    }
+    len += PyUnicode_GET_LENGTH(tail);
+    if (PyUnicode_MAX_CHAR_VALUE(tail) > maxchar) maxchar = PyUnicode_MAX_CHAR_VALUE(tail);
+    PyObject *out = PyUnicode_New(len, maxchar);
+    Py_ssize_t at = 0;
+    for (int i = 0; out && i < 11; i++) {
+        Py_ssize_t l = PyUnicode_GET_LENGTH(parts[i].lit), w = PyUnicode_GET_LENGTH(texts[i]);
+        if (l && PyUnicode_CopyCharacters(out, at, parts[i].lit, 0, l) < 0) { Py_CLEAR(out); break; }
+        at += l;
+        Py_ssize_t pad = w < parts[i].width ? parts[i].width - w : 0;
+        if (pad && !parts[i].left) {
+            if (PyUnicode_Fill(out, at, pad, ' ') < 0) { Py_CLEAR(out); break; }
+            at += pad;
+        }
+        if (w && PyUnicode_CopyCharacters(out, at, texts[i], 0, w) < 0) { Py_CLEAR(out); break; }
+        at += w;
+        if (pad && parts[i].left) {
+            if (PyUnicode_Fill(out, at, pad, ' ') < 0) { Py_CLEAR(out); break; }
+            at += pad;
+        }
+    }
+    if (out && PyUnicode_GET_LENGTH(tail) && PyUnicode_CopyCharacters(out, at, tail, 0, PyUnicode_GET_LENGTH(tail)) < 0)
+        Py_CLEAR(out);
+    for (int i = 0; i < 11; i++) Py_DECREF(texts[i]);
+    return out;
+}
+
+/* small caches of the texts that repeat from line to line (who, what), keyed by their inputs */
+static PyObject *who_cache, *what_cache;
+
+static PyObject *cache_get(PyObject **cache, PyObject *key) {
+    if (!*cache && !(*cache = PyDict_New())) return NULL;
+    PyObject *hit = PyDict_GetItemWithError(*cache, key);
+    Py_XINCREF(hit);
+    return hit;
+}
+static int cache_put(PyObject *cache, PyObject *key, PyObject *value) {
+    if (PyDict_GET_SIZE(cache) >= 65536) PyDict_Clear(cache);
+    return PyDict_SetItem(cache, key, value);
+}
+
 /* fit(text, width) */
 static PyObject *fit(PyObject *text, Py_ssize_t width) {
     if (PyUnicode_GET_LENGTH(text) <= width) { Py_INCREF(text); return text; }
@@ -480,11 +614,20 @@ static PyObject *who(PyObject *side) {
     if (PyErr_Occurred()) return NULL;
     if (!pid || pid == Py_None) pid = s_dash;
     if (!tid || tid == Py_None) tid = s_dash;
-    PyObject *a = fmt(image), *b = fmt(pid), *c = fmt(tid), *r = NULL;
+    /* the key holds the objects themselves: equal keys give the same text (only str and int
+     * values, whose text is their value's, are cached) */
+    int plain = PyUnicode_CheckExact(image) && (pid == s_dash || PyLong_CheckExact(pid)) && (tid == s_dash || PyLong_CheckExact(tid));
+    PyObject *key = plain ? PyTuple_Pack(3, image, pid, tid) : NULL;
+    if (plain && !key) return NULL;
+    PyObject *r = key ? cache_get(&who_cache, key) : NULL;
+    if (r || PyErr_Occurred()) { Py_XDECREF(key); return r; }
+    PyObject *a = fmt(image), *b = fmt(pid), *c = fmt(tid);
     if (a && b && c) r = PyUnicode_FromFormat("%U(%U:%U)", a, b, c);
     Py_XDECREF(a);
     Py_XDECREF(b);
     Py_XDECREF(c);
+    if (r && key && cache_put(who_cache, key, r) < 0) Py_CLEAR(r);
+    Py_XDECREF(key);
     return r;
 }
 
@@ -580,10 +723,19 @@ static PyObject *table_row(PyObject *self, PyObject *r) {
         if (!procedure && PyErr_Occurred()) goto out;
         int has_proc = procedure ? PyObject_IsTrue(procedure) : 0;
         if (has_proc < 0) goto out;
-        PyObject *a = fmt(iface), *b = fmt(has_proc ? procedure : (opnum != Py_None ? opnum : s_qmark));
-        if (a && b) what = PyUnicode_FromFormat(has_proc ? "%U!%U" : "%U/%U", a, b);
-        Py_XDECREF(a);
-        Py_XDECREF(b);
+        PyObject *second = has_proc ? procedure : (opnum != Py_None ? opnum : s_qmark);
+        int plain = PyUnicode_CheckExact(iface) && (PyUnicode_CheckExact(second) || PyLong_CheckExact(second));
+        PyObject *key = plain ? PyTuple_Pack(3, iface, second, has_proc ? Py_True : Py_False) : NULL;
+        if (plain && !key) goto out;
+        what = key ? cache_get(&what_cache, key) : NULL;
+        if (!what && !PyErr_Occurred()) {
+            PyObject *a = fmt(iface), *b = fmt(second);
+            if (a && b) what = PyUnicode_FromFormat(has_proc ? "%U!%U" : "%U/%U", a, b);
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            if (what && key && cache_put(what_cache, key, what) < 0) Py_CLEAR(what);
+        }
+        Py_XDECREF(key);
         if (!what) goto out;
     }
     /* _mode(r) */
@@ -691,7 +843,7 @@ have_first:;
             PyTuple_SET_ITEM(tuple, i, items[i]);
             items[i] = NULL;
         }
-        if (!bad) row = PyUnicode_Format(row_format, tuple);
+        if (!bad) row = nparts == 11 ? build_row(&PyTuple_GET_ITEM(tuple, 0)) : PyUnicode_Format(row_format, tuple);
         Py_DECREF(tuple);
     }
     for (int i = 0; i < 11; i++) Py_XDECREF(items[i]);
@@ -720,6 +872,7 @@ static PyObject *set_table_format(PyObject *self, PyObject *args) {
     Py_XSETREF(row_format, f);
     Py_INCREF(any);
     Py_XSETREF(row_any, any);
+    parse_row_format();
     Py_RETURN_NONE;
 }
 static PyMethodDef fr_set[] = {
