@@ -26,7 +26,6 @@ import os
 
 from rpctrace.correlate.calls import (
     _CREATES_WAITING,
-    MAX_OUTSIDE,
     PROTOCOLS,
     SEND_WINDOW,
     Call,
@@ -104,6 +103,17 @@ def _clock_fits(clock) -> bool:
     return all(-(1 << 63) <= v < (1 << 63) for v in values) and (ident is not None or clock.den != 0)
 
 
+def _engine(stream, operations: str, keep_all_for: int):
+    from rpctrace.correlate.calls import MAX_OUTSIDE
+
+    return _Engine(
+        call_type=FastCall, event_type=Event, operations=operations, keep_all_for=keep_all_for,
+        stacks=stream.stacks, other=stream._other, want=stream._want, want_stack=stream._want_stack,
+        want_by_cpu=stream._want_by_cpu, is_blameworthy=is_blameworthy, unpaired={}, ports={}, endpoints={},
+        outside=[], constants=(SEND_WINDOW, PENDING_WINDOW, MAX_OUTSIDE, _CREATES_WAITING),
+    )
+
+
 def _run(stream, reader, operations: str, keep_all_for: int, on_progress):
     from rpctrace.sources.etl import records
     from rpctrace.sources.etl.container import drop_pages
@@ -112,17 +122,7 @@ def _run(stream, reader, operations: str, keep_all_for: int, on_progress):
 
     if not _clock_fits(reader.clock):
         return None
-    unpaired: dict = {}
-    ports: dict = {}
-    endpoints: dict = {}
-    outside: list = []
-    engine = _Engine(
-        call_type=FastCall, event_type=Event, operations=operations, keep_all_for=keep_all_for,
-        stacks=stream.stacks, other=stream._other, want=stream._want, want_stack=stream._want_stack,
-        want_by_cpu=stream._want_by_cpu, is_blameworthy=is_blameworthy, unpaired=unpaired, ports=ports,
-        endpoints=endpoints, outside=outside,
-        constants=(SEND_WINDOW, PENDING_WINDOW, MAX_OUTSIDE, _CREATES_WAITING),
-    )
+    engine = _engine(stream, operations, keep_all_for)
     decoder = records.BufferDecoder(reader.pointer_size, reader.clock, reader.header.raw_ts,
                                     skip_stacks=not reader.want_stacks)
     sink = _Sink(engine, decoder)
@@ -150,23 +150,46 @@ def _run(stream, reader, operations: str, keep_all_for: int, on_progress):
         stats.records += engine.emit(None)
         if reader._deferred is not None:
             stream.error = reader._deferred
-        stream.records = engine.records
-        stream._first_ts, stream._last_ts = engine.first_ts, engine.last_ts
-        calls = engine.finish_prepare(stream.pid_of)
-        for pid, names in ports.items():
-            for name in names:
-                endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
-        if engine.needs_fallback():
-            _fallback_rpc_only(calls)
-        calls = engine.finish_score()
-        outside.sort(key=lambda e: e.ts)
-        result = Correlation(calls, unpaired, ports, endpoints, outside, engine.outside_dropped)
-        trace = stream.finish()
-        for call in calls:
-            if call.operations:
-                stream.complete(call.operations)
-        if outside:
-            stream.complete(outside)
+        return _finish(engine, stream)
+
+
+def correlate_stream(stream, operations: str = "all", keep_all_for: int = 0):
+    """``(trace, correlation)`` of a :class:`~rpctrace.trace.stream.TraceStream` of any reader
+    with ``batches()``: its events are Python events, and the engine assembles and correlates
+    them as the Python stream and correlator do (tests use it on event lists of every shape)."""
+    from rpctrace.errors import InputError
+    from rpctrace.trace.gcpause import gc_paused
+
+    engine = _engine(stream, operations, keep_all_for)
+    with gc_paused():
+        try:
+            for batch in stream.reader.batches():
+                engine.feed(batch)
+        except InputError as exc:
+            stream.error = exc
+        return _finish(engine, stream)
+
+
+def _finish(engine, stream):
+    """Correlator.finish and the stream's end, for the engine's calls."""
+    stream.records = engine.records
+    stream._first_ts, stream._last_ts = engine.first_ts, engine.last_ts
+    unpaired, ports, endpoints, outside = engine.containers
+    calls = engine.finish_prepare(stream.pid_of)
+    for pid, names in ports.items():
+        for name in names:
+            endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
+    if engine.needs_fallback():
+        _fallback_rpc_only(calls)
+    calls = engine.finish_score()
+    outside.sort(key=lambda e: e.ts)
+    result = Correlation(calls, unpaired, ports, endpoints, outside, engine.outside_dropped)
+    trace = stream.finish()
+    for call in calls:
+        if call.operations:
+            stream.complete(call.operations)
+    if outside:
+        stream.complete(outside)
     trace.records = stream.records
     return trace, result
 

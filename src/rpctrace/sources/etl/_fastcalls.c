@@ -2551,6 +2551,10 @@ static PyObject *engine_get_last_ts(Engine *e, void *x) {
 static PyObject *engine_get_outside_dropped(Engine *e, void *x) { return PyLong_FromLongLong(e->outside_dropped); }
 static PyObject *engine_get_calls(Engine *e, void *x) { return obj_or_none(e->calls); }
 static PyObject *engine_get_pending(Engine *e, void *x) { return PyLong_FromSize_t(e->pend.n - e->pstart); }
+static PyObject *engine_get_containers(Engine *e, void *x) {
+    if (!e->unpaired) Py_RETURN_NONE;
+    return PyTuple_Pack(4, e->unpaired, e->ports, e->endpoints, e->outside);
+}
 
 static PyGetSetDef engine_getset[] = {
     {"records", (getter)engine_get_records, NULL, "events processed", NULL},
@@ -2559,6 +2563,7 @@ static PyGetSetDef engine_getset[] = {
     {"outside_dropped", (getter)engine_get_outside_dropped, NULL, NULL, NULL},
     {"calls", (getter)engine_get_calls, NULL, NULL, NULL},
     {"pending", (getter)engine_get_pending, NULL, "events decoded and not yet emitted", NULL},
+    {"containers", (getter)engine_get_containers, NULL, "(unpaired, ports, endpoints, outside)", NULL},
     {NULL},
 };
 
