@@ -525,7 +525,7 @@ def hive_descriptors(names: tuple[str, ...] = SD_HIVES) -> list[tuple[str, bytes
 
 
 def sd_fields(data: bytes) -> list[tuple[int, int]]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary
+    from rpctrace.security import SecurityDescriptorError, parse_binary
 
     fields = [(0, 1), (1, 1), (2, 2), (4, 4), (8, 4), (12, 4), (16, 4)]
     try:
@@ -545,7 +545,7 @@ def sd_fields(data: bytes) -> list[tuple[int, int]]:
 
 
 def sd_seeds() -> list[Seed]:
-    from rpctrace.explain.security import parse_sddl, to_binary
+    from rpctrace.security import parse_sddl, to_binary
 
     seeds = [Seed(name, data, sd_fields(data)) for name, data in hive_descriptors()]
     for i, text in enumerate(HAND_SDDL):
@@ -558,7 +558,7 @@ def sd_seeds() -> list[Seed]:
 
 
 def sddl_seeds() -> list[Seed]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary, to_sddl
+    from rpctrace.security import SecurityDescriptorError, parse_binary, to_sddl
 
     seeds = []
     for name, data in hive_descriptors():
@@ -922,7 +922,7 @@ def _xml(path: str, keep: bool):
 
 
 def _run_sd(data: bytes, index: int) -> list[BaseException]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary, to_sddl
+    from rpctrace.security import SecurityDescriptorError, parse_binary, to_sddl
 
     try:
         sd = parse_binary(data)
@@ -937,7 +937,7 @@ def _run_sd(data: bytes, index: int) -> list[BaseException]:
 
 
 def _run_sddl(data: bytes, index: int) -> list[BaseException]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_sddl, to_sddl
+    from rpctrace.security import SecurityDescriptorError, parse_sddl, to_sddl
 
     text = data.decode("utf-8", errors="replace")
     try:
@@ -949,7 +949,7 @@ def _run_sddl(data: bytes, index: int) -> list[BaseException]:
 
 
 def _run_hive(path: str, index: int) -> list[BaseException]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary
+    from rpctrace.security import SecurityDescriptorError, parse_binary
     from rpctrace.sources.hive import Hive, HiveError
 
     errors: list[BaseException] = []
@@ -1037,7 +1037,7 @@ def _worker_main(conn, workdir: str, memory_bytes: int, log_path: str) -> None: 
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     os.environ["RPCTRACE_SERIAL"] = "1"  # no grandchild processes (ETL decompression pool)
     for name in ("rpctrace.sources.etl.reader", "rpctrace.trace", "rpctrace.sources.pml", "rpctrace.sources.evtx",
-                 "rpctrace.sources.eventxml", "rpctrace.explain.security", "rpctrace.sources.hive",
+                 "rpctrace.sources.eventxml", "rpctrace.security", "rpctrace.sources.hive",
                  "procmon_parser", "evtx", "regipy.registry"):
         try:
             __import__(name)

@@ -144,9 +144,10 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
     """What ``rpctrace acl`` reports: the key's descriptor (and its parent's) from ``hives`` or
     ``sddl_pairs``, the verdict for ``principal_names`` asking ``access_text``, and the fix."""
     from rpctrace.errors import InputError, RpctraceError
-    from rpctrace.explain.access_check import evaluate, resolve_principals, suggest_fix
+    from rpctrace.security.check import evaluate, resolve_principals
+    from rpctrace.security.fixes import suggest_fix
     from rpctrace.explain.acl_sources import AclSources
-    from rpctrace.explain.security import SecurityDescriptorError, to_sddl
+    from rpctrace.security import SecurityDescriptorError, to_sddl
     from rpctrace.knowledge import access
 
     try:

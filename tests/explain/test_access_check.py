@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 
 from rpctrace.explain import article
-from rpctrace.explain.access_check import (
-    enable_inheritance,
-    evaluate,
-    inherited_aces,
-    powershell_path,
-    ps_quote,
-    suggest_fix,
-)
-from rpctrace.explain.security import parse_sddl, to_sddl
+from rpctrace.security.check import evaluate
+from rpctrace.security.fixes import powershell_path, ps_quote, suggest_fix
+from rpctrace.security.inherit import enable_inheritance, inherited_aces
+from rpctrace.security import parse_sddl, to_sddl
 from rpctrace.knowledge import access, sids
 
 AUDIOSRV = article.AUDIOSRV_SID

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from hive_samples import hive_files  # noqa: F401 - the fixture
 
-from rpctrace.explain.security import parse_binary, parse_sddl, to_binary, to_sddl
+from rpctrace.security import parse_binary, parse_sddl, to_binary, to_sddl
 from rpctrace.knowledge import access
 from rpctrace.sources.hive import (
     Hive,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from rpctrace.model import Event, ticks_to_iso
+from rpctrace.model import Event, target_of, ticks_to_iso
 
 if TYPE_CHECKING:
     from rpctrace.correlate.calls import Call
@@ -151,7 +151,7 @@ def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
     status = f.get("status")
     return {
         "kind": op.kind,
-        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "path": target_of(op),
         "status": status,
         "status_name": status_name(status) if status_name is not None and status is not None else None,
         "pid": op.pid,

@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass
 
 from rpctrace.errors import InputError
-from rpctrace.explain.access_check import evaluate, suggest_fix
-from rpctrace.explain.security import SecurityDescriptor, SecurityDescriptorError, parse_binary, parse_sddl
+from rpctrace.security.check import evaluate
+from rpctrace.security.fixes import suggest_fix
+from rpctrace.security import SecurityDescriptor, SecurityDescriptorError, parse_binary, parse_sddl
 from rpctrace.knowledge import access
 from rpctrace.knowledge.registry import user_path
 
@@ -189,7 +190,7 @@ class AclSources:
 
 
 def _to_sddl(sd: SecurityDescriptor) -> str | None:
-    from rpctrace.explain.security import to_sddl
+    from rpctrace.security import to_sddl
 
     try:
         return to_sddl(sd)

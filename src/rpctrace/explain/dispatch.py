@@ -17,7 +17,7 @@ from typing import Any
 from rpctrace.correlate.calls import is_failure_status
 from rpctrace.knowledge import access, services
 from rpctrace.knowledge.status import ntstatus_name as status_name
-from rpctrace.model import Event, ticks_to_iso
+from rpctrace.model import Event, target_of, ticks_to_iso
 from rpctrace.knowledge.stackframes import KERNEL, OTHER, RPC, SYSTEM, SYSTEM_MODULES, Frame, find_rpc_dispatch
 
 
@@ -81,7 +81,7 @@ def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, An
         "integrity": f.get("integrity"),
         "kind": ev.kind,
         "operation": f.get("operation") or ev.kind,
-        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "path": target_of(ev),
         "value_name": f.get("value_name"),
         "nt_path": f.get("nt_path"),
         "desired_access": desired,

@@ -17,7 +17,7 @@ from rpctrace.correlate.calls import Call, Correlation
 from rpctrace.explain.acl_sources import AclSources
 from rpctrace.explain.rootcause import Blame, blame_rank, suspect_calls
 from rpctrace.knowledge import access, codes, interfaces, services, sids
-from rpctrace.model import ticks_to_iso
+from rpctrace.model import target_of, ticks_to_iso
 
 
 def _status_text(code: int | None) -> str:
@@ -61,7 +61,7 @@ def failure_of(trace, blame: Blame) -> dict:
     stack = [trace.symbolize(op.pid, a) for a in op.stack] if op.stack else f.get("frames")
     return {
         "kind": op.kind,
-        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "path": target_of(op),
         "nt_path": f.get("nt_path"),
         "status": f.get("status"),
         "status_name": codes.name(f.get("status"), hint="NTSTATUS") if f.get("status") is not None else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Iterable
 
-from rpctrace.model import ticks_to_iso
+from rpctrace.model import target_text, ticks_to_iso
 from rpctrace.render.recordjson import record_block, record_line
 
 
@@ -143,15 +143,6 @@ def write_table(records: Iterable[dict], out: IO[str]) -> None:
         write(_table_row(r))
 
 
-def _op_target(op) -> str:
-    f = op.fields
-    target = f.get("path") or f.get("open_path") or f.get("key_name") or ""
-    value = f.get("value_name")
-    if value and op.kind.startswith("registry.") and "value" in op.kind:
-        target = f"{target}\\{value}" if target else str(value)
-    return str(target)
-
-
 def write_tree(calls, trace, out: IO[str], record, status_name=None) -> None:
     """The call tree, as ``rpctrace tree`` prints it: client process -> client thread -> call ->
     the server's operations for it -> the calls the server made meanwhile (nested the same way).
@@ -186,7 +177,7 @@ def write_tree(calls, trace, out: IO[str], record, status_name=None) -> None:
             status = op.fields.get("status")
             failed = is_failure_status(status)
             name = status_name(status) if status_name is not None and isinstance(status, int) and status else None
-            line(depth + 1, f"{'FAILED ' if failed else ''}{op.kind} {_op_target(op)}  status {_status(status)}"
+            line(depth + 1, f"{'FAILED ' if failed else ''}{op.kind} {target_text(op)}  status {_status(status)}"
                             + (f" {name}" if name else "") + f"  at {ticks_to_iso(op.ts)}")
             if failed and op.stack:
                 for addr in op.stack:

@@ -22,7 +22,7 @@ from rpctrace import __version__
 from rpctrace.knowledge import interfaces
 from rpctrace.knowledge.failures import expected_reason
 from rpctrace.knowledge.status import is_failure, ntstatus_name
-from rpctrace.model import ticks_to_iso
+from rpctrace.model import target_of, ticks_to_iso
 
 FLOW_NAME = "rpc request"
 FLOW_CAT = "rpc.flow"
@@ -235,7 +235,7 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
             name_of = status_name(st) if status_name and isinstance(st, int) else None
             args = {
                 "call": call.id,
-                "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+                "path": target_of(op),
                 "value_name": f.get("value_name"),
                 "status": _hex(st),
                 "status_name": name_of,
