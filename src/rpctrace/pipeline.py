@@ -164,6 +164,12 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
         if exc.path == "--sddl" or exc.path.startswith("--sddl "):
             raise RpctraceError(f"--sddl: {exc.message}") from None
         raise
+    if key is None and len(sddl_pairs) == 1:
+        from rpctrace.explain.acl_sources import split_sddl_pair
+
+        key = split_sddl_pair(sddl_pairs[0])[0]  # --sddl KEYPATH=SDDL names the key
+    if key is None and hives:
+        raise RpctraceError("say which key: rpctrace acl KEYPATH --hive PATH ...")
     name = key or ""  # "": the one key a bare --sddl describes, unnamed
     found = sources.require(name)
     parent_path = sources.parent_path(name) if key else None
@@ -273,3 +279,86 @@ def _process_matches(flt: CallFilter | None, trace: Trace, finding: dict) -> boo
 
     pid = (finding.get("server") or {}).get("pid")
     return _ProcessMatch(flt.server, trace, "server")(pid, None, None)
+
+
+def record_maker(trace: Trace):
+    """The maker of call records (the ``calls --format json`` shape) for ``trace``, with names
+    from the interface database and status names."""
+    from rpctrace.correlate.records import RecordMaker
+    from rpctrace.knowledge.interfaces import lookup
+    from rpctrace.knowledge.status import ntstatus_name
+
+    return RecordMaker(trace, names=lookup, status_name=ntstatus_name)
+
+
+def call_records(trace: Trace, chosen: Iterable) -> Iterable[dict]:
+    """The records of ``chosen`` calls, one at a time (a listing can hold a million calls)."""
+    return map(record_maker(trace), chosen)
+
+
+def gc_paused():
+    """A context in which the cyclic garbage collector does not run (building many small objects
+    that live on, it would only rescan them; see :mod:`rpctrace.trace.gcpause`)."""
+    from rpctrace.trace.gcpause import gc_paused as paused
+
+    return paused()
+
+
+def interface_names(uuid_text: str):
+    """``(uuid, InterfaceInfo | None)`` for an interface UUID as typed (braces and case do not
+    matter); ``uuid`` is None when the text is not a UUID."""
+    from rpctrace.knowledge import interfaces
+
+    uuid = interfaces.normalize_uuid(uuid_text)
+    return uuid, (interfaces.info(uuid) if uuid is not None else None)
+
+
+def search_names(text: str) -> list:
+    """Interfaces and procedures whose name (or UUID, module, service, specification) holds ``text``."""
+    from rpctrace.knowledge import interfaces
+
+    return interfaces.search(text)
+
+
+@dataclass
+class DemoModel:
+    """What ``rpctrace demo`` shows: the trace it wrote, what rpctrace found in it, and the files."""
+
+    out_dir: str
+    etl: str
+    truth: str
+    acl_args: str
+    records: int
+    calls: int
+    servers: int
+    findings: list[dict]
+
+
+def demo(out_dir: str, seed: int = 1) -> DemoModel:
+    """Write the article's AudioSrv incident as a trace (with its ground truth), read it back and
+    explain it with the key's ACL as the article describes it.
+
+    The ACL is not in any trace: the article describes it, so the demo supplies that description
+    as SDDL (what ``--sddl KEYPATH=SDDL`` takes), also written to a file that every command reads
+    with ``@FILE`` (argparse's arguments from a file), so the suggested commands stay short."""
+    import os
+
+    from rpctrace import synth
+    from rpctrace.correlate import correlate
+    from rpctrace.explain import article
+    from rpctrace.render.files import open_output
+
+    os.makedirs(out_dir, exist_ok=True)
+    etl = os.path.join(out_dir, "audiosrv-access-denied.etl")
+    truth = os.path.join(out_dir, "audiosrv-access-denied.truth.json")
+    acl_args = os.path.join(out_dir, "audiosrv-acl.args")
+    summary = synth.synthesize("audiosrv-access-denied", etl, truth, seed=seed)
+    sddl = [f"{article.AUDIO_RENDER_KEY_PATH}={article.AUDIO_RENDER_KEY_SDDL}",
+            f"{article.AUDIO_RENDER_PARENT_PATH}={article.AUDIO_RENDER_PARENT_SDDL}"]
+    with open_output(acl_args) as fh:
+        fh.write("".join(f"--sddl\n{pair}\n" for pair in sddl))
+    trace = load([etl])
+    result = correlate(trace)
+    found = findings(trace, result, (), sddl)
+    return DemoModel(out_dir, etl, truth, acl_args, summary["record_count"], len(result.calls),
+                     len({c.server_pid for c in result.calls if c.server_pid}), found)

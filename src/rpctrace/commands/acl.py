@@ -24,14 +24,7 @@ def cmd_acl(args) -> int:
     from rpctrace import pipeline
     from rpctrace.render.acl import write_text
 
-    key = args.key
-    if key is None and len(args.sddl) == 1:
-        from rpctrace.explain.acl_sources import split_sddl_pair
-
-        key = split_sddl_pair(args.sddl[0])[0]
-    if key is None and args.hive:
-        raise RpctraceError("say which key: rpctrace acl KEYPATH --hive PATH ...")
-    doc = pipeline.acl_check(key, args.hive, args.sddl, args.principal, args.access)
+    doc = pipeline.acl_check(args.key, args.hive, args.sddl, args.principal, args.access)
     if args.format == "json":
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")

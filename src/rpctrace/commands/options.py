@@ -95,7 +95,7 @@ def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) 
 
 def call_filter(args):
     """The :class:`~rpctrace.correlate.select.CallFilter` the command line asked for."""
-    from rpctrace.correlate.select import CallFilter
+    from rpctrace.pipeline import CallFilter
 
     return CallFilter(client=getattr(args, "client", None), server=getattr(args, "server", None),
                       interface=getattr(args, "interface", None), failed=bool(getattr(args, "failed", False)))

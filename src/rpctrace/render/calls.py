@@ -143,14 +143,13 @@ def write_table(records: Iterable[dict], out: IO[str]) -> None:
         write(_table_row(r))
 
 
-def write_tree(calls, trace, out: IO[str], record, status_name=None) -> None:
+def write_tree(calls, trace, out: IO[str], record) -> None:
     """The call tree, as ``rpctrace tree`` prints it: client process -> client thread -> call ->
     the server's operations for it -> the calls the server made meanwhile (nested the same way).
 
     ``calls`` are the calls to start from (the roots, or one call); ``record`` a
-    :class:`~rpctrace.correlate.records.RecordMaker` of the trace; ``status_name`` names
-    operation statuses."""
-    from rpctrace.knowledge.status import is_failure as is_failure_status
+    :class:`~rpctrace.correlate.records.RecordMaker` of the trace (it also names statuses)."""
+    from rpctrace.knowledge.status import is_failure as is_failure_status, ntstatus_name as status_name
 
     def line(depth: int, text: str) -> None:
         out.write("  " * depth + text + "\n")

@@ -47,3 +47,28 @@ def write_text(findings: list[dict], out: IO[str], *, brief: bool = False, stack
             for line in fix["powershell"].splitlines():
                 out.write(f"    {line}\n")
         out.write("\n")
+
+
+def write_demo(demo, out: IO[str]) -> None:
+    """What ``rpctrace demo`` prints (:class:`rpctrace.pipeline.DemoModel`): where the trace is, the
+    first finding (briefly: the SDDL is in the ACL file) and short commands to try next."""
+    import os
+    import shlex
+
+    out.write(f"rpctrace demo: the AudioSrv incident, written as a real-format trace and read back.\n"
+              f"  {demo.etl}: {demo.records:,} events as Windows' kernel logger and the Microsoft-Windows-RPC "
+              f"provider record them\n  {demo.calls} RPC calls rebuilt across {demo.servers} server processes; "
+              f"the key's ACL as the article describes it is in {os.path.basename(demo.acl_args)}\n\n")
+    first = next((f["call"] for f in demo.findings if f.get("call") is not None), None)
+    call = first if first is not None else 1
+    name, args_name = os.path.basename(demo.etl), "@" + os.path.basename(demo.acl_args)
+    write_text(demo.findings[:1], out, brief=True, stack_lines=6,
+               stack_hint=f"rpctrace tree {name} --call {call} shows them all")
+    out.write(f"Try:\n  cd {shlex.quote(demo.out_dir)}\n")
+    for line in (f"rpctrace calls {name} --failed",
+                 f"rpctrace tree {name} --call {call}",
+                 f"rpctrace explain {name} {args_name}",
+                 f"rpctrace report {name} {args_name} -o report.html",
+                 f"rpctrace windbg {name} --call {call}",
+                 f"rpctrace export {name} -o calls.json   # open in ui.perfetto.dev"):
+        out.write(f"  {line}\n")
