@@ -76,6 +76,9 @@ class Call:
     has_server: bool = False
     from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
     merged: bool = False  # RPC-only fallback: folded into the client-side call
+    #: a call seen in a network capture: addresses, ports, pipe, frames, how it was joined
+    #: (:class:`rpctrace.correlate.remote.Wire`); None for calls from a trace alone
+    wire: "object | None" = None
 
     @property
     def alpc_message_id(self) -> int | None:

@@ -19,6 +19,7 @@ for endpoint-mapper answers (at most :data:`MAX_EPM_STUB`).
 
 from __future__ import annotations
 
+import struct
 import uuid as _uuid
 from typing import Any, Callable
 
@@ -299,7 +300,7 @@ class Association:
             elif ptype == 16:
                 self._client_side(side, True)
                 self._auth(pdu, little, frag_length, auth_length)
-        except (IndexError, ValueError) as exc:  # struct.error is a ValueError; a body shorter than its layout
+        except (IndexError, ValueError, struct.error) as exc:  # a body shorter than its layout
             if self.damage is not None:
                 self.damage(frame, f"{PTYPES.get(ptype, ptype)} PDU (call id {call_id}) on {self.ends.connection} "
                                    f"is malformed: {exc}")
@@ -348,7 +349,9 @@ class Association:
         cs = self._client_side(side, False)
         auth_type, auth_level, trailer = self._auth(pdu, little, frag_length, auth_length)
         if ptype == 3:
-            _hint, ctx, _cancel, status = FAULT[little].unpack_from(pdu, HEADER_SIZE)
+            _hint, ctx, _cancel = RESPONSE[little].unpack_from(pdu, HEADER_SIZE)
+            # the status follows; some stacks leave out the 4 reserved bytes after it
+            status = FAULT[little].struct.unpack_from(pdu + bytes(4), HEADER_SIZE)[3] if len(pdu) >= 28 else None
             self.requests.pop(call_id, None)
             self.responses.pop(call_id, None)
             self.outstanding.pop(call_id, None)

@@ -23,6 +23,7 @@ Every count is bounded by the bytes present; anything that does not fit raises V
 from __future__ import annotations
 
 import socket
+import struct
 from typing import NamedTuple
 
 from rpctrace.sources.net.layout import Layout
@@ -108,7 +109,14 @@ def parse_tower(octets: bytes) -> MapEntry | None:
 
 
 def parse_map_response(stub: bytes, little: bool = True) -> list[MapEntry]:
-    """The towers of an ``ept_map`` response stub (NDR, 32-bit)."""
+    """The towers of an ``ept_map`` response stub (NDR, 32-bit); ValueError when malformed."""
+    try:
+        return _parse_map_response(stub, little)
+    except struct.error as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _parse_map_response(stub: bytes, little: bool) -> list[MapEntry]:
     u32 = _U32[little].unpack_from
     size = len(stub)
 

@@ -21,6 +21,7 @@ then unknown).  Tables are bounded: :data:`MAX_PENDING` requests awaiting an ans
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Callable
 
 from rpctrace.sources.net.dcerpc import Association, Endpoints, PduStream, looks_like_pdu
@@ -193,7 +194,7 @@ class SmbConnection:
             if kind == 0:
                 try:
                     self._message(side, msg, frame, ts)
-                except (IndexError, ValueError, UnicodeDecodeError) as exc:
+                except (IndexError, ValueError, UnicodeDecodeError, struct.error) as exc:
                     self.damage(frame, f"SMB message on {self.conn_id} is malformed: {exc}")
 
     def _desync(self, side: int, frame: int, why: str) -> None:
