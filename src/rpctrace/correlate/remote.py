@@ -49,12 +49,17 @@ CONFIDENCE_JOINED_AMBIGUOUS = 0.7
 CONFIDENCE_WIRE_ONLY = 0.4
 #: server work must lie inside the wire window, give or take this much (100 ns ticks): capture
 #: clock resolution (pcap: 1 us) and the stack's time between the wire and the RPC runtime
-TOLERANCE = 2_000  # 200 us
+TOLERANCE = 500  # 50 us
 #: largest clock offset between a capture and a trace that is looked for (ticks)
 MAX_OFFSET = 15 * 60 * 10_000_000
 #: wire calls sampled to estimate the offset, and server candidates kept per sampled call
-OFFSET_SAMPLE = 2000
-OFFSET_CANDIDATES = 64
+OFFSET_SAMPLE = 200
+OFFSET_CANDIDATES = 4096
+#: offsets (peaks of the sweep) tried with the full matching, and the wire calls it is tried on
+PEAKS_TRIED = 12
+#: times the offset is re-estimated from the pairs it joined
+REFINE_ROUNDS = 4
+OFFSET_BLOCK = 2000
 #: a call without an answer may have its server work this long after its request (ticks)
 OPEN_WINDOW = 30 * 10_000_000
 
@@ -202,49 +207,66 @@ def _key(c: Call) -> tuple:
     return (c.protocol, endpoint_key(c.protocol, c.endpoint), c.opnum)
 
 
-def _estimate_offset(wires: list[Call], index: dict[tuple, tuple[list[int], list[Call]]]) -> int | None:
-    """The offset that puts the most server calls inside their wire windows (sweep over the
-    intervals of offsets each candidate pair allows)."""
-    step = max(1, len(wires) // OFFSET_SAMPLE)
+def _estimate_offset(wires: list[Call], index: dict[tuple, tuple[list[int], list[Call]]],
+                     tolerance: int = 500) -> int | None:
+    """The clock offset (trace - capture) that joins the most wire calls.
+
+    Each (wire call, server call of the same key) pair allows an interval of offsets: the
+    server's work must lie between the request and the response.  A sweep over the intervals
+    of a sample of wire calls gives the offsets most pairs agree on; on a busy pair many offsets
+    are plausible for single calls, so the best few peaks are then tried with the one-to-one
+    matching on a block of consecutive wire calls: the offset that joins the most wins.
+    """
+    if not wires:
+        return None
+    sample = wires[::max(1, len(wires) // OFFSET_SAMPLE)]
     edges: list[tuple[int, int]] = []
-    for w in wires[::step]:
+    for w in sample:
         got = index.get(_key(w))
         if not got:
             continue
         starts, pool = got
         lo = bisect.bisect_left(starts, w.start - MAX_OFFSET)
         hi = bisect.bisect_right(starts, w.start + MAX_OFFSET)
-        cands = pool[lo:hi]
-        if len(cands) > OFFSET_CANDIDATES:
-            # the candidates nearest in raw time: with offsets far larger than the spacing of
-            # calls this sample says little, and the sweep still finds the common offset
-            mid = bisect.bisect_left(starts, w.start, lo, hi) - lo
-            half = OFFSET_CANDIDATES // 2
-            cands = cands[max(0, mid - half):mid + half]
-        for s in cands:
+        step = max(1, (hi - lo) // OFFSET_CANDIDATES)
+        for s in pool[lo:hi:step]:
             if w.interface and s.interface and w.interface != s.interface:
                 continue
-            a = s.server_start - w.start  # offset at most this (server starts after the request)
+            a = s.server_start - w.start  # the offset is at most this (work starts after the request)
             end = s.server_end if s.server_end is not None else s.server_start
-            b = end - w.end if w.end is not None else a - OPEN_WINDOW  # at least this
-            if b > a + 2 * TOLERANCE:
+            b = end - w.end if w.end is not None else a - OPEN_WINDOW  # and at least this
+            if b > a + 2 * tolerance:
                 continue  # the server call is longer than the round trip: cannot be this one
-            edges.append((min(a, b) - TOLERANCE, 1))
-            edges.append((a + TOLERANCE, -1))
+            edges.append((min(a, b) - tolerance, 1))
+            edges.append((a + tolerance, -1))
     if not edges:
         return None
     edges.sort(key=lambda e: (e[0], -e[1]))
-    best = depth = 0
-    best_lo = best_hi = None
-    for i, (x, d) in enumerate(edges):
+    peaks: list[tuple[int, int]] = []  # (depth, offset)
+    depth = 0
+    for k, (x, d) in enumerate(edges):
         depth += d
-        if d > 0 and depth > best:
-            best = depth
-            best_lo = x
-            best_hi = edges[i + 1][0] if i + 1 < len(edges) else x
-    if best_lo is None:
-        return None
-    return (best_lo + best_hi) // 2
+        if d > 0 and (k + 1 == len(edges) or edges[k + 1][0] != x):
+            nxt = edges[k + 1][0] if k + 1 < len(edges) else x
+            peaks.append((depth, (x + nxt) // 2))
+    peaks.sort(reverse=True)
+    chosen: list[int] = []
+    for _depth, off in peaks:
+        if all(abs(off - c) > 10 * tolerance for c in chosen):
+            chosen.append(off)
+        if len(chosen) >= PEAKS_TRIED:
+            break
+    if len(chosen) == 1:
+        return chosen[0]
+    mid = len(wires) // 2
+    block = wires[:OFFSET_BLOCK // 2] + wires[max(OFFSET_BLOCK // 2, mid - OFFSET_BLOCK // 4):mid + OFFSET_BLOCK // 4]
+    best = None
+    for off in chosen:
+        pairs, _fits = _match(block, index, off, tolerance)
+        score = (len(pairs), -sum(max(0, w.start + off - s.server_start) for w, s, _m, _n in pairs))
+        if best is None or score > best[0]:
+            best = (score, off)
+    return best[1] if best else None
 
 
 def join_server(wires: list[Call], server_calls: list[Call], offset: int | None = None,
@@ -265,47 +287,29 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
             w.evidence = with_evidence(w.evidence, "join: no server-side RPC events to join")
         return set(), JoinReport(None, 0, 0, len(wires), 0)
     if offset is None:
-        offset = _estimate_offset(sorted(wires, key=lambda c: c.start), index)
+        offset = _estimate_offset(sorted(wires, key=lambda c: c.start), index, tolerance)
     if offset is None:
         for w in wires:
             w.wire.join = "no server call fits any wire call: clock offset not found"
             w.evidence = with_evidence(w.evidence, "join: no server call with the same protocol, endpoint and opnum")
         return set(), JoinReport(None, 0, 0, len(wires), len(pool))
-    edges: list[tuple[int, int, Call, Call]] = []
-    fits: dict[int, int] = {}
-    for w in wires:
-        got = index.get(_key(w))
-        if not got:
-            continue
-        starts, lst = got
-        lo_t = w.start + offset - tolerance
-        hi_t = (w.end + offset + tolerance) if w.end is not None else w.start + offset + OPEN_WINDOW
-        lo = bisect.bisect_left(starts, lo_t)
-        hi = bisect.bisect_right(starts, hi_t)
-        n = 0
-        for s in lst[lo:hi]:
-            if w.interface and s.interface and w.interface != s.interface:
-                continue
-            if w.end is not None and s.server_end is not None and s.server_end > w.end + offset + tolerance:
-                continue
-            n += 1
-            edges.append((abs(s.server_start - (w.start + offset)), id(w), w, s))
-        if n:
-            fits[id(w)] = n
-    edges.sort(key=lambda e: (e[0], e[1]))
+    pairs, fits = _match(wires, index, offset, tolerance)
+    for _ in range(REFINE_ROUNDS):
+        refined = _refine(pairs)
+        if refined is None or refined == offset:
+            break
+        offset = refined
+        pairs, fits = _match(wires, index, offset, tolerance)
     taken_w: set[int] = set()
     taken_s: set[int] = set()
     joined = ambiguous = 0
     off_us = offset / 10
-    for _cost, wid, w, s in edges:
-        if wid in taken_w or id(s) in taken_s:
-            continue
-        taken_w.add(wid)
+    for w, s, many, n in pairs:
+        taken_w.add(id(w))
         taken_s.add(id(s))
         _absorb(w, s)
-        many = fits.get(wid, 1) > 1
         w.wire.offset_us = off_us
-        w.wire.join = "joined" if not many else f"joined: {fits[wid]} server calls fit, the closest start taken"
+        w.wire.join = "joined" if not many else f"joined: {n} server calls fit, taken in arrival order"
         w.evidence = with_evidence(w.evidence, "wire↔rpc6: protocol+endpoint+opnum+interface+time"
                                    + (" (ambiguous)" if many else ""))
         w.confidence = CONFIDENCE_JOINED_AMBIGUOUS if many else CONFIDENCE_JOINED
@@ -327,6 +331,64 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
         w.wire.offset_us = off_us
         w.evidence = with_evidence(w.evidence, "join: " + why)
     return taken_s, JoinReport(offset, joined, ambiguous, unmatched, len(pool))
+
+
+def _match(wires: list[Call], index: dict, offset: int, tolerance: int):
+    """Pairs (wire call, server call, ambiguous, candidates) and the number of candidates per
+    wire call.  Candidates are server calls of the same key whose work lies inside the wire
+    window (give or take ``tolerance``).  Wire calls are served in request order, each taking
+    the fitting server call that started first: an RPC server dequeues requests in the order
+    they arrive (the completion port of its endpoint), so when several calls of one procedure
+    overlap, the first request is the first dispatched; work lying wholly inside the window is
+    preferred over work that sticks out by less than the tolerance."""
+    cands = []
+    for w in wires:
+        got = index.get(_key(w))
+        if not got:
+            continue
+        starts, lst = got
+        lo_t = w.start + offset
+        hi_t = (w.end + offset) if w.end is not None else w.start + offset + OPEN_WINDOW
+        lo = bisect.bisect_left(starts, lo_t - tolerance)
+        hi = bisect.bisect_right(starts, hi_t + tolerance)
+        fit = []
+        for s in lst[lo:hi]:
+            if w.interface and s.interface and w.interface != s.interface:
+                continue
+            end = s.server_end if s.server_end is not None else s.server_start
+            slack = max(0, lo_t - s.server_start, end - hi_t)
+            if slack > tolerance:
+                continue
+            fit.append((slack, end, s))
+        if fit:
+            cands.append((w.start, hi_t, w, fit))
+    cands.sort(key=lambda c: (c[0], c[1]))
+    taken: set[int] = set()
+    pairs = []
+    fits: dict[int, int] = {}
+    for _hi, _st, w, fit in cands:
+        fits[id(w)] = len(fit)
+        free = [f for f in fit if id(f[2]) not in taken]
+        if not free:
+            continue
+        _slack, _end, s = min(free, key=lambda f: (f[0] > 0, f[2].server_start, f[0]))
+        taken.add(id(s))
+        pairs.append((w, s, sum(1 for f in fit if f[0] == 0) > 1, len(fit)))
+    return pairs, fits
+
+
+def _refine(pairs) -> int | None:
+    """The offset the joined pairs agree on: each pair bounds it by (server end - response)
+    below and (server start - request) above; the middle of the bounds most pairs respect."""
+    lows = sorted(s.server_end - w.end for w, s, _m, _n in pairs if w.end is not None and s.server_end is not None)
+    highs = sorted(s.server_start - w.start for w, s, _m, _n in pairs)
+    if len(lows) < 3 or not highs:
+        return None
+    lo = lows[min(len(lows) - 1, int(len(lows) * 0.9))]
+    hi = highs[int(len(highs) * 0.1)]
+    if lo <= hi:
+        return (lo + hi) // 2
+    return (lows[len(lows) // 2] + highs[len(highs) // 2]) // 2  # pairs disagree: the middle of the medians
 
 
 def _absorb(w: Call, s: Call) -> None:
