@@ -240,3 +240,66 @@ def smb2_ioctl_request(file_id: bytes, data: bytes, max_out: int = 4280) -> byte
 def smb2_ioctl_response(file_id: bytes, data: bytes) -> bytes:
     return struct.pack("<HHI16sIIIIII", 49, 0, FSCTL_PIPE_TRANSCEIVE, file_id, 64 + 48, 0, 64 + 48, len(data), 0,
                        0) + data
+
+
+def write_busy_capture(path, packets: int, *, connections: int = 64, pipes: int = 16, seed: int = 1) -> dict:
+    """A capture of about ``packets`` frames of remote calls for benchmarks, written as it goes
+    (memory stays flat): ``connections`` Netlogon TCP connections and ``pipes`` LSARPC pipes over
+    SMB2, calls round-robin, one request and one response segment each, 50 us apart.
+    Returns counts (frames, calls)."""
+    import random
+
+    rng = random.Random(f"rpctrace.synth.busy-capture:{seed}")
+    iface_tcp = "12345678-1234-abcd-ef00-01234567cffb"
+    iface_np = "12345778-1234-abcd-ef00-0123456789ab"
+    t = EPOCH_1970_TICKS + 1_700_000_000 * 10_000_000
+    flows = []
+    with open(path, "wb") as fh:
+        pw = PcapWriter(fh)
+
+        def out(frames):
+            nonlocal t
+            for fr in frames:
+                pw.frame(t, fr)
+                t += 500  # 50 us
+        for i in range(connections + pipes):
+            client = (f"10.{1 + i // 250}.{i % 250}.{10 + i % 200}", 50000 + i)
+            if i < connections:
+                flow = TcpFlow(client, ("10.0.0.1", 49676), rng.getrandbits(32), rng.getrandbits(32))
+                out(flow.handshake())
+                out(flow.send(0, dcerpc_bind(1, [(0, iface_tcp, 1, 0)])))
+                out(flow.send(1, dcerpc_bind_ack(1, "49676", 1)))
+                flows.append([flow, None, 2, 0])
+            else:
+                flow = TcpFlow(client, ("10.0.0.1", 445), rng.getrandbits(32), rng.getrandbits(32))
+                fid = rng.getrandbits(128).to_bytes(16, "little")
+                out(flow.handshake())
+                out(flow.send(0, smb2(SMB2_CREATE, 1, smb2_create_request("lsarpc"))))
+                out(flow.send(1, smb2(SMB2_CREATE, 1, smb2_create_response(fid), response=True)))
+                bind = dcerpc_bind(1, [(0, iface_np, 0, 0)])
+                out(flow.send(0, smb2(SMB2_WRITE, 2, smb2_write_request(fid, bind))))
+                out(flow.send(1, smb2(SMB2_WRITE, 2, smb2_write_response(len(bind)), response=True)))
+                out(flow.send(0, smb2(SMB2_READ, 3, smb2_read_request(fid, 4280))))
+                out(flow.send(1, smb2(SMB2_READ, 3, smb2_read_response(dcerpc_bind_ack(1, "\\PIPE\\lsass", 1)),
+                                      response=True)))
+                flows.append([flow, fid, 2, 4])
+        calls = 0
+        k = 0
+        stub = bytes(120)
+        while pw.count + 2 <= packets:
+            flow, fid, cid, mid = flows[k % len(flows)]
+            k += 1
+            op = (45, 26, 4, 29)[cid & 3] if fid is None else (44, 45, 14, 0)[cid & 3]
+            req = dcerpc_request(cid, 0, op, stub)
+            resp = dcerpc_response(cid, 0, stub) if cid % 97 else dcerpc_fault(cid, 0, 5)
+            if fid is None:
+                out(flow.send(0, req))
+                out(flow.send(1, resp))
+            else:
+                out(flow.send(0, smb2(SMB2_IOCTL, mid, smb2_ioctl_request(fid, req))))
+                out(flow.send(1, smb2(SMB2_IOCTL, mid, smb2_ioctl_response(fid, resp), response=True)))
+            entry = flows[(k - 1) % len(flows)]
+            entry[2] += 1
+            entry[3] += 1
+            calls += 1
+        return {"frames": pw.count, "calls": calls}
