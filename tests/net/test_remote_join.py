@@ -129,3 +129,15 @@ def test_capture_read_by_tshark(tmp_path):
     epm = subprocess.run(["tshark", "-r", str(cap), "-Y", "epm.tower.proto_id == 0x07", "-T", "fields",
                           "-e", "epm.proto.tcp_port"], capture_output=True, text=True, check=True).stdout
     assert "49676" in epm
+
+
+def test_correlate_files_takes_a_capture_with_the_trace(tmp_path):
+    cap, etl = tmp_path / "r.pcap", tmp_path / "r.etl"
+    truth = synthesize_remote(cap, etl, calls=60)
+    trace, result = correlate_files([etl, cap])
+    wires = [c for c in result.calls if c.wire is not None]
+    assert len([c for c in wires if c.server_tid is not None]) == len(truth["calls"])
+    join = next(s["join"] for s in trace.sources if "join" in s)
+    assert join.joined == len(truth["calls"])
+    only_trace, only_cap = correlate_files([cap])
+    assert only_cap.calls and all(c.server_pid is None for c in only_cap.calls)

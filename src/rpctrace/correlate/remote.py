@@ -413,11 +413,17 @@ def _absorb(w: Call, s: Call) -> None:
     s.merged = True
 
 
-def correlate_remote(correlation: Correlation, net_events: Iterable[Event], offset: int | None = None
+def correlate_remote(correlation: Correlation, *captures: Iterable[Event], offset: int | None = None
                      ) -> tuple[Correlation, JoinReport, dict[str, int]]:
-    """The calls of ``correlation`` (from the server's trace; may be empty) with the capture's
-    calls added and joined; calls are renumbered in start order."""
-    wires, counts = wire_calls(net_events)
+    """The calls of ``correlation`` (from the server's trace; may be empty) with the calls of
+    each capture's events added and joined; calls are renumbered in start order."""
+    wires: list[Call] = []
+    counts: dict[str, int] = {}
+    for events in captures:
+        got, c = wire_calls(events)
+        wires += got
+        for k, v in c.items():
+            counts[k] = counts.get(k, 0) + v
     merged, report = join_server(wires, correlation.calls, offset)
     calls = [c for c in correlation.calls if id(c) not in merged] + wires
     calls.sort(key=lambda c: (c.start if c.start is not None else (c.server_start or 0)))
