@@ -1,6 +1,6 @@
 """Fuzz every rpctrace reader with inputs mutated from the real samples.
 
-    python benchmarks/fuzz.py [--target etl|pml|evtx|xml|sd|sddl|hive ...] [--count N] [--seconds S]
+    python benchmarks/fuzz.py [--target etl|pml|evtx|xml|sd|sddl|hive|pcap ...] [--count N] [--seconds S]
                               [--seed N] [--out DIR] [--workers 2] [--timeout 10] [--memory-mb 1024]
     python benchmarks/fuzz.py --target T --replay FILE        # run one saved input in this process
     python benchmarks/fuzz.py --target T --minimize FILE      # shrink a crashing input (same signature)
@@ -19,6 +19,8 @@ sd      ``parse_binary`` then ``to_sddl`` and ``to_dict``                       
 sddl    ``parse_sddl`` then ``to_sddl``                                             SecurityDescriptorError
 hive    ``Hive(path).iter_security()`` consumed, each descriptor ``parse_binary``'d  HiveError (raised or
                                                                                     yielded), SD errors
+pcap    ``NetReader`` (strict on even inputs, keep_going on odd), events consumed     InputError
+        into ``wire_calls``
 ======  =========================================================================  =========================
 
 Seeds come from the real samples, read at run time: tests/data (ETL traces, trimmed to a few
@@ -72,8 +74,8 @@ SHARED = (ROOT / ".." / "shared" / "samples").resolve()
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-TARGETS = ("etl", "pml", "evtx", "xml", "sd", "sddl", "hive")
-FILE_SUFFIX = {"etl": ".etl", "pml": ".pml", "evtx": ".evtx", "xml": ".xml", "hive": ".hive"}
+TARGETS = ("etl", "pml", "evtx", "xml", "sd", "sddl", "hive", "pcap")
+FILE_SUFFIX = {"etl": ".etl", "pml": ".pml", "evtx": ".evtx", "xml": ".xml", "hive": ".hive", "pcap": ".pcap"}
 OUTCOMES = ("ok", "clean", "crash", "hang", "oom")
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY_MB = 1024
@@ -615,9 +617,70 @@ def hive_seeds() -> list[Seed]:
     return seeds
 
 
+# ---------------------------------------------------------------------------- network captures
+
+
+def pcap_fields(data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Length fields of a capture: pcap record headers (caplen, len) or pcapng block lengths,
+    and in each frame the IPv4 total length, TCP sequence number and data offset, NetBIOS and
+    DCE/RPC fragment / auth lengths where the payload starts with them."""
+    fields: list[tuple[int, int]] = []
+    hot: list[tuple[int, int]] = []
+    if data[:4] == b"\x0a\x0d\x0d\x0a":
+        at = 0
+        while at + 12 <= len(data):
+            n = struct.unpack_from("<I", data, at + 4)[0]
+            fields += [(at + 4, 4), (at + n - 4, 4) if 12 <= n else (at + 4, 4)]
+            if struct.unpack_from("<I", data, at)[0] == 6:
+                fields += [(at + 20, 4), (at + 24, 4)]
+                hot.append((at + 28, at + n - 4))
+            if n < 12:
+                break
+            at += n
+        return [f for f in fields if f[0] + f[1] <= len(data)], hot
+    at = 24
+    fields.append((20, 4))
+    while at + 16 <= len(data):
+        caplen = struct.unpack_from("<I", data, at + 8)[0]
+        fields += [(at + 8, 4), (at + 12, 4)]
+        frame = at + 16
+        if frame + 54 <= len(data):
+            fields += [(frame + 16, 2), (frame + 38, 4), (frame + 46, 1)]
+            payload = frame + 54
+            if payload + 16 <= len(data) and data[payload] in (0, 5):
+                fields += [(payload + 2, 2), (payload + 8, 2), (payload + 10, 2)]
+            hot.append((payload, min(len(data), frame + caplen)))
+        at = frame + caplen
+    return [f for f in fields if f[0] + f[1] <= len(data)], hot
+
+
+def pcap_seeds() -> list[Seed]:
+    """The public captures of tests/data/net and small pairs from the writer (TCP with the
+    endpoint mapper, SMB2 pipes), since they exercise what the public ones lack."""
+    from rpctrace.synth.remote import synthesize_remote
+
+    seeds = []
+    for path in sorted((DATA / "net").glob("*.pcap*")):
+        data = path.read_bytes()
+        if len(data) > 40000:
+            continue
+        fields, hot = pcap_fields(data)
+        seeds.append(Seed(path.name, data, fields, hot))
+    with tempfile.TemporaryDirectory(prefix="rpctrace-fuzz-pcap-") as tmp:
+        for seed, calls in ((1, 12), (2, 30)):
+            cap = Path(tmp) / f"w{seed}.pcap"
+            synthesize_remote(cap, Path(tmp) / f"w{seed}.etl", seed=seed, calls=calls, clients=2)
+            data = cap.read_bytes()
+            fields, hot = pcap_fields(data)
+            seeds.append(Seed(f"writer-{seed}.pcap", data, fields, hot))
+    if not seeds:
+        raise MissingSamples(f"{DATA / 'net'} holds no capture")
+    return seeds
+
+
 SEED_LOADERS: dict[str, Callable[[], list[Seed]]] = {
     "etl": etl_seeds, "pml": pml_seeds, "evtx": evtx_seeds, "xml": xml_seeds,
-    "sd": sd_seeds, "sddl": sddl_seeds, "hive": hive_seeds,
+    "sd": sd_seeds, "sddl": sddl_seeds, "hive": hive_seeds, "pcap": pcap_seeds,
 }
 
 # dictionary tokens inserted or written over the data
@@ -651,6 +714,11 @@ TOKENS: dict[str, list[bytes]] = {
     )],
     "hive": [b"nk", b"sk", b"lf", b"lh", b"li", b"ri", b"vk", b"hbin", b"regf", b"\xff\xff\xff\xff",
              b"\x00\x00\x00\x00", struct.pack("<i", -8), struct.pack("<i", -0x7FFFFFF8)],
+    "pcap": [b"\x05\x00\x00\x03\x10\x00\x00\x00", b"\x05\x00\x0b\x03\x10\x00\x00\x00",
+             b"\x05\x00\x02\x03\x10\x00\x00\x00", b"\x05\x00\x0c\x03", b"\x05\x00\x03\x03",
+             b"\xfeSMB", b"\xffSMB", b"\xfdSMB", b"\x00\x00\xff\xff", b"\x17\xc0\x11\x00",
+             b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xff\xff", b"\x00" * 8, b"\x81\x00\x00\x44",
+             b"\x08\x00\x45\x00", b"\x86\xdd\x60\x00", b"\x81\x00\x00\x01"],
 }
 
 
@@ -970,8 +1038,27 @@ def _run_hive(path: str, index: int) -> list[BaseException]:
 
 RUNNERS: dict[str, Callable[[object, int], list[BaseException]]] = {
     "etl": _run_etl, "pml": _reader_runner(_pml), "evtx": _reader_runner(_evtx), "xml": _reader_runner(_xml),
-    "sd": _run_sd, "sddl": _run_sddl, "hive": _run_hive,
+    "sd": _run_sd, "sddl": _run_sddl, "hive": _run_hive, "pcap": None,  # set below
 }
+
+
+def _run_pcap(path: str, index: int) -> list[BaseException]:
+    """The network reader (strict on even inputs, keep_going on odd), events consumed, then
+    the remote calls made from them (wire_calls)."""
+    from rpctrace.correlate.remote import wire_calls
+    from rpctrace.errors import InputError
+    from rpctrace.sources.net import NetReader
+
+    errors: list[BaseException] = []
+    try:
+        with NetReader(path, keep_going=bool(index & 1)) as reader:
+            wire_calls(reader.events())
+    except InputError as exc:
+        errors.append(exc)
+    return errors
+
+
+RUNNERS["pcap"] = _run_pcap
 
 
 def _signature(exc: BaseException, prefix: str = "") -> str:
@@ -1038,6 +1125,7 @@ def _worker_main(conn, workdir: str, memory_bytes: int, log_path: str) -> None: 
     os.environ["RPCTRACE_SERIAL"] = "1"  # no grandchild processes (ETL decompression pool)
     for name in ("rpctrace.sources.etl.reader", "rpctrace.trace", "rpctrace.sources.pml", "rpctrace.sources.evtx",
                  "rpctrace.sources.eventxml", "rpctrace.security", "rpctrace.sources.hive",
+                 "rpctrace.sources.net", "rpctrace.correlate.remote",
                  "procmon_parser", "evtx", "regipy.registry"):
         try:
             __import__(name)

@@ -37,6 +37,9 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all", on
     if operations not in ("all", "failed", "report"):
         raise ValueError(f"operations must be 'all', 'failed' or 'report', not {operations!r}")
     paths = list(paths)
+    captures = _captures(paths)
+    if captures:
+        return _with_captures(paths, captures, keep_going, operations)
     if len(paths) != 1:
         trace = load(paths, keep_going=keep_going, on_progress=on_progress)
         trace.records = len(trace.events)
@@ -66,4 +69,50 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all", on
     finally:
         stream.close()
     trace.records = stream.records
+    return trace, result
+
+
+def _captures(paths) -> list:
+    """The network captures (pcap, pcapng) among ``paths``."""
+    import os
+
+    from rpctrace.sources import sniff
+
+    return [p for p in paths if sniff(os.fspath(p)) == "pcap"]
+
+
+def _with_captures(paths, captures, keep_going: bool, operations: str):
+    """Traces correlated as usual, then each capture's remote calls joined with them
+    (:func:`rpctrace.correlate.remote.correlate_remote`).  Damage in a capture is handled as in
+    a trace: what was read before it is kept and the error is in ``trace.error``.  Each
+    capture's reading summary and the join's report are in ``trace.sources``."""
+    import os
+
+    from rpctrace.correlate.remote import correlate_remote
+    from rpctrace.errors import InputError
+    from rpctrace.sources.net import NetReader
+    from rpctrace.trace.model import Trace
+
+    traces = [p for p in paths if p not in captures]
+    if traces:
+        trace, corr = correlate_files(traces, keep_going=keep_going, operations=operations)
+    else:
+        trace, corr = Trace([]), Correlation([], {}, {}, {})
+        trace.records = 0
+    streams = []
+    for path in captures:
+        events = []
+        with NetReader(path, keep_going=keep_going) as reader:
+            try:
+                for ev in reader.events():
+                    events.append(ev)
+            except InputError as exc:
+                if trace.error is None:
+                    trace.error = exc
+            trace.sources.append({"path": os.fspath(path), "format": "pcap", "frames": reader.stats.frames,
+                                  "summary": reader.stats.summary(os.fspath(path))})
+        trace.records = (trace.records or 0) + len(events)
+        streams.append(events)
+    result, report, counts = correlate_remote(corr, *streams)
+    trace.sources.append({"join": report, "wire": counts})
     return trace, result

@@ -77,6 +77,9 @@ class Call:
     has_server: bool = False
     from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
     merged: bool = False  # RPC-only fallback: folded into the client-side call
+    #: a call seen in a network capture: addresses, ports, pipe, frames, how it was joined
+    #: (:class:`rpctrace.correlate.remote.Wire`); None for calls from a trace alone
+    wire: "object | None" = None
     stop_tid: int | None = None  # the thread that logged the client's RPC event 7, when not the caller
     #: how many of the server's operations for this call were not kept (``operations="report"``:
     #: a call beyond the first ones, without a failure, keeps none)

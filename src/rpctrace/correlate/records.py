@@ -117,7 +117,7 @@ class RecordMaker:
         parent = call.parent
         children = call.children
         failures = call.failures
-        return {
+        record = {
             "id": call.id,
             "client": {"pid": client_pid, "tid": call.client_tid, "image": client_image},
             "server": {"pid": server_pid, "tid": call.server_tid, "image": server_image, "service": service},
@@ -144,6 +144,22 @@ class RecordMaker:
             "children": [c.id for c in children] if children else [],
             "failures": [self.failure(op) for op in failures] if failures else [],
         }
+        wire = call.wire
+        if wire is not None:
+            _add_wire(record, wire)
+        return record
+
+
+def _add_wire(record: dict, wire: Any) -> None:
+    """A call seen in a network capture also has the client's and server's address and port,
+    the pipe (named pipes) and the capture's own facts (``wire``); calls from a trace alone keep
+    the fixed record shape (see :mod:`rpctrace.render.recordjson`)."""
+    record["client"]["address"] = wire.client_address
+    record["client"]["port"] = wire.client_port
+    record["server"]["address"] = wire.server_address
+    record["server"]["port"] = wire.server_port
+    record["pipe"] = wire.pipe
+    record["wire"] = wire.as_dict()
 
 
 def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
