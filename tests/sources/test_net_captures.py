@@ -101,7 +101,7 @@ def test_authenticated_bind():
 def test_kerberos_bind_on_port_135():
     _e, calls, _c, _s = _calls("kerberos135_auth.pcapng")
     (call,) = calls
-    assert lookup(call.interface, call.opnum) == ("iremotescmactivator", "RemoteCreateInstance")
+    assert lookup(call.interface, call.opnum) == ("IRemoteSCMActivator", "RemoteCreateInstance")
     assert call.endpoint == "135" and call.auth_service == 9 and call.auth_level == 2
     assert call.wire.interface_source == "alter_context"
 
