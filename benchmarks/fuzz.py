@@ -180,7 +180,7 @@ def etl_compress(data: bytes) -> bytes:
     from rpctrace.synth.xpress import compress
 
     out = bytearray()
-    for i, (off, size, flags) in enumerate(etl_buffers(data)):
+    for i, (off, size, _flags) in enumerate(etl_buffers(data)):
         if i == 0:
             buf0 = bytearray(data[off:off + size])
             mode_at = 0x48 + 0x20 + 32
@@ -553,7 +553,7 @@ def sd_seeds() -> list[Seed]:
     for i, text in enumerate(HAND_SDDL):
         try:
             data = to_binary(parse_sddl(text))
-        except Exception:  # noqa: BLE001, S112 - e.g. domain-relative aliases: not a binary seed
+        except Exception:
             continue
         seeds.append(Seed(f"sddl#{i}", data, sd_fields(data)))
     return seeds
@@ -940,7 +940,7 @@ def _run_etl(path: str, index: int) -> list[BaseException]:
     except InputError as exc:
         errors.append(exc)
     # the streamed path of `rpctrace calls` / `tree` (TraceStream + Correlator), both modes
-    from rpctrace.correlate import correlate_files
+    from rpctrace.pipeline import correlate_files
 
     try:
         trace, _result = correlate_files([path], keep_going=bool(index & 2), operations="all" if index & 4 else "failed")
@@ -1120,8 +1120,8 @@ def _worker_main(conn, workdir: str, memory_bytes: int, log_path: str) -> None: 
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
     os.environ["RPCTRACE_SERIAL"] = "1"  # no grandchild processes (ETL decompression pool)
     for name in ("rpctrace.sources.etl.reader", "rpctrace.trace", "rpctrace.sources.pml", "rpctrace.sources.evtx",
                  "rpctrace.sources.eventxml", "rpctrace.security", "rpctrace.sources.hive",
@@ -1294,7 +1294,7 @@ class Pool:
         self.slots = []
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> Pool:  # noqa: PYI034
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,7 +15,7 @@ import subprocess
 import dpkt
 import pytest
 
-from rpctrace.correlate import correlate_files
+from rpctrace.pipeline import correlate_files
 from rpctrace.correlate.records import RecordMaker
 from rpctrace.correlate.remote import CONFIDENCE_JOINED, CONFIDENCE_WIRE_ONLY, correlate_remote, wire_calls
 from rpctrace.knowledge.interfaces import lookup

@@ -289,7 +289,7 @@ def test_filter_controls(audiosrv):
     assert page.find("select", id="f-proc") and page.find("select", id="f-iface")
     assert page.find("input", id="f-failed", type="checkbox")
     # every filterable element says which processes and interface it concerns
-    for tag, attrs in page.tags:
+    for _tag, attrs in page.tags:
         if "fc" in attrs.get("class", "").split():
             assert re.fullmatch(r"(\d+( \d+)*)?", attrs["data-pids"]) and re.fullmatch(r"i\d+", attrs["data-iface"])
             assert attrs["data-failed"] in ("0", "1")

@@ -323,7 +323,7 @@ def test_buffers_per_cpu_and_file_order_is_not_time_order(written, name):
             last_ts[h.ProcessorIndex] = stamps[-1]
             last_seen[h.ProcessorIndex] = i
             starts.append(stamps[0])
-        for cpu, i in last_seen.items():  # the last buffer of each CPU says so
+        for _cpu, i in last_seen.items():  # the last buffer of each CPU says so
             assert int(buffers[i].header.BufferFlag) & 0x01
     assert any(b < a for a, b in zip(starts, starts[1:])), "file order should not be time order"
 

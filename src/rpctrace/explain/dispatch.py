@@ -181,7 +181,7 @@ def dispatch_findings(trace, acls=None, events=None) -> list[dict]:
             principals = [s for s in (first["user_sid"],) if s]
             try:
                 verdict = acls.verdict(failure, principals)
-            except Exception:  # noqa: BLE001 - a missing hive or SDDL must not hide the finding
+            except Exception:
                 verdict = None
         times = f" ({g['count']} times)" if g["count"] > 1 else ""
         server = {"pid": first["pid"], "tid": first["tid"], "image": first["image"],

@@ -184,7 +184,7 @@ class Hive:
             return by_name[base]
         try:
             names = {sub.name.upper() for sub in self._regipy.root.iter_subkeys() or ()}
-        except Exception:  # noqa: BLE001 - any regipy failure just means "unknown kind"
+        except Exception:
             return None
         if "SELECT" in names and any(n.startswith("CONTROLSET") for n in names):
             return "system"
@@ -329,7 +329,7 @@ class Hive:
             try:
                 # one by one: the subkeys read before a failure are kept
                 for sub in nk.iter_subkeys() or ():
-                    children.append(sub)  # noqa: PERF402
+                    children.append(sub)
             except self._errors as exc:
                 yield path, HiveError(self.path, f"subkeys cannot be read after {len(children)} of {nk.subkey_count}: "
                                       f"{type(exc).__name__}: {_short(exc)}", offset=BASE_BLOCK + list_offset,

@@ -434,7 +434,7 @@ class Association:
         self._bounded(self.proposed, 16, "binds waiting for their answer", frame)
         self.proposed[call_id] = offered
         # Until the answer comes (or if it was not captured) the offered contexts stand.
-        for ctx, iface, major, minor, ndr64 in offered:
+        for ctx, iface, major, minor, _ndr64 in offered:
             if ctx not in self.contexts:
                 self._bounded(self.contexts, MAX_CONTEXTS, "presentation contexts", frame)
                 self.contexts[ctx] = (iface, major, minor, "bind" if ptype == 11 else "alter_context")
