@@ -141,3 +141,32 @@ def test_correlate_files_takes_a_capture_with_the_trace(tmp_path):
     assert join.joined == len(truth["calls"])
     only_trace, only_cap = correlate_files([cap])
     assert only_cap.calls and all(c.server_pid is None for c in only_cap.calls)
+
+
+def test_commands_take_captures_and_explain_names_the_remote_client(tmp_path, capsys):
+    """calls, tree, explain, report and export accept a capture among their inputs; explain names
+    a remote failure by the client's address and the server's process and service."""
+    from rpctrace.cli import main
+
+    cap, etl = tmp_path / "r.pcap", tmp_path / "r.etl"
+    truth = synthesize_remote(cap, etl, tmp_path / "t.json", calls=60)
+    story = next(t for t in truth["calls"] if t.get("failures"))
+    assert main(["calls", str(etl), str(cap), "--format", "json"]) == 0
+    calls = json.loads(capsys.readouterr().out)
+    joined = [c for c in calls if c.get("wire") and c["server"]["tid"] is not None]
+    assert len(joined) == len(truth["calls"])  # (the capture also holds endpoint-mapper lookups)
+    assert main(["explain", str(etl), str(cap), "--format", "json"]) == 0
+    findings = json.loads(capsys.readouterr().out)
+    f = next(f for f in findings if (f.get("client") or {}).get("address") == story["client"]["address"])
+    assert f["client"]["port"] == story["client"]["port"]
+    assert f["summary"].startswith(f"{story['client']['address']}:{story['client']['port']} -> ")
+    assert "lsass.exe" in f["summary"] and f["interface"]["procedure"] in f["summary"]
+    assert main(["explain", str(etl), str(cap)]) == 0
+    assert f"{story['client']['address']}:{story['client']['port']} -> " in capsys.readouterr().out
+    assert main(["tree", str(etl), str(cap), "--server", "lsass"]) == 0
+    assert "lsass.exe" in capsys.readouterr().out
+    page, perf = tmp_path / "r.html", tmp_path / "r.json"
+    assert main(["report", str(etl), str(cap), "-o", str(page)]) == 0
+    assert story["client"]["address"] in page.read_text(encoding="utf-8") or "lsass.exe" in page.read_text(encoding="utf-8")
+    assert main(["export", str(etl), str(cap), "-o", str(perf)]) == 0
+    capsys.readouterr()

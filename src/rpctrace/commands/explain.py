@@ -15,9 +15,10 @@ def cmd_explain(args) -> int:
 
     acls = pipeline.acl_sources(args.hive, args.sddl)
     with progress_for(args, "reading") as bar:
-        trace = pipeline.load(args.files, keep_going=args.keep_going, on_progress=bar)
+        # streamed: the calls keep their operations, no event list is kept (captures join in)
+        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, on_progress=bar)
         bar.stage("explaining")
-        findings = pipeline.findings(trace, acls=acls)
+        findings = pipeline.findings(trace, result, acls=acls)
     if args.format == "json":
         json.dump(findings, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

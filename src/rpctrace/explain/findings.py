@@ -94,7 +94,21 @@ def finding_for_call(trace, call: Call, blame: Blame, acls: AclSources) -> dict[
     target = f"{module.rsplit('.', 1)[0]}!{where}" if module and proc else f"{iname or call.interface or 'an RPC interface'} {where}"
     who = _who(identity)
     svc = f" ({identity['service']})" if identity["service"] else ""
-    if verdict is not None and verdict.get("acl"):
+    wire = getattr(call, "wire", None)
+    if wire is not None:
+        # a remote call: the client is an address on the wire, not a process of this trace
+        client.update(address=wire.client_address, port=wire.client_port)
+        client["image"] = client["image"] or f"{wire.client_address}:{wire.client_port}"
+    if wire is not None:
+        host = wire.server_address or "the server"
+        what = (f"{failure['kind'].replace('registry.', 'registry ').replace('file.', 'file ')} of {failure['path']} "
+                f"failed with {_status_text(failure['status'])}")
+        summary = (f"{wire.client_address}:{wire.client_port} -> {host} {server['image']}{svc} {proc or where}: "
+                   f"{what} while running as {who}")
+        if verdict is not None and verdict.get("acl"):
+            summary += f", because {who} {verdict['acl']['short']} {failure['path']}"
+        summary += "."
+    elif verdict is not None and verdict.get("acl"):
         acl = verdict["acl"]
         summary = (f"{client['image']}'s call reached {target} in {server['image']}{svc}, which failed because "
                    f"{who} {acl['short']} {failure['path']}")
@@ -110,7 +124,9 @@ def finding_for_call(trace, call: Call, blame: Blame, acls: AclSources) -> dict[
         if failure["status"] == 0xC0000022 and failure["kind"].startswith("registry."):
             summary += " Give rpctrace the key's security descriptor (--hive SOFTWARE or --sddl KEY=SDDL) for the ACL verdict and the fix."
     chain = [
-        f"client {client['image']} pid {client['pid']} thread {client['tid']}",
+        (f"client {wire.client_address}:{wire.client_port} over {wire.transport}"
+         + (f" pipe {wire.pipe}" if wire.pipe else f" to port {wire.server_port}") if wire is not None
+         else f"client {client['image']} pid {client['pid']} thread {client['tid']}"),
         f"server {server['image']} pid {server['pid']}{svc} thread {server['tid']}"
         + (f" (ALPC message {call.alpc_message_id})" if call.alpc_message_id is not None else ""),
         f"interface {iname or call.interface} {where} over {call.protocol_name or '?'} endpoint {call.endpoint}",
