@@ -14,7 +14,9 @@ report how far reading is, the command decides whether a bar is shown.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Callable, Iterable, Sequence
 
 from rpctrace.correlate.calls import Correlation
@@ -69,6 +71,20 @@ def calls(files: Sequence[str], keep_going: bool = False, operations: str = "all
     return trace, result
 
 
+def coverage(trace: Trace):
+    """What the inputs hold and lack (:mod:`rpctrace.trace.coverage`)."""
+    from rpctrace.trace.coverage import coverage as measure
+
+    return measure(trace.kinds, [s for s in trace.sources if "path" in s], trace.error, trace.formats)
+
+
+def limits(trace: Trace) -> list[str]:
+    """The lines that say how the inputs limit an answer (printed by every answering command)."""
+    from rpctrace.trace.coverage import limits as lines
+
+    return lines(coverage(trace))
+
+
 def select(result: Correlation, trace: Trace, flt: CallFilter | None) -> Iterable:
     """The calls of ``result`` that pass ``flt`` (lazily)."""
     if flt is None or not flt.active:
@@ -85,15 +101,42 @@ def acl_sources(hives: Iterable[str] = (), sddl_pairs: Iterable[str] = ()):
 
 
 def findings(trace: Trace, correlation: Correlation | None = None, hives: Iterable[str] = (),
-             sddl_pairs: Iterable[str] = (), acls=None) -> list[dict]:
+             sddl_pairs: Iterable[str] = (), acls=None, include_expected: bool = False) -> list[dict]:
     """What ``explain`` prints: the findings of a trace (whole, or streamed with its correlation),
-    with ACL verdicts from ``acls`` or else from ``hives`` and ``sddl_pairs``."""
+    with ACL verdicts from ``acls`` or else from ``hives`` and ``sddl_pairs``; expected results
+    only with ``include_expected`` (``explain --all``)."""
     from rpctrace.correlate import correlate
     from rpctrace.explain.findings import build_findings
 
     if acls is None:
         acls = acl_sources(hives, sddl_pairs)
-    return build_findings(trace, correlation if correlation is not None else correlate(trace), acls)
+    return build_findings(trace, correlation if correlation is not None else correlate(trace), acls,
+                          include_expected=include_expected)
+
+
+@dataclass
+class Explanation:
+    """What ``explain`` shows: the findings, the expected results it left out, and the limits of
+    the inputs (what they could not show)."""
+
+    trace: Trace
+    findings: list[dict]
+    left_out: int
+    limits: list[str]
+    calls: int
+
+
+def explain(files: Sequence[str], keep_going: bool = False, acls=None, include_expected: bool = False,
+            on_progress: OnProgress | None = None, on_stage: Callable[[str], None] | None = None) -> Explanation:
+    """Read the inputs streamed (calls keep their operations; captures join in) and explain them."""
+    from rpctrace.explain.findings import expected_left_out
+
+    trace, result = calls(files, keep_going=keep_going, on_progress=on_progress)
+    if on_stage is not None:
+        on_stage("explaining")
+    found = findings(trace, result, acls=acls, include_expected=include_expected)
+    left_out = 0 if include_expected else expected_left_out(trace, result)
+    return Explanation(trace, found, left_out, limits(trace), len(result.calls))
 
 
 def tree_roots(result: Correlation, trace: Trace, flt: CallFilter | None = None, call_id: int | None = None) -> list:
@@ -388,9 +431,12 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all", on
     captures = _captures(paths)
     if captures:
         return _with_captures(paths, captures, keep_going, operations)
+    formats = [_format_of(p) for p in paths]
     if len(paths) != 1:
         trace = load(paths, keep_going=keep_going, on_progress=on_progress)
         trace.records = len(trace.events)
+        trace.kinds = dict(Counter(map(_KIND, trace.events)))
+        trace.formats = formats
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)
             correlator.feed(trace.events)
@@ -401,7 +447,9 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all", on
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)
             reader = stream.reader
+            kinds: Counter = Counter()
             for batch in stream.batches():
+                kinds.update(map(_KIND, batch))
                 correlator.feed(batch)
                 if on_progress is not None:
                     pos = getattr(reader, "position", None)
@@ -417,7 +465,24 @@ def correlate_files(paths, keep_going: bool = False, operations: str = "all", on
     finally:
         stream.close()
     trace.records = stream.records
+    trace.kinds = dict(kinds)
+    trace.formats = formats
     return trace, result
+
+
+#: an Event's kind (a NamedTuple field: itemgetter is the fast way in C)
+_KIND = itemgetter(8)
+
+
+def _format_of(path) -> str:
+    import os
+
+    from rpctrace.sources import sniff
+
+    try:
+        return sniff(os.fspath(path))
+    except Exception:
+        return "unknown"
 
 
 def _captures(paths) -> list:
@@ -461,6 +526,9 @@ def _with_captures(paths, captures, keep_going: bool, operations: str):
             trace.sources.append({"path": os.fspath(path), "format": "pcap", "frames": reader.stats.frames,
                                   "summary": reader.stats.summary(os.fspath(path))})
         trace.records = (trace.records or 0) + len(events)
+        trace.kinds = dict(Counter(trace.kinds) + Counter(map(_KIND, events)))
+        if "pcap" not in trace.formats:
+            trace.formats = list(trace.formats) + ["pcap"]
         streams.append(events)
     result, report, counts = correlate_remote(corr, *streams)
     trace.sources.append({"join": report, "wire": counts})

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, with_evidence
-from rpctrace.knowledge.failures import is_blameworthy
+from rpctrace.knowledge.failures import event_class
 from rpctrace.knowledge.status import is_failure
 from rpctrace.model import Event
 from rpctrace.trace.gcpause import gc_paused
@@ -81,6 +81,11 @@ class Call:
     #: (:class:`rpctrace.correlate.remote.Wire`); None for calls from a trace alone
     wire: "object | None" = None
     stop_tid: int | None = None  # the thread that logged the client's RPC event 7, when not the caller
+    #: the procedure's result where the trace has it: the status of RpcRaiseException (RPC event 9)
+    #: or of extended error information (event 1) logged on the call's threads while it was open;
+    #: None when the trace does not have it (ETW does not record a procedure's return value)
+    result_status: int | None = None
+    result_source: str | None = None
     #: how many of the server's operations for this call were not kept (``operations="report"``:
     #: a call beyond the first ones, without a failure, keeps none)
     ops_not_kept: int = 0
@@ -127,7 +132,7 @@ class Call:
     def blamed(self) -> list[Event]:
         """The failed operations that deserve blame (:mod:`rpctrace.knowledge.failures`): not the
         expected results (optional keys not found, buffer sizes asked, fast I/O refused)."""
-        return [op for op in self.operations if op.kind.startswith(FAILING) and is_blameworthy(op.fields.get("status"), op.kind)]
+        return [op for op in self.operations if op.kind.startswith(FAILING) and event_class(op) == "blame"]
 
     @property
     def protocol_name(self) -> str | None:
@@ -285,7 +290,7 @@ class Correlator:
             return
         for op in ops:
             status = op.fields.get("status")
-            if is_blameworthy(status, op.kind) or (status is None and op.kind == "file.create"):
+            if event_class(op) == "blame" or (status is None and op.kind == "file.create"):
                 return
         call.ops_not_kept += len(ops)
         call.expected_not_kept += sum(1 for op in ops if is_failure(op.fields.get("status")))
@@ -414,6 +419,16 @@ class Correlator:
                     del serving[key]  # without ALPC the server's work ends with event 8
                     if self.trim_after is not None:
                         self._settle(call)
+        elif kind == "rpc.raise" or kind == "rpc.eeinfo":
+            # the procedure raised (event 9) or error information was recorded (event 1) on a
+            # thread of an open call: that is the call's result as the trace has it
+            status = f.get("status")
+            if status:
+                call = serving.get(key) or self.open_client.get(key) or self.last_client.get(key)
+                if call is not None and call.result_status is None and (call.end is None or call.end >= ev.ts):
+                    call.result_status = status
+                    call.result_source = ("RpcRaiseException (RPC event 9)" if kind == "rpc.raise"
+                                          else "extended error information (RPC event 1)")
         elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
             self.endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
 

@@ -135,6 +135,8 @@ class RecordMaker:
             "server_end": ticks_to_iso(server_end) if server_end is not None else None,
             "duration_us": (end - start) / 10 if end is not None and start is not None else None,
             "status": status if status is not None else call.server_status,
+            "result": call.result_status,
+            "result_source": call.result_source,
             "auth_level": call.auth_level,
             "auth_service": call.auth_service,
             "confidence": call.confidence,

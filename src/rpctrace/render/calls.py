@@ -82,7 +82,8 @@ COLUMNS = """columns of the table:
   client    image(pid:tid) of the calling thread;  server: image(pid:tid) of the worker thread
   interface!procedure  names from the interface database, else the UUID and /opnum
   endpoint  the RPC endpoint (ALPC port name for local RPC)
-  status    the RPC runtime's status of the call (0: the call itself completed)
+  status    the RPC runtime's status of the call: 0 says the call came back, not that the procedure
+            succeeded (its own result is in a trace only when it raised: --format json, "result")
   conf      confidence of the client-to-server join, 0.00 to 1.00 (--format json: its evidence)
   failures  how many of the server's operations for this call failed, then the first one"""
 
@@ -162,8 +163,11 @@ def write_tree(calls, trace, out: IO[str], record) -> None:
         iface = r["interface"]["name"] or r["interface"]["uuid"] or "?"
         proc = r["procedure"] or (f"opnum {r['opnum']}" if r["opnum"] is not None else "opnum ?")
         mode = _mode(r)
+        result = (f"result {_status(r['result'])} ({r['result_source']})" if r.get("result") is not None
+                  else "result not in the trace")
         line(depth, f"call {r['id']}  {iface}!{proc}  {mode}  {r['protocol'] or '?'} {r['endpoint'] or '-'}  "
-                    f"{duration_text(r['duration_us'])}  status {_status(r['status'])}  confidence {r['confidence']:.2f}")
+                    f"{duration_text(r['duration_us'])}  rpc status {_status(r['status'])}, {result}  "
+                    f"confidence {r['confidence']:.2f}")
         server = r["server"]
         srv = (f"{server['image'] or '?'}" + (f" ({server['service']})" if server.get("service") else "")
                + f" pid {'-' if server['pid'] is None else server['pid']} thread {'-' if server['tid'] is None else server['tid']}")

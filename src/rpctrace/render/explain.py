@@ -8,19 +8,42 @@ from typing import IO
 STACK_LINES = 14
 
 
+def _nothing_found(out: IO[str], left_out: int, limits: list[str], calls: int | None) -> None:
+    """No finding: say what was looked at and what could not be seen - never "it all worked"
+    when the trace could not have shown a failure."""
+    if limits:
+        out.write("No failure to blame in what the input shows, but it cannot show everything:\n")
+        for line in limits:
+            out.write(f"  - {line}\n")
+    elif calls:
+        out.write(f"No failure to blame: none of the {calls} calls' server work failed with an error that deserves "
+                  "blame.\n")
+    else:
+        out.write("No failure to blame in the input.\n")
+
+
 def write_text(findings: list[dict], out: IO[str], *, brief: bool = False, stack_lines: int = STACK_LINES,
-               stack_hint: str = "rpctrace explain --format json has them all") -> None:
-    """Every finding.  ``brief`` leaves out the security descriptors' SDDL (the demo: they were
-    given on the command line); ``stack_hint`` says where the frames left out are."""
+               stack_hint: str = "rpctrace explain --format json has them all", left_out: int = 0,
+               limits: list[str] | None = None, calls: int | None = None) -> None:
+    """Every finding, then a line counting the expected results left out (``--all`` shows them).
+    ``brief`` leaves out the security descriptors' SDDL (the demo: they were given on the command
+    line); ``stack_hint`` says where the frames left out are; ``limits`` what the input could not
+    show (said when nothing was found)."""
     if not findings:
-        out.write("No failing call found: every call's server work succeeded (or failed only on optional keys).\n")
-        return
+        _nothing_found(out, left_out, limits or [], calls)
     for n, f in enumerate(findings, 1):
-        where = f"call {f['call']}" if f.get("call") is not None else "no correlated call"
+        if f.get("call") is not None:
+            where = f"call {f['call']}"
+        elif f.get("outside"):
+            where = "outside any call the trace shows"
+        else:
+            where = "no correlated call"
         conf = f.get("confidence")
-        how = f", confidence {conf:.2f}" if conf is not None else ", from the stack: no RPC events to correlate"
+        how = f", confidence {conf:.2f}" if conf is not None else ""
         out.write(f"Finding {n} ({where}{how})\n")
         out.write(f"  {f['summary']}\n\n")
+        if f.get("client") is None and f.get("client_note"):
+            out.write(f"  - client: {f['client_note']}\n")
         for step in f.get("chain", []):
             out.write(f"  - {step}\n")
         failure = f.get("failure") or {}
@@ -47,6 +70,9 @@ def write_text(findings: list[dict], out: IO[str], *, brief: bool = False, stack
             for line in fix["powershell"].splitlines():
                 out.write(f"    {line}\n")
         out.write("\n")
+    if left_out:
+        out.write(f"{left_out} expected result{'s' if left_out != 1 else ''} left out (optional keys and values not found, "
+                  "buffer sizes asked, fast I/O refused, ...): rpctrace explain --all shows them.\n")
 
 
 def write_demo(demo, out: IO[str]) -> None:

@@ -51,6 +51,8 @@ class Trace:
     error: "InputError | None" = None  # the damage that ended reading early (strict mode)
     records: int | None = None  # events read, when they were streamed rather than kept in ``events``
     time_range: tuple[int, int] | None = None  # first and last event time, when events were streamed
+    kinds: dict[str, int] = field(default_factory=dict)  # events by kind, as read (coverage)
+    formats: list[str] = field(default_factory=list)  # the inputs' formats ("etl", "pml", "pcap", ...)
 
     def pointer_size(self) -> int | None:
         """The recording machine's pointer size (4 or 8) from the trace header, when there is one."""

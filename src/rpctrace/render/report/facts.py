@@ -13,7 +13,8 @@ def status_text(code, hint: str = "NTSTATUS") -> str:
     if not isinstance(code, int):
         return defang(code, 80)
     if code == 0:
-        return "0 (success)"
+        # an RPC status of 0 says the call came back, not that the procedure succeeded
+        return "0 (the call completed)" if hint == "RPC" else "0 (success)"
     name = codes.name(code, hint=hint)
     return f"0x{code & 0xFFFFFFFF:08X}" + (f" {name}" if name else "")
 
