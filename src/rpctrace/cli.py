@@ -19,7 +19,7 @@ from rpctrace.commands import EXIT_INPUT, EXIT_OK, err
 from rpctrace.errors import RpctraceError
 
 #: command modules under rpctrace.commands, in the order `rpctrace --help` lists them
-COMMANDS = ("demo", "explain", "calls", "events", "report", "export", "windbg", "acl", "record", "synth")
+COMMANDS = ("demo", "explain", "calls", "events", "report", "export", "windbg", "acl", "record", "synth", "symbols")
 
 
 def build_parser() -> argparse.ArgumentParser:
