@@ -19,6 +19,8 @@ Builds are reproducible: fixed timestamp, fixed build directory names recorded i
 (``/pdbsourcepath``, ``-ffile-compilation-dir``), so the same toolchain gives the same GUIDs.
 Next to each PDB the script saves ``llvm-pdbutil dump --publics --symbols --section-headers``
 (``NAME.pdbutil.txt``): the tests compare rpctrace's lookups with it without llvm-pdbutil.
+``ARCH/publics/NAME.pdb`` is the same code linked without compiler debug information: a PDB of
+public symbols only, like those Microsoft's symbol server hands out.
 ``manifest.json`` lists what was built (RVAs, sizes, timestamps, PDB identities).
 """
 
@@ -98,11 +100,11 @@ def build_one(module: str, arch: str, work: Path, out: Path) -> dict:
         shutil.copyfile(SOURCES / name, work / name)
     for attempt in range(8):
         obj = f"{stem}-{arch}.obj"
-        subprocess.run([tool("clang"), f"--target={triple}", "-c", "-O2", "-g", "-gcodeview", "-fms-extensions",
+        compile_args = [f"--target={triple}", "-c", "-O2", "-g", "-gcodeview", "-fms-extensions",
                         "-ffunction-sections", "-fno-exceptions", "-fno-rtti", "-fno-stack-protector", "-ffreestanding",
                         "-fno-builtin", "-mno-stack-arg-probe", f"-ffile-compilation-dir={BUILD_DIR}",
-                        f"-DRTT_PAD_0={pads[0]}", f"-DRTT_PAD_1={pads[1]}", f"-DRTT_RESERVE={reserve}",
-                        source, "-o", obj], check=True, cwd=work)
+                        f"-DRTT_PAD_0={pads[0]}", f"-DRTT_PAD_1={pads[1]}", f"-DRTT_RESERVE={reserve}", source]
+        subprocess.run([tool("clang"), *compile_args, "-o", obj], check=True, cwd=work)
         dll, pdb, mapf = work / module, work / f"{stem}.pdb", work / f"{stem}.map"
         cmd = [tool("lld-link"), "/dll", "/noentry", "/nodefaultlib", "/debug", f"/machine:{machine}",
                f"/out:{module}", f"/pdb:{stem}.pdb", f"/pdbaltpath:{stem}.pdb", f"/timestamp:{timestamp(module)}",
@@ -113,7 +115,7 @@ def build_one(module: str, arch: str, work: Path, out: Path) -> dict:
             (work / "order.txt").write_text("\n".join(order) + "\n")
             cmd.append("/order:@order.txt")
         subprocess.run(cmd, check=True, cwd=work, stdout=subprocess.DEVNULL)
-        publics = read_map(mapf)
+        publics = publics_map = read_map(mapf)
         names = {f: next(p for p in publics if mangled_match(f, p)) for f in functions}
         if order is None:
             pad_names = [next(p for p in publics if p.lstrip("_") == n) for n in PADS[module]]
@@ -138,11 +140,23 @@ def build_one(module: str, arch: str, work: Path, out: Path) -> dict:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(dll, dest / module)
     shutil.copyfile(pdb, dest / f"{stem}.pdb")
-    dump = subprocess.run([tool("llvm-pdbutil"), "dump", "--publics", "--symbols", "--section-headers",
-                           str(dest / f"{stem}.pdb")], check=True, capture_output=True, text=True).stdout
-    # the dump names the PDB by the path it was given; keep it independent of where this ran
-    dump = dump.replace(str(dest / f"{stem}.pdb"), f"{stem}.pdb")
-    (dest / f"{stem}.pdbutil.txt").write_text(dump)
+    _dump(dest / f"{stem}.pdb")
+    # The same code without compiler debug information: the linker's PDB then holds only public
+    # symbols (decorated names, no sizes, lines or inlinees), as the PDBs Microsoft's symbol
+    # server hands out do.
+    publics = work / "publics"
+    publics.mkdir(exist_ok=True)
+    subprocess.run([tool("clang"), *[a for a in compile_args if a not in ("-g", "-gcodeview")], "-o",
+                    f"publics/{obj}"], check=True, cwd=work)
+    subprocess.run([a.replace(f"/out:{module}", f"/out:publics/{module}").replace(f"/pdb:{stem}.pdb",
+                                                                                   f"/pdb:publics/{stem}.pdb")
+                    .replace(f"/map:{stem}.map", f"/map:publics/{stem}.map").replace(obj, f"publics/{obj}")
+                    for a in cmd], check=True, cwd=work, stdout=subprocess.DEVNULL)
+    if read_map(publics / f"{stem}.map") != publics_map:
+        raise SystemExit(f"{module} {arch}: the build without debug information placed functions elsewhere")
+    (dest / "publics").mkdir(exist_ok=True)
+    shutil.copyfile(publics / f"{stem}.pdb", dest / "publics" / f"{stem}.pdb")
+    _dump(dest / "publics" / f"{stem}.pdb")
     info = subprocess.run([tool("llvm-pdbutil"), "dump", "--summary", str(dest / f"{stem}.pdb")], check=True,
                           capture_output=True, text=True).stdout
     guid = re.search(r"GUID:\s*\{?([0-9A-Fa-f-]{36})\}?", info).group(1).lower()
@@ -151,6 +165,15 @@ def build_one(module: str, arch: str, work: Path, out: Path) -> dict:
             "pdb_name": f"{stem}.pdb", "guid": str(uuid.UUID(guid)), "age": age,
             "timestamp": timestamp(module), "size_of_image": size,
             "functions": {f: want[f] for f in functions}}
+
+
+def _dump(pdb: Path) -> None:
+    """Save llvm-pdbutil's view of ``pdb`` beside it (``NAME.pdbutil.txt``)."""
+    dump = subprocess.run([tool("llvm-pdbutil"), "dump", "--publics", "--symbols", "--section-headers", str(pdb)],
+                          check=True, capture_output=True, text=True).stdout
+    # the dump names the PDB by the path it was given; keep it independent of where this ran
+    dump = dump.replace(str(pdb), pdb.name)
+    pdb.with_suffix(".pdbutil.txt").write_text(dump)
 
 
 def main(argv: list[str] | None = None) -> int:
