@@ -117,9 +117,17 @@ def parse_pe(data: bytes, path: str = "<image>") -> PeInfo:
         fh = pe.FILE_HEADER
         info = PeInfo(path=path, machine=fh.Machine, pe32plus=oh.Magic == 0x20B, timestamp=fh.TimeDateStamp,
                       size_of_image=oh.SizeOfImage, checksum=oh.CheckSum, image_base=oh.ImageBase)
+        table_end = e_lfanew + 24 + fh.SizeOfOptionalHeader + 40 * fh.NumberOfSections
+        if table_end > len(data):
+            raise InputError(path, f"cut short: the section table ends at byte {table_end}, the file has "
+                                   f"{len(data)}", offset=len(data))
         for s in pe.sections[:96]:
             name = s.Name.split(b"\0", 1)[0].decode("ascii", "replace")
             info.sections.append(Section(name, s.VirtualAddress, max(s.Misc_VirtualSize, 0), s.Characteristics))
+            if s.SizeOfRawData and s.PointerToRawData + s.SizeOfRawData > len(data):
+                raise InputError(path, f"cut short: section {name!r} ends at byte "
+                                       f"{s.PointerToRawData + s.SizeOfRawData}, the file has {len(data)}",
+                                 offset=len(data))
         info.codeview = _codeview(pe, data, path)
     except InputError:
         raise
@@ -143,7 +151,12 @@ def _codeview(pe, data: bytes, path: str) -> list[CodeView]:
     count = size // _DEBUG_ENTRY.size
     if count > MAX_DEBUG_ENTRIES:
         raise InputError(path, f"debug directory of {size} bytes ({count} entries, at most {MAX_DEBUG_ENTRIES})")
-    offset = pe.get_offset_from_rva(rva)
+    import pefile
+
+    try:
+        offset = pe.get_offset_from_rva(rva)
+    except pefile.PEFormatError:
+        offset = None
     if offset is None or offset < 0 or offset + count * _DEBUG_ENTRY.size > len(data):
         raise InputError(path, f"debug directory at RVA 0x{rva:x} lies outside the file",
                          offset=offset if isinstance(offset, int) and 0 <= offset < len(data) else None)
