@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
-import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -54,23 +54,43 @@ def test_damaged_pdb_is_one_line(tmp_path, what, edit, message):
     assert rc == 2 and out == "" and errs.count("\n") == 1 and errs.startswith(f"rpctrace: error: {path}")
 
 
-def test_reader_crash_hang_and_failure_are_clean_errors(monkeypatch):
-    def fake(returncode=0, stderr=b"", exc=None):
-        def run(*args, **kwargs):
-            if exc is not None:
-                raise exc
-            return subprocess.CompletedProcess(args, returncode, b"", stderr)
-        return run
+CHILDREN = {
+    "crash": "import os, signal, sys; sys.stdin.readline(); os.kill(os.getpid(), signal.SIGABRT)",
+    "hang": "import sys, time; sys.stdin.readline(); time.sleep(60)",
+    "memory": "import sys; sys.stdin.readline(); sys.stderr.write('Traceback\\nMemoryError\\n'); sys.exit(1)",
+    "garbage": "import sys; sys.stdin.readline(); print('not json', flush=True); sys.stdin.readline()",
+    "error": "import json, sys; sys.stdin.readline(); print(json.dumps({'status': 'error', 'message': 'damaged PDB: "
+             "bad stream'}), flush=True); sys.stdin.readline()",
+}
 
-    cases = [(fake(-11), r"died on this file \(signal 11\)"),
-             (fake(exc=subprocess.TimeoutExpired("x", 1)), "took longer than"),
-             (fake(1, b"Traceback...\nMemoryError\n"), "ran out of its"),
-             (fake(3, b"damaged PDB: bad stream\n"), "damaged PDB: bad stream"),
-             (fake(0), "answer is unreadable")]
-    for run, message in cases:
-        monkeypatch.setattr(pdbmod.subprocess, "run", run)
-        with pytest.raises(InputError, match=message):
-            pdbmod.load_pdb(PDB, timeout=1)
+
+@pytest.mark.parametrize("child,message", [
+    ("crash", r"died on this file \(signal 6\)"),
+    ("hang", "took longer than 1 s"),
+    ("memory", "ran out of its"),
+    ("garbage", "answer is unreadable"),
+    ("error", "damaged PDB: bad stream"),
+])
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_reader_process_failures_are_clean_errors(child, message):
+    reader = pdbmod.ReaderProcess([sys.executable, "-c", CHILDREN[child]])
+    try:
+        with pytest.raises(InputError, match=message) as info:
+            reader.build(str(PDB), PDB.stat().st_size, 1.0, None)
+        assert str(PDB) in str(info.value)
+    finally:
+        reader.close()
+
+
+def test_reader_process_survives_a_crash_and_reads_the_next_pdb(tmp_path):
+    """A PDB that makes the reader die (a panic in symbolic's symcache writer found by fuzzing:
+    the reader aborts) is one line, and the next PDB is read by a new reader."""
+    hostile = _mutated(tmp_path, SYMBOLS / "x86" / "publics" / "MMDevAPI.pdb", "MMDevAPI.pdb", lambda d: (
+        struct.pack_into("<I", d, 0xC00C, 0xFFFFFFFF), struct.pack_into("<I", d, 0x24, 0x80000002),
+        struct.pack_into("<I", d, 0x502C, 0xFFFFFFFF)))
+    with pytest.raises(InputError, match="died on this file|damaged PDB"):
+        pdbmod.load_pdb(hostile)
+    assert pdbmod.load_pdb(PDB).identity.arch == "x86_64"
 
 
 def test_damaged_pdb_in_a_store_leaves_module_plus_offset(tmp_path):

@@ -9,19 +9,22 @@ Hostile PDBs: the PDB comes from the network or from a compromised machine, and 
 parser's robustness is not assumed.  :func:`load_pdb` therefore builds the symcache in a child
 process (``python -m rpctrace.symbols.pdbworker``) with an address-space limit and a time
 limit; a crash, a hang or an error there is one :class:`~rpctrace.errors.InputError` naming the
-PDB, and the frames stay ``module+offset``.  The symcache comes back as bytes written by
-symbolic itself and is only looked up in this process.  ``isolate=False`` builds it in this
+PDB, and the frames stay ``module+offset``.  One child serves the whole run
+(:class:`ReaderProcess`); the symcache comes back as bytes written by symbolic itself and is
+only looked up in this process.  ``isolate=False`` builds it in this
 process (the fuzz harness does that inside its own limited worker).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
-import struct
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 
 from rpctrace.errors import InputError, printable
@@ -157,7 +160,7 @@ def load_pdb(path: str | os.PathLike, *, isolate: bool = True, timeout: float = 
     path = os.fspath(path)
     size = check_header(path)
     if isolate:
-        meta, data = _build_in_worker(path, size, timeout, memory)
+        meta, data = reader_process().build(path, size, timeout, memory)
     else:
         meta, data = build_symcache(path)
     identity = parse_debug_id(path, meta.get("debug_id", ""), meta.get("arch", ""))
@@ -168,56 +171,160 @@ def load_pdb(path: str | os.PathLike, *, isolate: bool = True, timeout: float = 
         raise InputError(path, f"damaged PDB (its symbol cache does not load: {_first_line(exc)})") from None
 
 
-def _build_in_worker(path: str, size: int, timeout: float, memory: int | None) -> tuple[dict, bytes]:
-    limit = memory if memory is not None else WORKER_MEMORY + 3 * size
-    with tempfile.TemporaryDirectory(prefix="rpctrace-pdb-") as tmp:
-        out = os.path.join(tmp, "symcache")
-        cmd = [sys.executable, "-m", "rpctrace.symbols.pdbworker", path, out]
+class ReaderProcess:
+    """The child process that reads PDBs (``python -m rpctrace.symbols.pdbworker --serve``).
+
+    One child serves a whole run: it is started when the first PDB is read, reads one PDB per
+    request, and is started again after it dies (a native crash on a hostile PDB), after a
+    request runs past its time limit (it is killed), or when a PDB needs a larger address space
+    than the one it was started with.  Requests and answers are JSON lines on its stdin and
+    stdout; the symcache travels through a file in a private temporary directory.
+    """
+
+    def __init__(self, command: list[str] | None = None) -> None:
+        #: the child's command line (tests replace it with children that misbehave)
+        self.command = command or [sys.executable, "-m", "rpctrace.symbols.pdbworker", "--serve"]
+        self._proc: subprocess.Popen | None = None
+        self._answers: queue.Queue | None = None
+        self._memory = 0
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._errlog: str | None = None
+        self._lock = threading.Lock()
+
+    def build(self, path: str, size: int, timeout: float, memory: int | None) -> tuple[dict, bytes]:
+        need = memory if memory is not None else WORKER_MEMORY + 3 * size
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None or need > self._memory or memory is not None:
+                self._start(need)
+            assert self._proc is not None and self._answers is not None and self._tmp is not None
+            out = os.path.join(self._tmp.name, "symcache")
+            try:
+                self._proc.stdin.write((json.dumps({"pdb": path, "out": out}) + "\n").encode("utf-8"))
+                self._proc.stdin.flush()
+            except OSError:
+                pass  # it died: the answer queue says so
+            try:
+                line = self._answers.get(timeout=timeout)
+            except queue.Empty:
+                self._stop()
+                raise InputError(path, f"reading the PDB took longer than {timeout:g} s; gave up") from None
+            if line is None:  # end of its output: it died
+                code = self._proc.wait()
+                tail = self._error_tail()
+                self._stop()
+                if code < 0:
+                    raise InputError(path, f"the PDB reader died on this file (signal {-code})")
+                if "MemoryError" in tail or "memory allocation" in tail.lower():
+                    raise InputError(path, f"the PDB reader ran out of its {self._memory >> 20} MiB of memory")
+                raise InputError(path, f"the PDB reader failed: {printable(tail or f'exit status {code}', 200)}")
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                self._stop()
+                raise InputError(path, "the PDB reader's answer is unreadable") from None
+            if answer.get("status") != "ok":
+                raise InputError(path, printable(str(answer.get("message", "unreadable PDB")), 300))
+            try:
+                with open(out, "rb") as fh:
+                    data = fh.read()
+                os.unlink(out)
+            except OSError as exc:
+                raise InputError(path, f"the PDB reader's answer is unreadable ({exc})") from None
+            return answer.get("meta", {}), data
+
+    def _start(self, memory: int) -> None:
+        self._stop()
+        self._tmp = tempfile.TemporaryDirectory(prefix="rpctrace-pdb-")
+        self._errlog = os.path.join(self._tmp.name, "stderr")
         env = dict(os.environ)
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         kwargs: dict = {}
         if os.name == "posix":
-            kwargs["preexec_fn"] = _limits(limit)
+            kwargs["preexec_fn"] = _limits(memory)
+        with open(self._errlog, "wb") as err:
+            try:
+                self._proc = subprocess.Popen(self.command,
+                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
+                                              **kwargs)
+            except OSError as exc:
+                self._proc = None
+                raise InputError("<pdb reader>", f"could not start the PDB reader: {exc.strerror or exc}") from None
+        self._memory = memory
+        self._answers = queue.Queue()
+        threading.Thread(target=_pump, args=(self._proc.stdout, self._answers), daemon=True).start()
+
+    def _error_tail(self) -> str:
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=timeout, env=env, **kwargs)
-        except subprocess.TimeoutExpired:
-            raise InputError(path, f"reading the PDB took longer than {timeout:g} s; gave up") from None
-        except OSError as exc:
-            raise InputError(path, f"could not start the PDB reader: {exc.strerror or exc}") from None
-        if proc.returncode != 0:
-            message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            if proc.returncode == 3 and message:
-                raise InputError(path, printable(message[-1], 300))
-            if proc.returncode < 0:
-                raise InputError(path, f"the PDB reader died on this file (signal {-proc.returncode})")
-            tail = message[-1] if message else f"exit status {proc.returncode}"
-            if "MemoryError" in tail or "memory allocation" in tail.lower():
-                raise InputError(path, f"the PDB reader ran out of its {limit >> 20} MiB of memory")
-            raise InputError(path, f"the PDB reader failed: {printable(tail, 200)}")
-        try:
-            with open(out, "rb") as fh:
-                head_len = struct.unpack("<I", fh.read(4))[0]
-                if head_len > 1 << 20:
-                    raise ValueError("header too long")
-                meta = json.loads(fh.read(head_len).decode("utf-8"))
-                data = fh.read()
-        except (OSError, ValueError, struct.error) as exc:
-            raise InputError(path, f"the PDB reader's answer is unreadable ({exc})") from None
-    return meta, data
+            with open(self._errlog or "", "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 4096))
+                lines = fh.read().decode("utf-8", "replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+def _pump(stream, answers: "queue.Queue[str | None]") -> None:  # pragma: no cover - thread
+    try:
+        for line in stream:
+            answers.put(line.decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        pass
+    answers.put(None)
+
+
+_READER: ReaderProcess | None = None
+
+
+def reader_process() -> ReaderProcess:
+    """The run's PDB reader process (closed when the interpreter exits)."""
+    global _READER
+    if _READER is None:
+        _READER = ReaderProcess()
+        atexit.register(_READER.close)
+    return _READER
 
 
 def _limits(memory: int):
     def apply() -> None:  # pragma: no cover - runs in the child
         import resource
 
+        if sys.platform.startswith("linux"):  # die with the parent, even when it is killed
+            try:
+                import ctypes
+                import signal
+
+                ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+            except (OSError, AttributeError):
+                pass
         try:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         except (ValueError, OSError):
             pass
         try:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            limit = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ValueError, OSError):
             pass
 
