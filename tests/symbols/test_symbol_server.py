@@ -63,7 +63,8 @@ def test_fetch_then_resolve_from_server_then_from_cache(scenario, tmp_path):
         assert set(found) == {"audiosrv", "MMDevAPI"}
         assert all(i["via"] == f"server {server.url}" and i["identity_from"] == "trace" for i in found.values())
         missing = [i for i in report["images"] if not i["pdb"]]
-        assert missing and all(i["problem"].endswith("not found") for i in missing)  # e.g. ntdll.pdb/.../ntdll.pdb
+        assert missing and all(i["problem"].endswith(f"not found (looked in store {cache}, server {server.url})")
+                               for i in missing)  # e.g. ntdll.pdb/.../ntdll.pdb
         assert len(report["downloaded"]) == 2 and errs == ""
         for m in built(arch):  # the cache is laid out as a symbol store
             stored = cache / m["pdb_name"] / (m["guid"].replace("-", "").upper() + f"{m['age']:X}") / m["pdb_name"]

@@ -405,7 +405,9 @@ class Symbolizer:
                 loc.tried.append(f"directory {folder}")
         if path is None:
             if loc.problem is None:
-                loc.problem = f"{key} not found"
+                places = list(dict.fromkeys(t for t in loc.tried if ": " not in t))
+                where = ", ".join(places[:4]) + (f" and {len(places) - 4} more" if len(places) > 4 else "")
+                loc.problem = f"{key} not found" + (f" (looked in {where})" if where else " (no symbol path)")
             return
         loc.pdb, loc.via = path, via
 

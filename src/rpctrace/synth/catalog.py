@@ -300,7 +300,7 @@ def pdb_identity(module: str, pointer_size: int) -> tuple[str, int, str]:
     known = PDB_IDENTITIES.get((module, pointer_size))
     if known is not None:
         return known
-    name = PDB_NAMES.get(module.lower()) or module.rsplit(".", 1)[0] + ".pdb"
+    name = PDB_NAMES.get(module.lower()) or module.rsplit(".", 1)[0].lower() + ".pdb"  # as Windows' own
     digest = zlib.crc32(f"pdb:{module}:{pointer_size}".encode())
     guid = f"{digest:08x}-{digest >> 16 & 0xFFFF:04x}-4{digest & 0xFFF:03x}-8{digest >> 4 & 0xFFF:03x}-" \
            f"{zlib.crc32(module.lower().encode()):08x}{digest & 0xFFFF:04x}"
