@@ -134,8 +134,7 @@ def parse_pe(data: bytes, path: str = "<image>") -> PeInfo:
     except (pefile.PEFormatError, struct.error, IndexError, ValueError, TypeError, AttributeError, KeyError,
             OverflowError) as exc:
         raise InputError(path, f"damaged PE image ({type(exc).__name__}: {exc})") from None
-    finally:
-        pe.close()
+    # no pe.close(): pefile was given bytes, not a file, and its close() runs a full gc.collect()
     return info
 
 
