@@ -62,7 +62,7 @@ class TraceSymbols:
             if not frames:
                 continue
             for addr in frames:
-                key = (ev.pid, addr >> 16)
+                key = (ev.pid, addr >> 12)  # images start on page boundaries: one image per page
                 if key in looked:
                     continue
                 looked.add(key)

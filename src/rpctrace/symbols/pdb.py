@@ -72,13 +72,12 @@ class Location:
 class PdbSymbols:
     """A PDB ready for lookups (see :func:`load_pdb`)."""
 
-    def __init__(self, path: str, identity: PdbIdentity, symcache_bytes: bytes, public_only: bool):
+    def __init__(self, path: str, identity: PdbIdentity, symcache_bytes: bytes):
         from symbolic.symcache import SymCache
 
         self.path = path
         self.identity = identity
-        self.public_only = public_only
-        self._bytes = symcache_bytes
+        self._bytes = symcache_bytes  # the symcache looks into these bytes
         self._cache = SymCache.from_bytes(symcache_bytes)
 
     def lookup(self, rva: int) -> list[Location]:
@@ -104,7 +103,7 @@ def check_header(path: str) -> int:
         raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
     if size > MAX_PDB_BYTES:
         raise InputError(path, f"{size} bytes: larger than the {MAX_PDB_BYTES}-byte limit for a PDB")
-    if head.startswith(MSF2_MAGIC[: len(head)]) and head[:20] == MSF2_MAGIC[:20]:
+    if len(head) >= 20 and MSF2_MAGIC.startswith(head):
         raise InputError(path, "a PDB 2.0 (pre-2000 format) file, which rpctrace does not read", offset=0)
     if head != MSF7_MAGIC:
         raise InputError(path, "not a PDB (no 'Microsoft C/C++ MSF 7.00' header)", offset=0)
@@ -164,9 +163,8 @@ def load_pdb(path: str | os.PathLike, *, isolate: bool = True, timeout: float = 
     else:
         meta, data = build_symcache(path)
     identity = parse_debug_id(path, meta.get("debug_id", ""), meta.get("arch", ""))
-    public_only = "debug" not in meta.get("features", [])
     try:
-        return PdbSymbols(path, identity, data, public_only)
+        return PdbSymbols(path, identity, data)
     except Exception as exc:  # symbolic's own error types: the symcache it wrote does not load
         raise InputError(path, f"damaged PDB (its symbol cache does not load: {_first_line(exc)})") from None
 
