@@ -75,6 +75,8 @@ KINDS: frozenset[str] = frozenset(
         "image.load",
         "image.unload",
         "image.rundown",
+        "image.id",
+        "image.dbgid",
         "file.create",
         "file.op",
         "stack",

@@ -533,3 +533,44 @@ def _with_captures(paths, captures, keep_going: bool, operations: str):
     result, report, counts = correlate_remote(corr, *streams)
     trace.sources.append({"join": report, "wire": counts})
     return trace, result
+
+
+# ------------------------------------------------------------------ symbols
+
+def symbolizer(symbols: str | None = None, image_path: Sequence[str] = (), timeout: float = 20.0):
+    """The run's :class:`~rpctrace.symbols.Symbolizer` from a symbol path (debugger syntax; None:
+    ``_NT_SYMBOL_PATH``) and directories of binaries copied from the traced machine."""
+    from rpctrace.symbols import Symbolizer, symbol_path_from
+    from rpctrace.symbols.download import Downloader
+
+    return Symbolizer(symbol_path_from(symbols), list(image_path), downloader=Downloader(timeout=timeout))
+
+
+def has_symbol_source(symbols: str | None, image_path: Sequence[str]) -> bool:
+    """Whether a symbol path (given or from the environment) or image directories were given."""
+    from rpctrace.symbols import symbol_path_from
+
+    return symbol_path_from(symbols) is not None or bool(image_path)
+
+
+def resolve_offsets(offsets: Sequence[str], pdb: str | None = None, image: str | None = None,
+                    symbols: str | None = None, image_path: Sequence[str] = (), timeout: float = 20.0):
+    """``(result, problems)``: module offsets resolved in a PDB, or through an image's debug
+    directory (``rpctrace symbols resolve``)."""
+    from rpctrace.symbols.lookup import parse_offset, resolve_in_image, resolve_in_pdb
+
+    parsed = [parse_offset(o) for o in offsets]
+    sym = symbolizer(symbols, image_path, timeout)
+    result = resolve_in_pdb(pdb, parsed, sym) if pdb else resolve_in_image(image, parsed, sym)
+    return result, list(sym.problems)
+
+
+def fetch_symbols(files: Sequence[str], symbols: str | None, image_path: Sequence[str], timeout: float = 20.0,
+                  include_all: bool = False, keep_going: bool = False):
+    """``(trace, report, problems)``: the PDBs a trace's stacks need, fetched into the cache."""
+    from rpctrace.symbols.lookup import fetch_for_trace
+
+    sym = symbolizer(symbols, image_path, timeout)
+    trace = load(files, keep_going=keep_going)
+    report = fetch_for_trace(trace, sym, include_all=include_all)
+    return trace, report, list(sym.problems)

@@ -690,10 +690,11 @@ class Sim:
 
     def end_rundown_size(self) -> int:
         w = self.world
-        n = len(w.kernel_images) + len(w.kcbs)
+        per_image = 3  # the image event, then ImageID and DbgID_RSDS (emit.Trace._image_identity)
+        n = per_image * len(w.kernel_images) + len(w.kcbs)
         for proc in w.procs:
             if self._alive(proc, False):
-                n += 1 + len(proc.images) + sum(1 for th in proc.threads if self._alive(th, False))
+                n += 1 + per_image * len(proc.images) + sum(1 for th in proc.threads if self._alive(th, False))
         return n
 
     def spawn(self, parent: Thread, t: int, proc: Proc) -> int:

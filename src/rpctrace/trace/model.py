@@ -105,6 +105,10 @@ class Trace:
         return f"{img.module}+0x{address - img.base:x}"
 
 
+#: the image events that make the image table (image.id/image.dbgid add identities, not images)
+_IMAGE_EVENTS = frozenset({"image.load", "image.unload", "image.rundown"})
+
+
 class TableBuilder:
     """Builds the process and image tables from process and image events, one at a time."""
 
@@ -128,7 +132,7 @@ class TableBuilder:
                 info.start = ev.ts
             elif kind == "process.end":
                 info.end = ev.ts
-        elif kind.startswith("image.") and ev.pid is not None:
+        elif kind in _IMAGE_EVENTS and ev.pid is not None:
             f = ev.fields
             per = self._images.setdefault(ev.pid, {})
             img = per.get(f["image_base"])
