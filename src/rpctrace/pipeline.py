@@ -85,11 +85,21 @@ def limits(trace: Trace) -> list[str]:
     return lines(coverage(trace))
 
 
-def select(result: Correlation, trace: Trace, flt: CallFilter | None) -> Iterable:
-    """The calls of ``result`` that pass ``flt`` (lazily)."""
+def select(result: Correlation, trace: Trace, flt: CallFilter | None, alpc: bool = False) -> Iterable:
+    """The calls of ``result`` that pass ``flt`` (lazily); with ``alpc`` also the ALPC exchanges
+    that belong to no RPC call.  With ``--failed`` the calls with a failure that deserves blame
+    come first, then those whose failures are all expected results."""
+    from itertools import chain
+
+    pool = chain(result.calls, result.alpc) if alpc and result.alpc else result.calls
     if flt is None or not flt.active:
-        return result.calls
-    return flt.apply(result.calls, trace)
+        return pool
+    chosen = flt.apply(pool, trace)
+    if not flt.failed:
+        return chosen
+    chosen = list(chosen)
+    blamed = [c for c in chosen if c.blamed or c.status]
+    return blamed + [c for c in chosen if not (c.blamed or c.status)]
 
 
 def acl_sources(hives: Iterable[str] = (), sddl_pairs: Iterable[str] = ()):

@@ -17,7 +17,7 @@ def cmd_calls(args) -> int:
         # a listing shows the failed operations only: the others need not be kept
         trace, result = pipeline.calls(args.files, keep_going=args.keep_going, operations="failed", on_progress=bar)
     # one record at a time: built, written, dropped (a listing can hold a million calls)
-    records = pipeline.call_records(trace, pipeline.select(result, trace, call_filter(args)))
+    records = pipeline.call_records(trace, pipeline.select(result, trace, call_filter(args), alpc=args.alpc))
     with pipeline.gc_paused():  # records are freed as they are written; the collector would only rescan the calls
         {"json": write_json, "jsonl": write_jsonl, "table": write_table}[args.format](records, sys.stdout)
     sys.stdout.flush()
@@ -34,4 +34,7 @@ def register(sub) -> None:
     add_inputs(p)
     add_format(p, ("table", "json", "jsonl"), "table for people; json (one array) or jsonl (a call per line) for programs")
     add_filters(p)
+    p.add_argument("--alpc", action="store_true",
+                   help="also list ALPC message exchanges that belong to no RPC call (marked ALPC; shown anyway when "
+                        "the trace has no RPC events at all)")
     p.set_defaults(func=cmd_calls)

@@ -135,7 +135,15 @@ class Call:
         return [op for op in self.operations if op.kind.startswith(FAILING) and event_class(op) == "blame"]
 
     @property
+    def alpc_only(self) -> bool:
+        """An ALPC message exchange no RPC event belongs to: not known to be an RPC call at all
+        (csrss's ApiPort, other non-RPC ports; or an RPC call whose RPC events were lost)."""
+        return self.message is not None and not self.has_client and not self.has_server and self.wire is None
+
+    @property
     def protocol_name(self) -> str | None:
+        if self.alpc_only:
+            return "ALPC"
         if self.protocol is None:
             return "LRPC" if self.message is not None else None
         return PROTOCOLS.get(self.protocol, str(self.protocol))
@@ -163,6 +171,11 @@ class Correlation:
     outside: list[Event] = field(default_factory=list)
     #: failed operations outside calls beyond :data:`MAX_OUTSIDE` (counted, not kept)
     outside_dropped: int = 0
+    #: ALPC message exchanges that belong to no RPC call, when the trace has RPC events (then they
+    #: are not calls: ``calls --alpc`` shows them, marked "ALPC"); numbered after the calls
+    alpc: list[Call] = field(default_factory=list)
+    #: whether the trace had Microsoft-Windows-RPC events at all
+    rpc_seen: bool = False
 
 
 def _endpoint_from_port(port: str | None) -> str | None:
@@ -223,6 +236,7 @@ class Correlator:
         self.endpoints: dict[str, set[int]] = {}
         self.outside: list[Event] = []
         self.outside_dropped = 0
+        self.rpc_seen = False
         self._creates: deque = deque(maxlen=_CREATES_WAITING)  # file creates outside calls, status pending
 
     def _new_call(self) -> Call:
@@ -336,6 +350,7 @@ class Correlator:
             self.taken[key] = msg
 
     def _rpc(self, ev: Event, kind: str, key: tuple) -> None:
+        self.rpc_seen = True
         f = ev.fields
         serving = self.serving
         if kind == "rpc.client_start":
@@ -471,14 +486,29 @@ class Correlator:
         calls = [c for c in calls if not c.merged]
         for c in calls:
             _score(c)
+        alpc: list[Call] = []
+        if self.rpc_seen:
+            # The trace has RPC events, so an exchange with none of them is not known to be an RPC
+            # call (datagrams to csrss's ApiPort, other non-RPC ports): apart, numbered after.
+            alpc = [c for c in calls if c.alpc_only and c.parent is None and not c.children]
+            if alpc:
+                apart = {id(c) for c in alpc}
+                calls = [c for c in calls if id(c) not in apart]
         for n, c in enumerate(calls, 1):
             c.id = n
+        for n, c in enumerate(alpc, len(calls) + 1):
+            c.id = n
+        for c in calls if not self.rpc_seen else ():
+            if c.alpc_only and c.message is not None and c.message.port_name and \
+                    c.message.port_name.upper().startswith("\\RPC CONTROL\\"):
+                c.evidence = with_evidence(c.evidence, "port under \\RPC Control\\: an RPC endpoint's")
         for ev in self._creates:
             self._keep_outside(ev)
         self._creates.clear()
         outside = self.outside
         outside.sort(key=lambda e: e.ts)
-        return Correlation(calls, pairing.unpaired, pairing.ports, endpoints, outside, self.outside_dropped)
+        return Correlation(calls, pairing.unpaired, pairing.ports, endpoints, outside, self.outside_dropped, alpc,
+                           self.rpc_seen)
 
 
 def _fill_rpc(call: Call, f: dict) -> None:
