@@ -681,6 +681,9 @@ def pcap_seeds() -> list[Seed]:
             seeds.append(Seed(f"writer-{seed}.pcap", data, fields, hot))
     if not seeds:
         raise MissingSamples(f"{DATA / 'net'} holds no capture")
+    return seeds
+
+
 # ---------------------------------------------------------------------------- PDB and PE
 
 SYMBOL_DATA = DATA / "symbols"

@@ -15,7 +15,7 @@ report how far reading is, the command decides whether a bar is shown.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Callable, Iterable, Sequence
 
@@ -102,12 +102,13 @@ def select(result: Correlation, trace: Trace, flt: CallFilter | None, alpc: bool
     return blamed + [c for c in chosen if not (c.blamed or c.status)]
 
 
-def acl_sources(hives: Iterable[str] = (), sddl_pairs: Iterable[str] = ()):
-    """The security descriptors the person gave (``--hive``, ``--sddl KEYPATH=SDDL``), checked
-    before any trace is read: a typo costs no minute of reading first."""
+def acl_sources(hives: Iterable[str] = (), sddl_pairs: Iterable[str] = (), hive_logs: Iterable[str] = ()):
+    """The security descriptors the person gave (``--hive`` with its ``--hive-log`` files,
+    ``--sddl KEYPATH=SDDL``), checked before any trace is read: a typo costs no minute of reading
+    first.  Their ``warnings`` say what the person must know (a dirty hive read as it is)."""
     from rpctrace.explain.acl_sources import AclSources
 
-    return AclSources.from_args(list(hives), list(sddl_pairs))
+    return AclSources.from_args(list(hives), list(sddl_pairs), hive_logs=list(hive_logs))
 
 
 def findings(trace: Trace, correlation: Correlation | None = None, hives: Iterable[str] = (),
@@ -191,9 +192,10 @@ def call_with_stacks(trace: Trace, call_id: int) -> dict:
 
 
 def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], principal_names: Sequence[str],
-              access_text: str) -> dict:
+              access_text: str, hive_logs: Sequence[str] = (), as_service: str | None = None) -> dict:
     """What ``rpctrace acl`` reports: the key's descriptor (and its parent's) from ``hives`` or
-    ``sddl_pairs``, the verdict for ``principal_names`` asking ``access_text``, and the fix."""
+    ``sddl_pairs``, the verdict for ``principal_names`` (and, with ``as_service``, every SID a
+    token of that service holds) asking ``access_text``, and the fix."""
     from rpctrace.errors import InputError, RpctraceError
     from rpctrace.security.check import evaluate, resolve_principals
     from rpctrace.security.fixes import suggest_fix
@@ -201,8 +203,20 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
     from rpctrace.security import SecurityDescriptorError, to_sddl
     from rpctrace.knowledge import access
 
+    from rpctrace.knowledge import sids as sid_names
+
+    names = list(principal_names)
+    token = None
+    if as_service:
+        kind, _, name = as_service.partition(":")
+        if kind.lower() != "service" or not name.strip():
+            raise RpctraceError(f"--as: expected service:NAME (e.g. service:Audiosrv), got {as_service!r}")
+        token = sid_names.principal_notes(name.strip(), None)
+        names = [sid for sid, _, _ in token] + names
+    if not names:
+        raise RpctraceError("say whose access to check: --principal NAME|SID... or --as service:NAME")
     try:
-        principals = resolve_principals(list(principal_names))
+        principals = resolve_principals(names)
     except ValueError as exc:
         raise RpctraceError(f"--principal: {exc}") from None
     try:
@@ -210,7 +224,7 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
     except ValueError as exc:
         raise RpctraceError(f"--access: {exc}") from None
     try:
-        sources = AclSources.from_args(list(hives), list(sddl_pairs), key=key or "")
+        sources = AclSources.from_args(list(hives), list(sddl_pairs), key=key or "", hive_logs=list(hive_logs))
     except InputError as exc:
         if exc.path == "--sddl" or exc.path.startswith("--sddl "):
             raise RpctraceError(f"--sddl: {exc.message}") from None
@@ -233,9 +247,10 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
             if found.hive_path is not None:
                 parent_error = exc.message
     verdict = evaluate(found.sd, principals, desired, "key")
+    full_key = found.full_path or key or None  # PowerShell needs the path the running system knows
     fix = None
     if not verdict.allowed:
-        fix = suggest_fix(found.sd, parent.sd if parent else None, principals, desired, key or None, "key")
+        fix = suggest_fix(found.sd, parent.sd if parent else None, principals, desired, full_key, "key")
 
     def sddl_of(sd) -> str | None:
         if sd is None:
@@ -246,7 +261,8 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
             return f"(no SDDL form: {exc.message})"
 
     if found.hive_path is not None:
-        source: dict = {"hive": found.hive_path, "key": key, "parent": parent_path, "hive_kind": found.hive_kind}
+        source: dict = {"hive": found.hive_path, "key": key, "full_path": full_key, "parent": parent_path,
+                        "hive_kind": found.hive_kind}
         if parent_error:
             source["parent_error"] = parent_error
     else:
@@ -257,6 +273,9 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
         "parent_sddl": (parent.sddl_text or sddl_of(parent.sd)) if parent else None,
         "descriptor": found.sd.to_dict("key"),
         "principals": principals,
+        "token": ([{"sid": sid, "name": sid_names.name_of(sid), "why": why} for sid, why, _ in token]
+                  if token is not None else None),
+        "warnings": list(sources.warnings),
         "access": verdict.to_dict(),
         "fix": fix.to_dict() if fix else None,
     }
@@ -273,6 +292,8 @@ class ReportModel:
     scope: str | None
     unpaired: dict[str, int]
     detailed: int = REPORT_DETAILED_CALLS
+    limits: list[str] = field(default_factory=list)  # what the inputs could not show
+    warnings: list[str] = field(default_factory=list)  # about the descriptors given (a dirty hive)
 
 
 def _with_descendants(chosen: Iterable) -> list:
@@ -286,13 +307,14 @@ def _with_descendants(chosen: Iterable) -> list:
 
 
 def report(files: Sequence[str], keep_going: bool = False, flt: CallFilter | None = None, call_id: int | None = None,
-           hives: Iterable[str] = (), sddl_pairs: Iterable[str] = (), on_progress: OnProgress | None = None,
+           hives: Iterable[str] = (), sddl_pairs: Iterable[str] = (), hive_logs: Iterable[str] = (),
+           on_progress: OnProgress | None = None,
            on_stage: Callable[[str], None] | None = None) -> ReportModel:
     """The report's model, streamed: the trace is read once, calls keep their operations, and the
     findings come from the calls and the failures outside them (no event list is kept)."""
     from rpctrace.errors import RpctraceError
 
-    acls = acl_sources(hives, sddl_pairs)
+    acls = acl_sources(hives, sddl_pairs, hive_logs)
     # every operation of the calls a page can show in detail, and of every call that failed;
     # the others keep a count (a busy trace's operations would not fit in memory)
     detail = REPORT_DETAILED_CALLS if call_id is None and not (flt is not None and flt.active) else 0
@@ -316,7 +338,8 @@ def report(files: Sequence[str], keep_going: bool = False, flt: CallFilter | Non
         ids = {c.id for c in chosen}
         found = [f for f in found if f.get("call") in ids
                  or (f.get("call") is None and call_id is None and _process_matches(flt, trace, f))]
-    return ReportModel(trace, list(chosen), found, len(result.calls), scope, result.unpaired)
+    return ReportModel(trace, list(chosen), found, len(result.calls), scope, result.unpaired,
+                       limits=limits(trace), warnings=list(acls.warnings))
 
 
 def _process_matches(flt: CallFilter | None, trace: Trace, finding: dict) -> bool:

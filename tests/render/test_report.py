@@ -309,14 +309,14 @@ def test_deterministic_and_cli(audiosrv, etl, tmp_path, capsys):
     assert "re-enable inheritance" in text
     # without --sddl the finding asks for the key's ACL instead of giving a verdict
     assert main(["report", str(etl), "-o", str(out)]) == 0
-    assert "--hive SOFTWARE" in out.read_text(encoding="utf-8")
+    assert "--hive SOFTWARE" in out.read_text(encoding="utf-8")  # the key is under HKLM\\SOFTWARE
 
 
 def test_report_of_a_trace_without_calls(tmp_path):
     from rpctrace.trace.model import Trace
 
     page = render_report(Trace([]), [], [])
-    assert "No failing call found" in page and "No call has a known start and end" in page
+    assert "No failure to blame" in page and "No call has a known start and end" in page
 
 
 # --- (b) hostile strings ------------------------------------------------------------------------

@@ -13,7 +13,9 @@ def cmd_explain(args) -> int:
     from rpctrace import pipeline
     from rpctrace.render.explain import write_text
 
-    acls = pipeline.acl_sources(args.hive, args.sddl)
+    acls = pipeline.acl_sources(args.hive, args.sddl, args.hive_log)
+    for line in acls.warnings:
+        warn(line)
     with progress_for(args, "reading") as bar:
         result = pipeline.explain(args.files, keep_going=args.keep_going, acls=acls, include_expected=args.all,
                                   on_progress=bar, on_stage=bar.stage)

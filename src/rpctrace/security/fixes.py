@@ -53,11 +53,22 @@ class Fix:
     effective: AccessVerdict
     ace: Ace | None = None
     removed: list[Ace] = field(default_factory=list)
+    #: why the change opens a hole (write access for a broad group, or on a key that decides
+    #: what runs as SYSTEM), or None; ``alternative`` is the safer change when there is one
+    danger: str | None = None
+    alternative: str | None = None
+
+    @property
+    def dangerous(self) -> bool:
+        return self.danger is not None
 
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
             "text": self.text,
+            "dangerous": self.dangerous,
+            "danger": self.danger,
+            "alternative": self.alternative,
             "short": self.short,
             "sddl_before": self.sddl_before,
             "sddl_after": self.sddl_after,
@@ -149,6 +160,85 @@ def _ps_rule(ace: Ace, allow: bool, object_type: str) -> list[str]:
     ]
 
 
+#: principals that stand for many accounts: write access for them is write access for everyone
+#: in them (SIDs: MS-DTYP 2.4.2.4 well-known SIDs)
+BROAD_PRINCIPALS = {
+    "S-1-1-0": "Everyone", "S-1-5-32-545": "BUILTIN\\Users", "S-1-5-11": "Authenticated Users",
+    "S-1-5-4": "INTERACTIVE", "S-1-5-32-546": "BUILTIN\\Guests", "S-1-5-7": "ANONYMOUS LOGON", "S-1-5-2": "NETWORK",
+    "S-1-5-13": "TERMINAL SERVER USER", "S-1-5-14": "REMOTE INTERACTIVE LOGON", "S-1-15-2-1": "ALL APPLICATION PACKAGES",
+    "S-1-15-2-2": "ALL RESTRICTED APPLICATION PACKAGES", "S-1-5-32-547": "BUILTIN\\Power Users",
+    "S-1-5-33": "WRITE RESTRICTED", "S-1-5-6": "SERVICE", "S-1-5-19": "LOCAL SERVICE", "S-1-5-20": "NETWORK SERVICE",
+}
+#: keys whose contents decide what runs, as whom, or what is trusted: write access there is a way
+#: to SYSTEM (a service's ImagePath, an IFEO debugger, a Run value, an LSA package...)
+SENSITIVE_KEYS = (
+    ("\\SERVICES", "service configuration (an ImagePath or a ServiceDll written here runs as the service's account, "
+                    "often SYSTEM)"),
+    ("\\CONTROL\\LSA", "LSA configuration (authentication and security packages load into lsass)"),
+    ("HKLM\\SAM", "the account database"), ("HKLM\\SECURITY", "LSA secrets and policy"),
+    ("\\WINLOGON", "Winlogon (its Shell, Userinit and notification values run at logon)"),
+    ("\\IMAGE FILE EXECUTION OPTIONS", "Image File Execution Options (a Debugger value runs instead of any program)"),
+    ("\\CURRENTVERSION\\RUN", "a Run key (what it names runs at every logon)"),
+    ("\\CURRENTVERSION\\POLICIES", "policy (what it sets overrides users' and administrators' settings)"),
+    ("\\SESSION MANAGER", "the session manager (KnownDLLs, boot execute, environment of every process)"),
+    ("\\WINDOWS\\APPINIT_DLLS", "AppInit_DLLs (loaded into every process with user32)"),
+)
+_WRITE_BITS = (access.KEY_SET_VALUE | access.KEY_CREATE_SUB_KEY | access.KEY_CREATE_LINK | access.DELETE
+               | access.WRITE_DAC | access.WRITE_OWNER | access.GENERIC_WRITE | access.GENERIC_ALL)
+
+
+def _sensitive(key_path: str | None) -> str | None:
+    if not key_path:
+        return None
+    upper = user_path(key_path).upper()
+    for marker, why in SENSITIVE_KEYS:
+        if marker in upper or upper.endswith(marker.rstrip("\\")):
+            return why
+    return None
+
+
+def _broad_writers(sd: SecurityDescriptor, object_type: str) -> dict[str, int]:
+    """The broad principals and the write, delete or ownership rights ``sd`` grants each."""
+    out = {}
+    for sid in BROAD_PRINCIPALS:
+        granted = evaluate(sd, [sid], access.MAXIMUM_ALLOWED, object_type).granted & _WRITE_BITS
+        if granted:
+            out[sid] = granted
+    return out
+
+
+def assess(fix: "Fix", before: SecurityDescriptor, key_path: str | None, principals: list[str],
+           object_type: str = "key") -> "Fix":
+    """Flag ``fix`` as dangerous when it gives a broad principal write, delete, WRITE_DAC or
+    WRITE_OWNER it did not have, or gives anyone write access on a security-sensitive key; name the
+    safer alternative where one exists (a service's own SID instead of a group)."""
+    fmt = lambda m: access.format(m, object_type)
+    new = {sid: m & ~_broad_writers(before, object_type).get(sid, 0)
+           for sid, m in _broad_writers(fix.sd_after, object_type).items()}
+    new = {sid: m for sid, m in new.items() if m}
+    reasons = []
+    if new:
+        reasons.append("it gives " + ", ".join(f"{BROAD_PRINCIPALS[sid]} {fmt(m)}" for sid, m in new.items())
+                       + ": every account in the group could then change the key")
+    sensitive = _sensitive(key_path)
+    grants_write = fix.ace is not None and fix.ace.mask & _WRITE_BITS
+    if sensitive and (grants_write or new or fix.kind == "enable-inheritance" and _broad_writers(fix.sd_after, object_type)):
+        reasons.append(f"the key is {sensitive}, and write access to it is a way to run code with more privilege")
+    if reasons:
+        fix.danger = "; ".join(reasons)
+        service = next((p for p in principals if p.startswith("S-1-5-80-") and p != "S-1-5-80-0"), None)
+        if fix.ace is not None and fix.ace.sid in BROAD_PRINCIPALS and service:
+            fix.alternative = (f"grant {fmt(fix.ace.mask)} to the service's own SID {sids.name_of(service) or service} "
+                               f"({service}) instead of {BROAD_PRINCIPALS[fix.ace.sid]}")
+        elif fix.ace is not None and fix.ace.sid in BROAD_PRINCIPALS:
+            fix.alternative = ("grant the right to the one account or service SID (NT SERVICE\\<name>) that needs it, "
+                               f"not to {BROAD_PRINCIPALS[fix.ace.sid]}")
+        elif sensitive:
+            fix.alternative = "change what the service or program does instead of loosening this key's ACL"
+        fix.text += f" WARNING, dangerous: {fix.danger}." + (f" Safer: {fix.alternative}." if fix.alternative else "")
+    return fix
+
+
 def _grantee(principals: list[str]) -> str:
     for sid in principals:
         if sid.startswith("S-1-5-80-") and sid != "S-1-5-80-0":
@@ -163,7 +253,8 @@ def suggest_fix(sd: SecurityDescriptor, parent_sd: SecurityDescriptor | None, pr
 
     Order of preference: re-enable inheritance (protected DACL whose parent's inheritable ACEs
     grant the request), remove explicit deny ACEs that block it, add one allow ACE
-    ``(A;CI;<rights>;;;<sid>)`` for the service SID among the principals (else the first one).
+    ``(A;;<missing rights>;;;<sid>)`` for the service SID among the principals (else the first
+    one).  Every fix is assessed (:func:`assess`): one that opens a hole says so.
     """
     pset = resolve_principals(principals)
     before = evaluate(sd, pset, desired, object_type)
@@ -187,8 +278,9 @@ def suggest_fix(sd: SecurityDescriptor, parent_sd: SecurityDescriptor | None, pr
                     f"inheritable ACEs then grant {fmt(verdict.requested)} ({by}). The explicit ACEs can be "
                     "removed afterwards; the inherited ones alone grant the request.")
             ps = ps_lines + ["$acl.SetAccessRuleProtection($false, $true)   # inherit from the parent key again"] + ps_tail
-            return Fix("enable-inheritance", text, "re-enable inheritance from the parent key", sddl_before,
-                       _safe_sddl(after, object_type), after, "\n".join(ps), verdict)
+            return assess(Fix("enable-inheritance", text, "re-enable inheritance from the parent key", sddl_before,
+                              _safe_sddl(after, object_type), after, "\n".join(ps), verdict), sd, key_path, pset,
+                          object_type)
 
     current = sd
     removed: list[Ace] = []
@@ -206,15 +298,17 @@ def suggest_fix(sd: SecurityDescriptor, parent_sd: SecurityDescriptor | None, pr
     if removed and verdict.allowed:
         listing = ", ".join(_ace_sddl(a, object_type) or a.type_name for a in removed)
         text = f"Remove the explicit deny ACE(s) {listing} from {where}; the remaining ACEs grant {fmt(verdict.requested)}."
-        return Fix("remove-deny", text, f"remove the deny ACE {listing}", sddl_before, _safe_sddl(current, object_type),
-                   current, "\n".join(ps_lines + ps_body + ps_tail), verdict, removed=removed)
+        return assess(Fix("remove-deny", text, f"remove the deny ACE {listing}", sddl_before,
+                          _safe_sddl(current, object_type), current, "\n".join(ps_lines + ps_body + ps_tail), verdict,
+                          removed=removed), sd, key_path, pset, object_type)
 
-    # 3. add an allow ACE
-    rights = verdict.requested & ~access.ACCESS_SYSTEM_SECURITY
+    # 3. add an allow ACE: the least that grants the request - the rights still missing, to the
+    #    principal that ran (its service SID first), for this key only (subkeys keep theirs)
+    rights = (verdict.missing or verdict.requested) & ~access.ACCESS_SYSTEM_SECURITY
     if not rights:
         return None
     grantee = _grantee(pset)
-    flags = CONTAINER_INHERIT_ACE if object_type == "key" else 0
+    flags = 0  # no inheritance unless needed: the request is for this key
     new_ace = Ace(0x00, flags, rights, grantee)
     aces = list(current.dacl.aces) if current.dacl is not None else []
     position = next((i for i, a in enumerate(aces) if a.inherited), len(aces))
@@ -230,6 +324,7 @@ def suggest_fix(sd: SecurityDescriptor, parent_sd: SecurityDescriptor | None, pr
         text = ("Remove the explicit deny ACE(s) "
                 + ", ".join(_ace_sddl(a, object_type) or a.type_name for a in removed) + " and " + text[0].lower() + text[1:])
     ps_body += _ps_rule(new_ace, allow=True, object_type=object_type) + ["$acl.AddAccessRule($rule)"]
-    return Fix("add-ace", text, f"add {ace_text}", sddl_before, _safe_sddl(after, object_type), after,
-               "\n".join(ps_lines + ps_body + ps_tail), verdict, ace=new_ace, removed=removed)
+    return assess(Fix("add-ace", text, f"add {ace_text}", sddl_before, _safe_sddl(after, object_type), after,
+                      "\n".join(ps_lines + ps_body + ps_tail), verdict, ace=new_ace, removed=removed), sd, key_path,
+                  pset, object_type)
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from rpctrace.explain.rootcause import SECURITY
+from rpctrace.knowledge.registry import hive_option
 from rpctrace.model import ticks_to_iso
 from rpctrace.knowledge.failures import event_class, event_expected_reason
 from rpctrace.render.report.facts import Names, op_target, pids_text, status_text, subtree_failed
@@ -223,6 +224,7 @@ def finding_view(f: dict, names: Names) -> dict:
         "f": f,
         "nested": failure.get("call") is not None and f.get("call") is not None and failure.get("call") != f.get("call"),
         "ask_acl": str(failure.get("kind") or "").startswith("registry.") and status in SECURITY,
+        "hive_option": hive_option(failure.get("path") or ""),
         "call": f.get("call"),
         "pids": pids_text(client.get("pid"), server.get("pid")),
         "iface_key": names.iface(iface.get("uuid")),
@@ -236,7 +238,7 @@ def finding_view(f: dict, names: Names) -> dict:
         "acl": acl,
         "aces": aces,
         "fix": f.get("fix"),
-        "confidence": f"{f.get('confidence') or 0:.2f}",
+        "confidence": f"{f['confidence']:.2f}" if f.get("confidence") is not None else None,
     }
 
 
