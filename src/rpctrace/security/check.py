@@ -37,6 +37,7 @@ else remove the explicit deny ACE that blocks it, else add one allow ACE for the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rpctrace.knowledge import access, sids
 from rpctrace.security.model import (
@@ -88,7 +89,7 @@ class AceReport:
         origin = "inherited" if self.inherited else "explicit"
         return f"#{self.index} {self.type} {self.name or self.sid} {access.format(self.mask, object_type)} ({origin})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "type": self.type,
@@ -139,8 +140,9 @@ class AccessVerdict:
         granting = [a for a in self.aces if a.granted]
         return granting if granting else list(self.aces)
 
-    def to_dict(self) -> dict:
-        fmt = lambda m: access.format(m, self.object_type)
+    def to_dict(self) -> dict[str, Any]:
+        def fmt(mask: int) -> str:
+            return access.format(mask, self.object_type)
         return {
             "allowed": self.allowed,
             "verdict": self.verdict,
@@ -199,7 +201,8 @@ def evaluate(sd: SecurityDescriptor, principals: list[str], desired: int, object
     pset = resolve_principals(principals)
     members = set(pset)
     notes: list[str] = []
-    fmt = lambda m: access.format(m, object_type)
+    def fmt(mask: int) -> str:
+        return access.format(mask, object_type)
     desired &= 0xFFFFFFFF
     requested = desired
     if object_type == "key" and requested & access.KEY_WOW64_MASK:
@@ -307,7 +310,8 @@ def evaluate(sd: SecurityDescriptor, principals: list[str], desired: int, object
 
 
 def _verdict_text(v: AccessVerdict) -> tuple[str, str]:
-    fmt = lambda m: access.format(m, v.object_type)
+    def fmt(mask: int) -> str:
+        return access.format(mask, v.object_type)
     protected = " The DACL is protected (inheritance is off)." if v.dacl_protected else ""
     if v.dacl_state in ("null", "absent"):
         what = "a NULL DACL" if v.dacl_state == "null" else "no DACL"

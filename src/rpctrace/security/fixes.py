@@ -4,6 +4,7 @@ deny, add an ACE), the descriptor after it, and the PowerShell that makes the ch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from rpctrace.knowledge import access, sids
 from rpctrace.knowledge.registry import user_path
@@ -62,7 +63,7 @@ class Fix:
     def dangerous(self) -> bool:
         return self.danger is not None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "text": self.text,
@@ -212,7 +213,8 @@ def assess(fix: "Fix", before: SecurityDescriptor, key_path: str | None, princip
     """Flag ``fix`` as dangerous when it gives a broad principal write, delete, WRITE_DAC or
     WRITE_OWNER it did not have, or gives anyone write access on a security-sensitive key; name the
     safer alternative where one exists (a service's own SID instead of a group)."""
-    fmt = lambda m: access.format(m, object_type)
+    def fmt(mask: int) -> str:
+        return access.format(mask, object_type)
     new = {sid: m & ~_broad_writers(before, object_type).get(sid, 0)
            for sid, m in _broad_writers(fix.sd_after, object_type).items()}
     new = {sid: m for sid, m in new.items() if m}
@@ -264,7 +266,8 @@ def suggest_fix(sd: SecurityDescriptor, parent_sd: SecurityDescriptor | None, pr
         return None
     sddl_before = _safe_sddl(sd, object_type)
     where = key_path or "the key"
-    fmt = lambda m: access.format(m, object_type)
+    def fmt(mask: int) -> str:
+        return access.format(mask, object_type)
     ps_lines = _ps_header(key_path) + ["$acl = Get-Acl -LiteralPath $path"]
     ps_tail = ["Set-Acl -LiteralPath $path -AclObject $acl"]
 
@@ -287,13 +290,14 @@ def suggest_fix(sd: SecurityDescriptor, parent_sd: SecurityDescriptor | None, pr
     verdict = before
     ps_body: list[str] = []
     # 2. remove explicit deny ACEs that block the request
-    while verdict.denied_by is not None and len(removed) < 64:
-        blocking = current.dacl.aces[verdict.denied_by.index] if current.dacl is not None else None
-        if blocking is None or blocking.inherited:
+    while verdict.denied_by is not None and current.dacl is not None and len(removed) < 64:
+        index = verdict.denied_by.index
+        blocking = current.dacl.aces[index]
+        if blocking.inherited:
             break
         removed.append(blocking)
         ps_body += _ps_rule(blocking, allow=False, object_type=object_type) + ["$acl.RemoveAccessRuleSpecific($rule)"]
-        current = with_aces(current, [a for i, a in enumerate(current.dacl.aces) if i != verdict.denied_by.index])
+        current = with_aces(current, [a for i, a in enumerate(current.dacl.aces) if i != index])
         verdict = evaluate(current, pset, desired, object_type)
     if removed and verdict.allowed:
         listing = ", ".join(_ace_sddl(a, object_type) or a.type_name for a in removed)

@@ -5,6 +5,7 @@ and write.  Layouts and sources: the package docstring."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, Iterator
 
 from rpctrace.errors import RpctraceError
 from rpctrace.knowledge import access as _access
@@ -204,8 +205,8 @@ class Ace:
     def flag_names(self) -> list[str]:
         return [name for bit, name in ACE_FLAG_NAMES.items() if self.flags & bit]
 
-    def to_dict(self, object_type: str = "key") -> dict:
-        out: dict = {
+    def to_dict(self, object_type: str = "key") -> dict[str, Any]:
+        out: dict[str, Any] = {
             "type": self.type_name,
             "type_value": self.type,
             "flags": self.flag_names(),
@@ -236,7 +237,7 @@ class Acl:
     offset: int | None = field(default=None, compare=False)
     size: int | None = field(default=None, compare=False)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Ace]:
         return iter(self.aces)
 
     def __len__(self) -> int:
@@ -279,8 +280,8 @@ class SecurityDescriptor:
     def control_names(self) -> list[str]:
         return [name for bit, name in CONTROL_NAMES.items() if self.control & bit]
 
-    def to_dict(self, object_type: str = "key") -> dict:
-        def acl(a: Acl | None, present: bool):
+    def to_dict(self, object_type: str = "key") -> dict[str, Any]:
+        def acl(a: Acl | None, present: bool) -> list[dict[str, Any]] | str | None:
             if a is None:
                 return None if not present else "NULL"
             return [ace.to_dict(object_type) for ace in a.aces]
