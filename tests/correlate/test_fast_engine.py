@@ -15,7 +15,8 @@ import struct
 import pytest
 
 from conftest import ETL_SAMPLES
-from rpctrace.correlate import call_record, correlate_files, fast
+from rpctrace.correlate import call_record, fast
+from rpctrace.pipeline import correlate_files
 from rpctrace.correlate.alpc import AlpcMessage
 from rpctrace.correlate.calls import Call
 from rpctrace.correlate.records import RecordMaker
@@ -29,7 +30,7 @@ from rpctrace.synth import SCENARIOS, synthesize
 pytestmark = pytest.mark.skipif(not fast.available(), reason="the C engine was not built (no compiler)")
 
 CALL_FIELDS = [f.name for f in dataclasses.fields(Call) if f.name not in ("message", "parent", "children", "operations")]
-CALL_PROPERTIES = ["mode", "completion_tid", "alpc_message_id", "protocol_name", "expected_only"]
+CALL_PROPERTIES = ["mode", "completion_tid", "alpc_message_id", "protocol_name", "expected_only", "alpc_only"]
 MESSAGE_FIELDS = [f.name for f in dataclasses.fields(AlpcMessage) if f.name != "call"] + ["datagram", "complete"]
 
 
@@ -55,6 +56,11 @@ def _result(path, **kw) -> dict:
     return {
         "calls": [_call_state(c) for c in result.calls],
         "records": [maker(c) for c in result.calls],
+        "alpc": [_call_state(c) for c in result.alpc],
+        "alpc_records": [maker(c) for c in result.alpc],
+        "rpc_seen": result.rpc_seen,
+        "kinds": list(trace.kinds.items()),
+        "formats": trace.formats,
         "unpaired": result.unpaired,
         "ports": result.ports,
         "endpoints": result.endpoints,
@@ -286,7 +292,7 @@ def test_values_the_engine_cannot_hold_fall_back_to_python(tmp_path, monkeypatch
     engine = fast._Engine(
         call_type=fast.FastCall, event_type=Event, operations="all", keep_all_for=0, stacks=False,
         other=lambda ev, kind: None, want=lambda ev: None, want_stack={}, want_by_cpu={},
-        is_blameworthy=lambda s, k: True, unpaired={}, ports={}, endpoints={}, outside=[], constants=(1, 1, 1, 1),
+        event_class=lambda ev: "blame", unpaired={}, ports={}, endpoints={}, outside=[], constants=(1, 1, 1, 1),
     )  # fmt: skip
     huge = Event(1 << 70, 1, 2, 0, "p", 0, 0, 0, "raw", {}, None)
     with pytest.raises(_fastrecords.EngineUnsupported):
@@ -323,12 +329,16 @@ def _copy(batches):
 
 def _python_stream(batches, operations, keep_all_for, stacks):
     """correlate_files' Python path, over given batches."""
+    from collections import Counter
+
     from rpctrace.correlate import Correlator
     from rpctrace.trace.stream import TraceStream
 
     stream = TraceStream(_Events(_copy(batches)), stacks=stacks)
     correlator = Correlator(operations, keep_all_for)
+    kinds: Counter = Counter()
     for batch in stream.batches():
+        kinds.update(e.kind for e in batch)
         correlator.feed(batch)
     trace = stream.finish()
     result = correlator.finish(pid_of=stream.pid_of)
@@ -338,6 +348,7 @@ def _python_stream(batches, operations, keep_all_for, stacks):
     if result.outside:
         stream.complete(result.outside)
     trace.records = stream.records
+    trace.kinds = dict(kinds)
     return trace, result
 
 
@@ -351,7 +362,7 @@ def _state(trace, result):
     maker = RecordMaker(trace, names=lookup, status_name=ntstatus_name)
     return ([_call_state(c) for c in result.calls], [maker(c) for c in result.calls], result.unpaired, result.ports,
             result.endpoints, [tuple(e) for e in result.outside], result.outside_dropped, trace.records,
-            trace.time_range)
+            trace.time_range, [_call_state(c) for c in result.alpc], result.rpc_seen, list(trace.kinds.items()))
 
 
 def _transform(events, how, rng):
@@ -373,6 +384,13 @@ def _transform(events, how, rng):
         out.append(ev)
         if how in ("duplicates", "mixed") and rng.random() < 0.03:
             out.append(ev)
+        if how in ("results", "mixed") and ev.kind in ("rpc.server_start", "rpc.client_start", "rpc.client_stop"):
+            # the procedure's result as RPC events 9 and 1 give it, some after the call ended
+            if rng.random() < 0.3:
+                kind = rng.choice(["rpc.raise", "rpc.eeinfo"])
+                status = rng.choice([0x6BA, 5, 0, 0xC0000022])
+                out.append(ev._replace(ts=ev.ts + rng.choice([0, 1, 10]), id=9 if kind == "rpc.raise" else 1,
+                                       kind=kind, fields={"status": status}))
     batches, at = [], 0
     while at < len(out):
         n = rng.randint(1, 400)
@@ -382,7 +400,8 @@ def _transform(events, how, rng):
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-@pytest.mark.parametrize("how", ["as-is", "no-alpc", "no-rpc", "lost", "no-activity", "no-ids", "duplicates", "mixed"])
+@pytest.mark.parametrize("how", ["as-is", "no-alpc", "no-rpc", "lost", "no-activity", "no-ids", "duplicates", "results",
+                                 "mixed"])
 def test_event_streams_of_every_shape(tmp_path, scenario, how):
     """The engine's correlator on Python events equals the Python stream and Correlator on event
     lists no writer trace has: RPC events only (the RPC-only fallback, ambiguous joins), ALPC only,
@@ -400,3 +419,5 @@ def test_event_streams_of_every_shape(tmp_path, scenario, how):
         assert got == expected, operations
     if how == "no-alpc" and scenario == "busy-server":
         assert any(c["ambiguous"] or "rpc-only" in " ".join(c["evidence"]) for c in expected[0])
+    if how == "results":
+        assert any(c["result_status"] is not None for c in expected[0])

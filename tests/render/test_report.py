@@ -289,7 +289,7 @@ def test_filter_controls(audiosrv):
     assert page.find("select", id="f-proc") and page.find("select", id="f-iface")
     assert page.find("input", id="f-failed", type="checkbox")
     # every filterable element says which processes and interface it concerns
-    for tag, attrs in page.tags:
+    for _tag, attrs in page.tags:
         if "fc" in attrs.get("class", "").split():
             assert re.fullmatch(r"(\d+( \d+)*)?", attrs["data-pids"]) and re.fullmatch(r"i\d+", attrs["data-iface"])
             assert attrs["data-failed"] in ("0", "1")
@@ -309,14 +309,14 @@ def test_deterministic_and_cli(audiosrv, etl, tmp_path, capsys):
     assert "re-enable inheritance" in text
     # without --sddl the finding asks for the key's ACL instead of giving a verdict
     assert main(["report", str(etl), "-o", str(out)]) == 0
-    assert "--hive SOFTWARE" in out.read_text(encoding="utf-8")
+    assert "--hive SOFTWARE" in out.read_text(encoding="utf-8")  # the key is under HKLM\\SOFTWARE
 
 
 def test_report_of_a_trace_without_calls(tmp_path):
     from rpctrace.trace.model import Trace
 
     page = render_report(Trace([]), [], [])
-    assert "No failing call found" in page and "No call has a known start and end" in page
+    assert "No failure to blame" in page and "No call has a known start and end" in page
 
 
 # --- (b) hostile strings ------------------------------------------------------------------------

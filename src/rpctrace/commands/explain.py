@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from rpctrace.commands import EXIT_OK, finish, progress_for
+from rpctrace.commands import EXIT_OK, finish, progress_for, warn
 from rpctrace.commands.options import add_acl_sources, add_command, add_format, add_inputs
 
 
@@ -13,23 +13,29 @@ def cmd_explain(args) -> int:
     from rpctrace import pipeline
     from rpctrace.render.explain import write_text
 
-    acls = pipeline.acl_sources(args.hive, args.sddl)
+    acls = pipeline.acl_sources(args.hive, args.sddl, args.hive_log)
+    for line in acls.warnings:
+        warn(line)
     with progress_for(args, "reading") as bar:
-        trace = pipeline.load(args.files, keep_going=args.keep_going, on_progress=bar)
-        bar.stage("explaining")
-        findings = pipeline.findings(trace, acls=acls)
+        result = pipeline.explain(args.files, keep_going=args.keep_going, acls=acls, include_expected=args.all,
+                                  on_progress=bar, on_stage=bar.stage)
     if args.format == "json":
-        json.dump(findings, sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(result.findings, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        write_text(findings, sys.stdout)
+        write_text(result.findings, sys.stdout, left_out=result.left_out, limits=result.limits, calls=result.calls)
     sys.stdout.flush()
-    return finish(trace) or EXIT_OK
+    for line in result.limits:
+        warn(line)
+    return finish(result.trace) or EXIT_OK
 
 
 def register(sub) -> None:
     p = add_command(sub, "explain", "root cause: which call failed where, under which identity, and what to change")
     add_inputs(p)
     add_format(p, ("text", "json"), "text for people, json for programs")
+    p.add_argument("--all", action="store_true",
+                   help="also show expected results (optional keys not found, buffer sizes asked, fast I/O refused): "
+                        "left out by default and counted")
     add_acl_sources(p)
     p.set_defaults(func=cmd_explain)

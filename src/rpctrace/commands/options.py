@@ -32,6 +32,8 @@ HELP = {
             "failing key's security descriptor is read; repeat for several hives",
     "sddl": "a key's security descriptor as SDDL (PowerShell: (Get-Acl KEY).Sddl); repeat for the parent "
             "key to get inheritance fixes",
+    "hive_log": "a hive's transaction log (SYSTEM.LOG1, SYSTEM.LOG2) to apply before reading it, as Windows "
+                "does for a hive not written cleanly; goes with the --hive of its name",
     "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format) whose names take precedence "
              "over the packaged ones; also read from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
     "keep_going": "skip damaged parts of the inputs, count them and go on (default: stop at the first damage, "
@@ -87,6 +89,7 @@ def add_acl_sources(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("security descriptors (for the ACL verdict and the fix)")
     g.add_argument("--hive", action="append", default=[], metavar="PATH", help=HELP["hive"])
     g.add_argument("--sddl", action="append", default=[], metavar="KEYPATH=SDDL", help=HELP["sddl"])
+    g.add_argument("--hive-log", action="append", default=[], metavar="PATH", help=HELP["hive_log"])
 
 
 def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) -> None:
@@ -95,7 +98,7 @@ def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) 
 
 def call_filter(args):
     """The :class:`~rpctrace.correlate.select.CallFilter` the command line asked for."""
-    from rpctrace.correlate.select import CallFilter
+    from rpctrace.pipeline import CallFilter
 
     return CallFilter(client=getattr(args, "client", None), server=getattr(args, "server", None),
                       interface=getattr(args, "interface", None), failed=bool(getattr(args, "failed", False)))

@@ -34,7 +34,7 @@ from rpctrace.correlate.calls import (
     _fallback_rpc_only,
 )
 from rpctrace.correlate.alpc import PENDING_WINDOW
-from rpctrace.knowledge.failures import is_blameworthy
+from rpctrace.knowledge.failures import event_class
 from rpctrace.model import Event
 
 try:
@@ -109,7 +109,7 @@ def _engine(stream, operations: str, keep_all_for: int):
     return _Engine(
         call_type=FastCall, event_type=Event, operations=operations, keep_all_for=keep_all_for,
         stacks=stream.stacks, other=stream._other, want=stream._want, want_stack=stream._want_stack,
-        want_by_cpu=stream._want_by_cpu, is_blameworthy=is_blameworthy, unpaired={}, ports={}, endpoints={},
+        want_by_cpu=stream._want_by_cpu, event_class=event_class, unpaired={}, ports={}, endpoints={},
         outside=[], constants=(SEND_WINDOW, PENDING_WINDOW, MAX_OUTSIDE, _CREATES_WAITING),
     )
 
@@ -181,9 +181,9 @@ def _finish(engine, stream):
             endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
     if engine.needs_fallback():
         _fallback_rpc_only(calls)
-    calls = engine.finish_score()
+    calls, alpc = engine.finish_score()
     outside.sort(key=lambda e: e.ts)
-    result = Correlation(calls, unpaired, ports, endpoints, outside, engine.outside_dropped)
+    result = Correlation(calls, unpaired, ports, endpoints, outside, engine.outside_dropped, alpc, engine.rpc_seen)
     trace = stream.finish()
     for call in calls:
         if call.operations:
@@ -191,6 +191,7 @@ def _finish(engine, stream):
     if outside:
         stream.complete(outside)
     trace.records = stream.records
+    trace.kinds = engine.kinds
     return trace, result
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from rpctrace.model import Event, ticks_to_iso
+from rpctrace.model import Event, target_of, ticks_to_iso
+from rpctrace.schema import CallRecord, FailureRecord
 
 if TYPE_CHECKING:
     from rpctrace.correlate.calls import Call
@@ -55,36 +56,39 @@ class RecordMaker:
 
     def image(self, pid: int | None) -> str | None:
         """The image name of process ``pid``, or None when the trace does not know it."""
-        image = self._images.get(pid, _MISSING)
-        if image is _MISSING:
+        try:
+            return self._images[pid]
+        except KeyError:
             info = self._trace.process(pid)
             image = self._images[pid] = info.image if info else None
-        return image
+            return image
 
     def service(self, pid: int | None, interface: str | None) -> str | None:
         """The service server process ``pid`` hosts: svchost ``-s NAME``, else the owner of
         ``interface`` (see :func:`rpctrace.knowledge.services.service_for`)."""
         key = (pid, interface)
-        service = self._services.get(key, _MISSING)
-        if service is _MISSING:
+        try:
+            return self._services[key]
+        except KeyError:
             from rpctrace.knowledge.services import service_for
 
             info = self._trace.process(pid)
             service = service_for(info.image, info.command_line, interface) if info else None
             self._services[key] = service
-        return service
+            return service
 
     def _status_text(self, status: int) -> str | None:
-        name = self._status_names.get(status, _MISSING)
-        if name is _MISSING:
+        try:
+            return self._status_names[status]
+        except KeyError:
             name = self._status_names[status] = self._status_name(status)  # type: ignore[misc]
-        return name
+            return name
 
-    def failure(self, op: Event) -> dict:
+    def failure(self, op: Event) -> FailureRecord:
         """The record of one failed operation the server did for a call."""
         return _failure(op, self._status_text if self._named_status else None)
 
-    def __call__(self, call: Call) -> dict:
+    def __call__(self, call: Call) -> CallRecord:
         """The record of ``call``."""
         if self._core is not None:
             record = self._core(call)  # same record, built in C (NotImplemented: not an engine call)
@@ -97,7 +101,8 @@ class RecordMaker:
             try:
                 iname, proc = self._procedures[interface, opnum]
             except KeyError:
-                iname, proc = self._procedures[interface, opnum] = tuple(self._names(interface, opnum))
+                found = self._names(interface, opnum)
+                iname, proc = self._procedures[interface, opnum] = (found[0], found[1])
         else:
             iname = proc = None
         images = self._images
@@ -123,7 +128,7 @@ class RecordMaker:
         parent = call.parent
         children = call.children
         failures = call.failures
-        return {
+        record: CallRecord = {
             "id": call.id,
             "client": {"pid": client_pid, "tid": call.client_tid, "image": client_image},
             "server": {"pid": server_pid, "tid": call.server_tid, "image": server_image, "service": service},
@@ -141,6 +146,8 @@ class RecordMaker:
             "server_end": ticks_to_iso(server_end) if server_end is not None else None,
             "duration_us": (end - start) / 10 if end is not None and start is not None else None,
             "status": status if status is not None else call.server_status,
+            "result": call.result_status,
+            "result_source": call.result_source,
             "auth_level": call.auth_level,
             "auth_service": call.auth_service,
             "confidence": call.confidence,
@@ -150,6 +157,10 @@ class RecordMaker:
             "children": [c.id for c in children] if children else [],
             "failures": [self.failure(op) for op in failures] if failures else [],
         }
+        wire = call.wire
+        if wire is not None:
+            _add_wire(record, wire)
+        return record
 
 
 def _fast_core(maker: RecordMaker):
@@ -158,12 +169,24 @@ def _fast_core(maker: RecordMaker):
     return record_core(maker)
 
 
-def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
+def _add_wire(record: CallRecord, wire: Any) -> None:
+    """A call seen in a network capture also has the client's and server's address and port,
+    the pipe (named pipes) and the capture's own facts (``wire``); calls from a trace alone keep
+    the fixed record shape (see :mod:`rpctrace.render.recordjson`)."""
+    record["client"]["address"] = wire.client_address
+    record["client"]["port"] = wire.client_port
+    record["server"]["address"] = wire.server_address
+    record["server"]["port"] = wire.server_port
+    record["pipe"] = wire.pipe
+    record["wire"] = wire.as_dict()
+
+
+def _failure(op: Event, status_name: StatusNameLookup | None) -> FailureRecord:
     f = op.fields
     status = f.get("status")
     return {
         "kind": op.kind,
-        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "path": target_of(op),
         "status": status,
         "status_name": status_name(status) if status_name is not None and status is not None else None,
         "pid": op.pid,
@@ -172,12 +195,12 @@ def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
     }
 
 
-def failure_record(op: Event, status_name: StatusNameLookup | None = None) -> dict:
+def failure_record(op: Event, status_name: StatusNameLookup | None = None) -> FailureRecord:
     """The record of one failed operation (``status_name`` names its status when given)."""
     return _failure(op, status_name if status_name else None)
 
 
-def call_record(call: Call, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None) -> dict:
+def call_record(call: Call, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None) -> CallRecord:
     """The JSON shape of one call (the `rpctrace calls --format json` contract).
 
     ``names`` (interface uuid, opnum) -> (interface name, procedure) and ``status_name`` are

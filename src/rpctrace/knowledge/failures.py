@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from rpctrace.knowledge.status import is_failure
 
-__all__ = ["EXPECTED", "Expected", "classify", "expected_reason", "is_blameworthy"]
+__all__ = ["EXPECTED", "Expected", "classify", "event_class", "event_expected_reason", "expected_reason", "is_blameworthy"]
 
 #: operation kinds that create or open by name (probes of what may not exist)
 _OPENS = ("registry.open", "registry.create", "registry.query", "registry.query_value", "registry.enum_key",
@@ -34,16 +34,27 @@ _OPENS = ("registry.open", "registry.create", "registry.query", "registry.query_
 _CREATES = ("registry.create", "file.create", "file.op")
 
 
+#: operations (Procmon's names) that ask whether something is supported: an error is the answer
+_PROBES = ("DeviceIoControl", "FileSystemControl", "QueryRemoteProtocolInformation", "QueryInformationFile",
+           "QueryAllInformationFile", "QueryStreamInformationFile", "QueryIdInformation", "QueryNormalizedNameInformationFile",
+           "QueryNetworkOpenInformationFile", "QueryEaInformationFile", "QueryFileInternalInformation",
+           "QuerySecurityFile", "QueryVolumeInformation")
+
+
 @dataclass(frozen=True)
 class Expected:
-    """A status that is an expected result for ``kinds`` (None: any operation)."""
+    """A status that is an expected result for ``kinds`` (None: any operation), or only for the
+    named ``operations`` (Procmon's operation names) when those are given."""
 
     status: int
     name: str
     reason: str
     kinds: tuple[str, ...] | None = None
+    operations: tuple[str, ...] | None = None
 
-    def applies(self, kind: str | None) -> bool:
+    def applies(self, kind: str | None, operation: str | None = None) -> bool:
+        if self.operations is not None:
+            return operation in self.operations
         return self.kinds is None or kind is None or kind in self.kinds
 
 
@@ -83,25 +94,48 @@ EXPECTED: dict[int, Expected] = _table(
     Expected(0xC0000052, "STATUS_NO_EAS_ON_FILE", "a query of extended attributes of a file that has none", None),
     Expected(0xC000004F, "STATUS_EAS_NOT_SUPPORTED", "a query of extended attributes on a file system without them",
              None),
+    Expected(0xC000000D, "STATUS_INVALID_PARAMETER",
+             "a control code or information class this file system or device does not take, asked to find out",
+             operations=_PROBES),
+    Expected(0xC00000BB, "STATUS_NOT_SUPPORTED", "a feature probe answered: not supported here", operations=_PROBES),
+    Expected(0xC0000273, "STATUS_NO_MORE_MATCHES", "a search that found nothing more", None),
+    Expected(0xC00002F0, "STATUS_OBJECTID_NOT_FOUND", "a query of a file's object ID when it has none", None),
+    Expected(0xC000A2A3, "STATUS_OFFLOAD_READ_FILE_NOT_SUPPORTED",
+             "a probe of offloaded copy (ODX) where the storage does not offer it", None),
+    Expected(0xC000046D, "STATUS_OBJECT_NOT_EXTERNALLY_BACKED",
+             "a probe whether a file is backed by a compressed (WOF) store: it is not", None),
 )
 
 
-def expected_reason(status: object, kind: str | None = None) -> str | None:
-    """Why a failed operation of ``kind`` with ``status`` is an expected result, or None."""
+def expected_reason(status: object, kind: str | None = None, operation: str | None = None) -> str | None:
+    """Why a failed operation of ``kind`` (Procmon: ``operation``) with ``status`` is an expected
+    result, or None."""
     if type(status) is not int:
         return None
     row = EXPECTED.get(status & 0xFFFFFFFF)
-    return row.reason if row is not None and row.applies(kind) else None
+    return row.reason if row is not None and row.applies(kind, operation) else None
 
 
-def classify(status: object, kind: str | None = None) -> str:
+def classify(status: object, kind: str | None = None, operation: str | None = None) -> str:
     """``"ok"`` (not a failure), ``"expected"`` (a failure that is an expected result) or
     ``"blame"`` (a failure that deserves blame)."""
     if not is_failure(status):
         return "ok"
-    return "expected" if expected_reason(status, kind) is not None else "blame"
+    return "expected" if expected_reason(status, kind, operation) is not None else "blame"
 
 
-def is_blameworthy(status: object, kind: str | None = None) -> bool:
+def is_blameworthy(status: object, kind: str | None = None, operation: str | None = None) -> bool:
     """A failure that deserves blame (see the module docstring)."""
-    return is_failure(status) and expected_reason(status, kind) is None
+    return is_failure(status) and expected_reason(status, kind, operation) is None
+
+
+def event_class(ev) -> str:
+    """:func:`classify` for an event (its status, kind and, from Procmon, operation name)."""
+    f = ev.fields
+    return classify(f.get("status"), ev.kind, f.get("operation"))
+
+
+def event_expected_reason(ev) -> str | None:
+    """:func:`expected_reason` for an event that failed."""
+    f = ev.fields
+    return expected_reason(f.get("status"), ev.kind, f.get("operation")) if is_failure(f.get("status")) else None

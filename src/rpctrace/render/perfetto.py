@@ -20,9 +20,9 @@ from typing import IO
 
 from rpctrace import __version__
 from rpctrace.knowledge import interfaces
-from rpctrace.knowledge.failures import expected_reason
+from rpctrace.knowledge.failures import event_expected_reason
 from rpctrace.knowledge.status import is_failure, ntstatus_name
-from rpctrace.model import ticks_to_iso
+from rpctrace.model import target_of, ticks_to_iso
 
 FLOW_NAME = "rpc request"
 FLOW_CAT = "rpc.flow"
@@ -231,11 +231,11 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
             f = op.fields
             st = f.get("status")
             failed = is_failure(st)
-            expected = expected_reason(st, op.kind) if failed else None
+            expected = event_expected_reason(op) if failed else None
             name_of = status_name(st) if status_name and isinstance(st, int) else None
             args = {
                 "call": call.id,
-                "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+                "path": target_of(op),
                 "value_name": f.get("value_name"),
                 "status": _hex(st),
                 "status_name": name_of,

@@ -21,7 +21,8 @@ class Source(Protocol):
 
 
 def sniff(path: str) -> str:
-    """Name the format of ``path`` from its first bytes ('etl', 'pml', 'evtx', 'eventxml'), or raise InputError."""
+    """Name the format of ``path`` from its first bytes ('etl', 'pml', 'evtx', 'eventxml', 'pcap'
+    (pcap and pcapng)), or raise InputError."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
@@ -33,6 +34,10 @@ def sniff(path: str) -> str:
         return "pml"
     if head[:8] == b"ElfFile\0":
         return "evtx"
+    from rpctrace.sources.net.pcap import is_capture
+
+    if is_capture(head):
+        return "pcap"
     if len(head) >= 0x4C and head[0x4B] == 0xC0 and head[0x4A] in (0x01, 0x02):
         return "etl"
     from rpctrace.sources.eventxml import looks_like_event_xml
@@ -41,8 +46,8 @@ def sniff(path: str) -> str:
         return "eventxml"
     raise InputError(
         path,
-        "unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs "
-        "and event XML exports)",
+        "unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs, "
+        "event XML exports and pcap/pcapng network captures)",
         offset=0,
     )
 
@@ -62,6 +67,10 @@ def open_source(path: str | os.PathLike, keep_going: bool = False) -> Source:
         from rpctrace.sources.evtx import EvtxReader
 
         return EvtxReader(path, keep_going=keep_going)
+    if fmt == "pcap":
+        from rpctrace.sources.net import NetReader
+
+        return NetReader(path, keep_going=keep_going)
     if fmt == "eventxml":
         from rpctrace.sources.eventxml import EventXmlReader
 

@@ -160,6 +160,7 @@ def _time_range(trace, calls) -> tuple[int, int] | None:
 
 def render_report(trace, findings: list[dict], calls: list, *, title: str | None = None,
                   total_calls: int | None = None, scope: str | None = None, commands: dict | None = None,
+                  limits: list[str] | None = None,
                   tree_limit: int = MAX_TREE_CALLS, brief_limit: int = MAX_BRIEF_CALLS) -> str:
     """The report page as a string.  Nothing is computed here: ``findings`` and ``calls`` come
     from the pipeline (:func:`rpctrace.pipeline.report`).
@@ -192,6 +193,7 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
                           f"{info.get('buffers_lost') or 0} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
     if getattr(trace, "error", None) is not None:
         losses.append(f"reading stopped early: {trace.error.one_line()}")
+    losses.extend(limits or ())  # what the inputs could not show: a banner, never a silent "all fine"
     records = trace.records if getattr(trace, "records", None) is not None else len(trace.events)
     commands = dict(commands or {})
     commands.setdefault("calls_failed", "rpctrace calls FILE --failed")

@@ -7,9 +7,9 @@ from collections import defaultdict
 from typing import Any
 
 from rpctrace.explain.rootcause import SECURITY
+from rpctrace.knowledge.registry import hive_option
 from rpctrace.model import ticks_to_iso
-from rpctrace.knowledge.failures import expected_reason, is_blameworthy
-from rpctrace.knowledge.status import is_failure
+from rpctrace.knowledge.failures import event_class, event_expected_reason
 from rpctrace.render.report.facts import Names, op_target, pids_text, status_text, subtree_failed
 
 MAX_TREE_CALLS = 3000
@@ -36,6 +36,8 @@ def call_view(call, trace, names: Names, t0: int) -> dict:
         "completion": call.completion_tid,
         "message": call.alpc_message_id,
         "status": status_text(status, "RPC") if status is not None else None,
+        "result": (f"{status_text(call.result_status)} ({call.result_source})" if call.result_status is not None
+                   else "not in the trace"),
         "start": ticks_to_iso(call.start) if call.start is not None else None,
         "offset_ms": f"{(call.start - t0) / 10_000:,.3f}" if call.start is not None else None,
         "duration": f"{(call.end - call.start) / 10:,.1f} µs" if call.end is not None and call.start is not None else None,
@@ -46,8 +48,8 @@ def call_view(call, trace, names: Names, t0: int) -> dict:
 
 def op_view(op, trace) -> dict:
     st = op.fields.get("status")
-    failed = is_blameworthy(st, op.kind)
-    expected = expected_reason(st, op.kind) if not failed and is_failure(st) else None
+    failed = event_class(op) == "blame"
+    expected = event_expected_reason(op) if not failed else None
     stack = [trace.symbolize(op.pid, a) for a in op.stack] if failed and op.stack else []
     return {"kind": op.kind, "target": op_target(op), "status": status_text(st), "failed": failed,
             "expected": expected, "ts": ticks_to_iso(op.ts), "stack": stack, "thread": op.tid}
@@ -222,6 +224,7 @@ def finding_view(f: dict, names: Names) -> dict:
         "f": f,
         "nested": failure.get("call") is not None and f.get("call") is not None and failure.get("call") != f.get("call"),
         "ask_acl": str(failure.get("kind") or "").startswith("registry.") and status in SECURITY,
+        "hive_option": hive_option(failure.get("path") or ""),
         "call": f.get("call"),
         "pids": pids_text(client.get("pid"), server.get("pid")),
         "iface_key": names.iface(iface.get("uuid")),
@@ -235,7 +238,7 @@ def finding_view(f: dict, names: Names) -> dict:
         "acl": acl,
         "aces": aces,
         "fix": f.get("fix"),
-        "confidence": f"{f.get('confidence') or 0:.2f}",
+        "confidence": f"{f['confidence']:.2f}" if f.get("confidence") is not None else None,
     }
 
 

@@ -44,7 +44,8 @@ static PyObject *ev_alpc_reply, *ev_alpc_reply_other, *ev_alpc_send, *ev_reply_r
     *ev_activity57, *ev_rejected, *ev_receive_rpc6, *ev_activity68;
 /* unpaired kinds */
 static PyObject *lost_never_received, *lost_reply_without_send, *lost_receive_without_send;
-static PyObject *s_file_create, *s_get, *s_empty;
+static PyObject *s_file_create, *s_get, *s_empty, *s_raise_source, *s_eeinfo_source, *s_blame, *ev_rpc_control,
+    *s_rpc_control;
 
 static PyObject *unsupported(const char *what) {
     PyErr_Format(EngineUnsupported, "the C engine cannot hold %s", what);
@@ -398,6 +399,7 @@ typedef struct CallObject {
     /* NULL: None */
     PyObject *interface, *opnum, *endpoint, *protocol, *auth_level, *auth_service, *impersonation_level;
     PyObject *status, *server_status;
+    PyObject *wire, *result_status, *result_source;
     PyObject *client_activity, *server_activity; /* the text, when it came as text */
     MsgObject *message;
     PyObject *evidence; /* a tuple (never NULL) */
@@ -443,6 +445,9 @@ static int call_traverse(CallObject *c, visitproc visit, void *arg) {
     Py_VISIT(c->impersonation_level);
     Py_VISIT(c->status);
     Py_VISIT(c->server_status);
+    Py_VISIT(c->wire);
+    Py_VISIT(c->result_status);
+    Py_VISIT(c->result_source);
     Py_VISIT(c->client_activity);
     Py_VISIT(c->server_activity);
     Py_VISIT((PyObject *)c->message);
@@ -463,6 +468,9 @@ static int call_clear(CallObject *c) {
     Py_CLEAR(c->impersonation_level);
     Py_CLEAR(c->status);
     Py_CLEAR(c->server_status);
+    Py_CLEAR(c->wire);
+    Py_CLEAR(c->result_status);
+    Py_CLEAR(c->result_source);
     Py_CLEAR(c->client_activity);
     Py_CLEAR(c->server_activity);
     if (c->message && c->message->call == c) c->message->call = NULL;
@@ -573,6 +581,9 @@ CALL_OBJ(auth_service)
 CALL_OBJ(impersonation_level)
 CALL_OBJ(status)
 CALL_OBJ(server_status)
+CALL_OBJ(wire)
+CALL_OBJ(result_status)
+CALL_OBJ(result_source)
 CALL_BOOL(ambiguous)
 CALL_BOOL(has_client)
 CALL_BOOL(has_server)
@@ -658,7 +669,11 @@ static int call_set_server_activity(CallObject *c, PyObject *v, void *x) {
 }
 
 /* the properties of correlate.calls.Call that a listing reads for every call */
-static PyObject *s_sync, *s_async, *s_datagram, *s_lrpc;
+static PyObject *s_sync, *s_async, *s_datagram, *s_lrpc, *s_alpc;
+
+/* Call.alpc_only: an ALPC message exchange no RPC event belongs to */
+static inline int alpc_only(CallObject *c) { return c->message && !c->has_client && !c->has_server && !c->wire; }
+static PyObject *call_get_alpc_only(CallObject *c, void *x) { return PyBool_FromLong(alpc_only(c)); }
 static PyObject *call_get_mode(CallObject *c, void *x) {
     MsgObject *m = c->message;
     PyObject *r;
@@ -679,6 +694,7 @@ static PyObject *call_get_alpc_message_id(CallObject *c, void *x) {
     return PyLong_FromLongLong(c->message->message_id);
 }
 static PyObject *call_get_protocol_name(CallObject *c, void *x) {
+    if (alpc_only(c)) { Py_INCREF(s_alpc); return s_alpc; }
     if (!c->protocol) {
         if (c->message) { Py_INCREF(s_lrpc); return s_lrpc; }
         Py_RETURN_NONE;
@@ -703,7 +719,8 @@ static PyGetSetDef call_getset[] = {
     GS(server_start), GS(server_end), GS(status), GS(server_status), GS(client_activity), GS(server_activity),
     GS(message), GS(confidence), GS(evidence), GS(ambiguous), GS(parent), GS(children), GS(operations),
     GS(has_client), GS(has_server), GS(from_message), GS(merged), GS(stop_tid), GS(ops_not_kept),
-    GS(expected_not_kept), GR(mode), GR(completion_tid), GR(alpc_message_id), GR(protocol_name),
+    GS(expected_not_kept), GS(wire), GS(result_status), GS(result_source), GR(mode), GR(completion_tid),
+    GR(alpc_message_id), GR(protocol_name), GR(alpc_only),
     {NULL},
 };
 
@@ -750,9 +767,12 @@ PyObject *fc_call_fields(PyObject *o, int64_t *v, PyObject **objs) {
     objs[14] = call_get_mode(c, NULL);
     objs[15] = call_get_completion_tid(c, NULL);
     objs[16] = call_get_alpc_message_id(c, NULL);
-    for (int i = 0; i < 17; i++)
+    objs[17] = obj_or_none(c->result_status);
+    objs[18] = obj_or_none(c->result_source);
+    objs[19] = obj_or_none(c->wire);
+    for (int i = 0; i < 20; i++)
         if (!objs[i]) {
-            for (int j = 0; j < 17; j++) Py_XDECREF(objs[j]);
+            for (int j = 0; j < 20; j++) Py_XDECREF(objs[j]);
             return NULL;
         }
     return o;
@@ -765,7 +785,7 @@ enum {
     K_SEND, K_RECEIVE, K_WAIT_REPLY, K_UNWAIT, K_WAIT_NEW, /* the ALPC kinds the stream passes */
     K_ALPC_OTHER,
     K_CSTART, K_SSTART, K_CSTOP, K_SSTOP, /* the RPC kinds the stream passes */
-    K_RPC_BIND, K_RPC_OTHER,
+    K_RPC_BIND, K_RPC_RAISE, K_RPC_EEINFO, K_RPC_OTHER,
     K_OP, K_FILE_CREATE, K_REG, /* operations: any registry./file. event; K_REG a compact one */
     K_THREAD_START, K_THREAD_RUNDOWN, K_STACK,
 };
@@ -837,7 +857,14 @@ struct Engine {
     int failed_only, report, stacks;
     int64_t trim_after;
     int64_t send_window, pending_window, max_outside;
-    PyObject *other_cb, *want_cb, *want_stack, *want_by_cpu, *is_blameworthy;
+    PyObject *other_cb, *want_cb, *want_stack, *want_by_cpu, *event_class;
+    int rpc_seen;
+    /* events by kind, in order of first appearance (trace.kinds): kind objects and counts, found
+     * by the kind object's address */
+    PyObject **kind_objs;
+    int64_t *kind_counts;
+    size_t nkinds, capkinds;
+    HMap kind_index;
     PyObject *unpaired, *ports, *endpoints, *outside, *calls; /* shared with the glue */
     int64_t outside_dropped;
     PyObject **creates; /* ring of file creates outside calls waiting for their status */
@@ -1390,6 +1417,7 @@ static int rpc_event(Engine *e, View *w) {
     Rec *r = w->r;
     int64_t pid = r->pid, tid = r->tid, ts = r->ts;
     int kind = w->kind;
+    e->rpc_seen = 1;
     if (kind == K_CSTART) {
         RpcFields rf;
         if (rpc_fields_of(w, &rf) < 0) return -1;
@@ -1535,6 +1563,26 @@ static int rpc_event(Engine *e, View *w) {
         }
         Py_DECREF(c);
         return bad ? -1 : 0;
+    }
+    if (kind == K_RPC_RAISE || kind == K_RPC_EEINFO) {
+        /* the procedure raised (event 9) or error information was recorded (event 1) on a thread
+         * of an open call: that is the call's result as the trace has it */
+        PyObject *st = fget(w->f, k_status);
+        if (!st) return PyErr_Occurred() ? -1 : 0;
+        int t = PyObject_IsTrue(st);
+        if (t <= 0) return t;
+        CallObject *c = (CallObject *)hm_get(&e->serving, pid, tid, 0);
+        if (!c) c = (CallObject *)hm_get(&e->open_client, pid, tid, 0);
+        if (!c) c = (CallObject *)hm_get(&e->last_client, pid, tid, 0);
+        if (c && !c->result_status && (c->end == NONE_TS || c->end >= ts)) {
+            Py_INCREF(st);
+            Py_XSETREF(c->result_status, st == Py_None ? NULL : st);
+            if (st == Py_None) Py_DECREF(st);
+            PyObject *src = kind == K_RPC_RAISE ? s_raise_source : s_eeinfo_source;
+            Py_INCREF(src);
+            Py_XSETREF(c->result_source, src);
+        }
+        return 0;
     }
     if (kind == K_RPC_BIND && pid != NONE_ID) {
         PyObject *ep = fget(w->f, k_endpoint);
@@ -1685,12 +1733,13 @@ static int alpc_event(Engine *e, View *w) {
 
 /* ------------------------------------------------------------------ settle ("report") */
 
+/* ``event_class(op) == "blame"`` (knowledge.failures: only failures are "blame") */
 static int op_blamed(Engine *e, PyObject *op, PyObject *status) {
     int failed = is_failure(status);
     if (failed <= 0) return failed;
-    PyObject *r = PyObject_CallFunctionObjArgs(e->is_blameworthy, status, PyTuple_GET_ITEM(op, 8), NULL);
+    PyObject *r = PyObject_CallFunctionObjArgs(e->event_class, op, NULL);
     if (!r) return -1;
-    int t = PyObject_IsTrue(r);
+    int t = PyObject_RichCompareBool(r, s_blame, Py_EQ);
     Py_DECREF(r);
     return t;
 }
@@ -1830,8 +1879,41 @@ static int correlate(Engine *e, Rec *r) {
     return 0;
 }
 
+static PyObject *hot_kinds[K_STACK + 1]; /* the kind text of compact records */
+
+static int count_kind(Engine *e, Rec *r) {
+    PyObject *kind = r->kind == K_REG ? PyTuple_GET_ITEM(r->o2, 4) : r->ev ? PyTuple_GET_ITEM(r->ev, 8) : hot_kinds[r->kind];
+    HSlot *s = hm_find(&e->kind_index, (int64_t)(intptr_t)kind, 0, 0);
+    if (s) {
+        e->kind_counts[s->v]++;
+        return 0;
+    }
+    if (e->kind_index.n >= 65536) { /* hostile: the Python dict below counts alike, only slower */
+        hm_free(&e->kind_index);
+        if (hm_init(&e->kind_index, 0) < 0) return -1;
+    }
+    if (e->nkinds == e->capkinds) {
+        size_t cap = e->capkinds ? e->capkinds * 2 : 64;
+        PyObject **objs = PyMem_Realloc(e->kind_objs, cap * sizeof(PyObject *));
+        if (!objs) { PyErr_NoMemory(); return -1; }
+        e->kind_objs = objs;
+        int64_t *counts = PyMem_Realloc(e->kind_counts, cap * sizeof(int64_t));
+        if (!counts) { PyErr_NoMemory(); return -1; }
+        e->kind_counts = counts;
+        e->capkinds = cap;
+    }
+    Py_INCREF(kind);
+    e->kind_objs[e->nkinds] = kind;
+    e->kind_counts[e->nkinds] = 1;
+    if (hm_seti(&e->kind_index, (int64_t)(intptr_t)kind, 0, 0, (intptr_t)e->nkinds) < 0) return -1;
+    e->nkinds++;
+    return 0;
+}
+
 static int process(Engine *e, Rec *recs, size_t n) {
     if (!n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (count_kind(e, &recs[i]) < 0) return -1;
     for (size_t i = 0; i < n; i++)
         if (assemble(e, &recs[i]) < 0) return -1;
     for (size_t i = 0; i < n; i++)
@@ -1856,7 +1938,8 @@ static int classify(Engine *e, PyObject *kind) {
         {"alpc.send", K_SEND}, {"alpc.receive", K_RECEIVE}, {"alpc.wait_reply", K_WAIT_REPLY},
         {"alpc.unwait", K_UNWAIT}, {"alpc.wait_new", K_WAIT_NEW}, {"rpc.client_start", K_CSTART},
         {"rpc.server_start", K_SSTART}, {"rpc.client_stop", K_CSTOP}, {"rpc.server_stop", K_SSTOP},
-        {"rpc.endpoint_bind", K_RPC_BIND}, {"file.create", K_FILE_CREATE}, {"thread.start", K_THREAD_START},
+        {"rpc.endpoint_bind", K_RPC_BIND}, {"rpc.raise", K_RPC_RAISE}, {"rpc.eeinfo", K_RPC_EEINFO},
+        {"file.create", K_FILE_CREATE}, {"thread.start", K_THREAD_START},
         {"thread.rundown", K_THREAD_RUNDOWN}, {"stack", K_STACK}, {NULL, 0},
     };
     int k = -1;
@@ -2127,7 +2210,7 @@ static void engine_clear_state(Engine *e);
 
 static int engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"call_type", "event_type", "operations", "keep_all_for", "stacks", "other", "want",
-                            "want_stack", "want_by_cpu", "is_blameworthy", "unpaired", "ports", "endpoints",
+                            "want_stack", "want_by_cpu", "event_class", "unpaired", "ports", "endpoints",
                             "outside", "constants", NULL};
     PyObject *call_type, *event_type, *other, *want, *want_stack, *want_by_cpu, *blame, *unpaired, *ports, *endpoints,
         *outside;
@@ -2174,7 +2257,7 @@ static int engine_init(Engine *e, PyObject *args, PyObject *kw) {
     KEEP(want_cb, want);
     KEEP(want_stack, want_stack);
     KEEP(want_by_cpu, want_by_cpu);
-    KEEP(is_blameworthy, blame);
+    KEEP(event_class, blame);
     KEEP(unpaired, unpaired);
     KEEP(ports, ports);
     KEEP(endpoints, endpoints);
@@ -2194,7 +2277,7 @@ static int engine_init(Engine *e, PyObject *args, PyObject *kw) {
         hm_init(&e->port_of, 1) < 0 || hm_init(&e->last_op, 0) < 0 || hm_init(&e->in_client_call, 0) < 0 ||
         hm_init(&e->port_pids, 0) < 0 || hm_init(&e->open_client, 1) < 0 || hm_init(&e->last_client, 1) < 0 ||
         hm_init(&e->serving, 1) < 0 || hm_init(&e->taken, 1) < 0 || hm_init(&e->client_by_act, 1) < 0 ||
-        hm_init(&e->server_by_act, 1) < 0 || hm_init(&e->evcache, 1) < 0)
+        hm_init(&e->server_by_act, 1) < 0 || hm_init(&e->evcache, 1) < 0 || hm_init(&e->kind_index, 0) < 0)
         return -1;
     return 0;
 }
@@ -2208,7 +2291,7 @@ static void engine_clear_state(Engine *e) {
     e->pstart = 0;
     HMap *maps[] = {&e->live, &e->pending, &e->awaiting, &e->replied, &e->p_serving, &e->waiting, &e->port_of,
                     &e->last_op, &e->in_client_call, &e->port_pids, &e->open_client, &e->last_client, &e->serving,
-                    &e->taken, &e->client_by_act, &e->server_by_act, &e->evcache};
+                    &e->taken, &e->client_by_act, &e->server_by_act, &e->evcache, &e->kind_index};
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) hm_free(maps[i]);
     if (e->creates) {
         for (size_t i = 0; i < e->creates_n; i++) Py_XDECREF(e->creates[(e->creates_head + i) % e->creates_cap]);
@@ -2216,6 +2299,12 @@ static void engine_clear_state(Engine *e) {
         e->creates = NULL;
         e->creates_n = 0;
     }
+    for (size_t i = 0; i < e->nkinds; i++) Py_DECREF(e->kind_objs[i]);
+    PyMem_Free(e->kind_objs);
+    PyMem_Free(e->kind_counts);
+    e->kind_objs = NULL;
+    e->kind_counts = NULL;
+    e->nkinds = e->capkinds = 0;
     if (e->entries) {
         for (size_t i = 0; i < 65536; i++) Py_XDECREF(e->entries[i]);
         PyMem_Free(e->entries);
@@ -2230,7 +2319,7 @@ static int engine_traverse(Engine *e, visitproc visit, void *arg) {
     Py_VISIT(e->want_cb);
     Py_VISIT(e->want_stack);
     Py_VISIT(e->want_by_cpu);
-    Py_VISIT(e->is_blameworthy);
+    Py_VISIT(e->event_class);
     Py_VISIT(e->unpaired);
     Py_VISIT(e->ports);
     Py_VISIT(e->endpoints);
@@ -2247,7 +2336,7 @@ static int engine_clear(Engine *e) {
     Py_CLEAR(e->want_cb);
     Py_CLEAR(e->want_stack);
     Py_CLEAR(e->want_by_cpu);
-    Py_CLEAR(e->is_blameworthy);
+    Py_CLEAR(e->event_class);
     Py_CLEAR(e->unpaired);
     Py_CLEAR(e->ports);
     Py_CLEAR(e->endpoints);
@@ -2514,29 +2603,51 @@ static int score(Engine *e, CallObject *c) {
     return 0;
 }
 
-/* finish_score(): the calls that were not merged, scored and numbered; creates waiting for their
- * status go to the failures outside calls.  The engine is done after this. */
+/* finish_score(): (calls, alpc): the calls that were not merged, scored and numbered; with RPC
+ * events in the trace, the ALPC exchanges that belong to no call apart (numbered after).  File
+ * creates still waiting for their status go to the failures outside calls.  (Correlator.finish) */
 static PyObject *engine_finish_score(Engine *e, PyObject *unused) {
     if (!ready(e)) return NULL;
-    PyObject *out = PyList_New(0);
-    if (!out) return NULL;
+    PyObject *out = PyList_New(0), *alpc = PyList_New(0);
+    if (!out || !alpc) goto fail;
     Py_ssize_t n = PyList_GET_SIZE(e->calls);
     for (Py_ssize_t i = 0; i < n; i++) {
         CallObject *c = (CallObject *)PyList_GET_ITEM(e->calls, i);
         if (!PyObject_TypeCheck((PyObject *)c, &CallType)) {
             PyErr_SetString(PyExc_TypeError, "the engine's calls list holds a foreign object");
-            Py_DECREF(out);
-            return NULL;
+            goto fail;
         }
         if (c->merged) continue;
-        if (score(e, c) < 0 || PyList_Append(out, (PyObject *)c) < 0) { Py_DECREF(out); return NULL; }
-        c->id = PyList_GET_SIZE(out);
+        if (score(e, c) < 0) goto fail;
+        int apart = e->rpc_seen && alpc_only(c) && !c->parent && !(c->children && PyObject_IsTrue(c->children) == 1);
+        if (PyList_Append(apart ? alpc : out, (PyObject *)c) < 0) goto fail;
+    }
+    Py_ssize_t ncalls = PyList_GET_SIZE(out);
+    for (Py_ssize_t i = 0; i < ncalls; i++) ((CallObject *)PyList_GET_ITEM(out, i))->id = i + 1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(alpc); i++) ((CallObject *)PyList_GET_ITEM(alpc, i))->id = ncalls + i + 1;
+    if (!e->rpc_seen) {
+        for (Py_ssize_t i = 0; i < ncalls; i++) {
+            CallObject *c = (CallObject *)PyList_GET_ITEM(out, i);
+            if (!alpc_only(c) || !c->message->port_name || PyUnicode_GET_LENGTH(c->message->port_name) == 0) continue;
+            PyObject *upper = PyObject_CallMethod(c->message->port_name, "upper", NULL);
+            if (!upper) goto fail;
+            Py_ssize_t m = PyUnicode_Tailmatch(upper, s_rpc_control, 0, PY_SSIZE_T_MAX, -1);
+            Py_DECREF(upper);
+            if (m < 0 || (m && add_evidence(e, &c->evidence, ev_rpc_control) < 0)) goto fail;
+        }
     }
     for (size_t i = 0; i < e->creates_n; i++) {
         PyObject *ev = e->creates[(e->creates_head + i) % e->creates_cap];
-        if (keep_outside(e, ev) < 0) { Py_DECREF(out); return NULL; }
+        if (keep_outside(e, ev) < 0) goto fail;
     }
-    return out;
+    PyObject *both = PyTuple_Pack(2, out, alpc);
+    Py_DECREF(out);
+    Py_DECREF(alpc);
+    return both;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(alpc);
+    return NULL;
 }
 
 static PyObject *engine_get_records(Engine *e, void *x) { return PyLong_FromLongLong(e->records); }
@@ -2549,6 +2660,19 @@ static PyObject *engine_get_last_ts(Engine *e, void *x) {
     return PyLong_FromLongLong(e->last_ts);
 }
 static PyObject *engine_get_outside_dropped(Engine *e, void *x) { return PyLong_FromLongLong(e->outside_dropped); }
+static PyObject *engine_get_rpc_seen(Engine *e, void *x) { return PyBool_FromLong(e->rpc_seen); }
+static PyObject *engine_get_kinds(Engine *e, void *x) {
+    PyObject *d = PyDict_New();
+    for (size_t i = 0; d && i < e->nkinds; i++) {
+        PyObject *was = PyDict_GetItemWithError(d, e->kind_objs[i]);
+        long long n = e->kind_counts[i];
+        if (was) n += PyLong_AsLongLong(was);
+        PyObject *v = PyErr_Occurred() ? NULL : PyLong_FromLongLong(n);
+        if (!v || PyDict_SetItem(d, e->kind_objs[i], v) < 0) Py_CLEAR(d);
+        Py_XDECREF(v);
+    }
+    return d;
+}
 static PyObject *engine_get_calls(Engine *e, void *x) { return obj_or_none(e->calls); }
 static PyObject *engine_get_pending(Engine *e, void *x) { return PyLong_FromSize_t(e->pend.n - e->pstart); }
 static PyObject *engine_get_containers(Engine *e, void *x) {
@@ -2561,6 +2685,8 @@ static PyGetSetDef engine_getset[] = {
     {"first_ts", (getter)engine_get_first_ts, NULL, NULL, NULL},
     {"last_ts", (getter)engine_get_last_ts, NULL, NULL, NULL},
     {"outside_dropped", (getter)engine_get_outside_dropped, NULL, NULL, NULL},
+    {"rpc_seen", (getter)engine_get_rpc_seen, NULL, "whether the trace had RPC events", NULL},
+    {"kinds", (getter)engine_get_kinds, NULL, "events by kind, in order of first appearance", NULL},
     {"calls", (getter)engine_get_calls, NULL, NULL, NULL},
     {"pending", (getter)engine_get_pending, NULL, "events decoded and not yet emitted", NULL},
     {"containers", (getter)engine_get_containers, NULL, "(unpaired, ports, endpoints, outside)", NULL},
@@ -2639,6 +2765,21 @@ int fastcalls_init(PyObject *m) {
     TEXT(s_async, "async");
     TEXT(s_datagram, "datagram");
     TEXT(s_lrpc, "LRPC");
+    TEXT(s_alpc, "ALPC");
+    TEXT(hot_kinds[K_SEND], "alpc.send");
+    TEXT(hot_kinds[K_RECEIVE], "alpc.receive");
+    TEXT(hot_kinds[K_WAIT_REPLY], "alpc.wait_reply");
+    TEXT(hot_kinds[K_UNWAIT], "alpc.unwait");
+    TEXT(hot_kinds[K_WAIT_NEW], "alpc.wait_new");
+    TEXT(hot_kinds[K_CSTART], "rpc.client_start");
+    TEXT(hot_kinds[K_SSTART], "rpc.server_start");
+    TEXT(hot_kinds[K_CSTOP], "rpc.client_stop");
+    TEXT(hot_kinds[K_SSTOP], "rpc.server_stop");
+    TEXT(s_raise_source, "RpcRaiseException (RPC event 9)");
+    TEXT(s_eeinfo_source, "extended error information (RPC event 1)");
+    TEXT(s_blame, "blame");
+    TEXT(ev_rpc_control, "port under \\RPC Control\\: an RPC endpoint's");
+    TEXT(s_rpc_control, "\\RPC CONTROL\\");
 #undef TEXT
     Py_INCREF(&MsgType);
     Py_INCREF(&CallType);

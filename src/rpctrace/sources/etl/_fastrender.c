@@ -18,7 +18,7 @@ static PyObject *s_id, *s_client, *s_server, *s_interface, *s_opnum, *s_procedur
     *s_duration_us, *s_status, *s_auth_level, *s_auth_service, *s_confidence, *s_evidence, *s_ambiguous,
     *s_parent, *s_children, *s_failures, *s_pid, *s_tid, *s_image, *s_service, *s_uuid, *s_name, *s_kind,
     *s_path, *s_status_name, *s_ts, *s_open_path, *s_key_name, *s_fields_status, *s_dash, *s_qmark, *s_zero,
-    *s_async, *s_ellipsis, *s_empty, *s_us, *s_ms, *s_sec;
+    *s_async, *s_ellipsis, *s_empty, *s_us, *s_ms, *s_sec, *s_result, *s_result_source;
 
 /* ------------------------------------------------------------------ ticks_to_iso */
 
@@ -220,7 +220,7 @@ static PyObject *failure_records(RecordCore *core, PyObject *ops) {
 enum { I_ID, I_CPID, I_CTID, I_SPID, I_STID, I_START, I_END, I_SSTART, I_SEND, I_NINTS };
 enum { O_INTERFACE, O_OPNUM, O_ENDPOINT, O_STATUS, O_SSTATUS, O_AUTH_LEVEL, O_AUTH_SERVICE, O_CONFIDENCE,
        O_EVIDENCE, O_AMBIGUOUS, O_PARENT_ID, O_CHILDREN, O_OPERATIONS, O_PROTOCOL_NAME, O_MODE, O_COMPLETION,
-       O_MESSAGE_ID, O_NOBJS };
+       O_MESSAGE_ID, O_RESULT, O_RESULT_SOURCE, O_WIRE, O_NOBJS };
 
 static PyObject *ts_or_none(int64_t v) {
     if (v == INT64_MIN) Py_RETURN_NONE;
@@ -235,6 +235,10 @@ static PyObject *core_call(RecordCore *core, PyObject *args, PyObject *kw) {
     int64_t v[I_NINTS];
     PyObject *o[O_NOBJS];
     if (!fc_call_fields(call, v, o)) return NULL; /* o: new references */
+    if (o[O_WIRE] != Py_None) { /* a call seen in a network capture: RecordMaker adds its wire */
+        for (int i = 0; i < O_NOBJS; i++) Py_DECREF(o[i]);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
     PyObject *rec = NULL, *iname = NULL, *proc = NULL, *cimage = NULL, *simage = NULL, *service = NULL;
     PyObject *cpid = NULL, *spid = NULL, *key = NULL, *tmp = NULL;
     PyObject *interface = o[O_INTERFACE], *opnum = o[O_OPNUM];
@@ -247,16 +251,26 @@ static PyObject *core_call(RecordCore *core, PyObject *args, PyObject *kw) {
         if (hit) Py_INCREF(hit);
         else {
             if (PyErr_Occurred()) goto done;
+            /* found = names(interface, opnum); (found[0], found[1]) */
             PyObject *got = PyObject_CallFunctionObjArgs(core->names, interface, opnum, NULL);
-            hit = got ? PySequence_Tuple(got) : NULL;
+            PyObject *a = got ? PySequence_GetItem(got, 0) : NULL, *b = a ? PySequence_GetItem(got, 1) : NULL;
+            hit = b ? PyTuple_Pack(2, a, b) : NULL;
             Py_XDECREF(got);
+            Py_XDECREF(a);
+            Py_XDECREF(b);
             if (!hit) goto done;
             if (PyDict_SetItem(core->procedures, key, hit) < 0) { Py_DECREF(hit); goto done; }
         }
-        if (PyTuple_GET_SIZE(hit) != 2) {
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 2) { /* a cache filled elsewhere */
+            PyObject *t = PySequence_Tuple(hit);
             Py_DECREF(hit);
-            PyErr_SetString(PyExc_ValueError, "names() must give (interface name, procedure name)");
-            goto done;
+            if (!t) goto done;
+            if (PyTuple_GET_SIZE(t) != 2) {
+                Py_DECREF(t);
+                PyErr_SetString(PyExc_ValueError, "the names cache holds something else than (name, procedure)");
+                goto done;
+            }
+            hit = t;
         }
         iname = PyTuple_GET_ITEM(hit, 0);
         proc = PyTuple_GET_ITEM(hit, 1);
@@ -347,6 +361,8 @@ static PyObject *core_call(RecordCore *core, PyObject *args, PyObject *kw) {
         SETB(s_duration_us, Py_None);
     }
     SETB(s_status, o[O_STATUS] != Py_None ? o[O_STATUS] : o[O_SSTATUS]);
+    SETB(s_result, o[O_RESULT]);
+    SETB(s_result_source, o[O_RESULT_SOURCE]);
     SETB(s_auth_level, o[O_AUTH_LEVEL]);
     SETB(s_auth_service, o[O_AUTH_SERVICE]);
     SETB(s_confidence, o[O_CONFIDENCE]);
@@ -912,6 +928,8 @@ int fastrender_init(PyObject *m) {
     TEXT(s_server_end, "server_end");
     TEXT(s_duration_us, "duration_us");
     TEXT(s_status, "status");
+    TEXT(s_result, "result");
+    TEXT(s_result_source, "result_source");
     TEXT(s_auth_level, "auth_level");
     TEXT(s_auth_service, "auth_service");
     TEXT(s_confidence, "confidence");
