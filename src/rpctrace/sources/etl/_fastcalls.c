@@ -403,7 +403,7 @@ typedef struct CallObject {
     PyObject *client_activity, *server_activity; /* the text, when it came as text */
     MsgObject *message;
     PyObject *evidence; /* a tuple (never NULL) */
-    struct CallObject *parent;
+    PyObject *parent;     /* NULL: None; a call (of the engine, or a Python Call a remote join made) */
     PyObject *children;   /* NULL: () */
     PyObject *operations; /* NULL: () */
     double confidence;
@@ -452,7 +452,7 @@ static int call_traverse(CallObject *c, visitproc visit, void *arg) {
     Py_VISIT(c->server_activity);
     Py_VISIT((PyObject *)c->message);
     Py_VISIT(c->evidence);
-    Py_VISIT((PyObject *)c->parent);
+    Py_VISIT(c->parent);
     Py_VISIT(c->children);
     Py_VISIT(c->operations);
     return 0; /* a Python subclass's type is visited by its own traverse */
@@ -621,16 +621,12 @@ static int call_set_message(CallObject *c, PyObject *v, void *x) {
     track(c);
     return 0;
 }
-static PyObject *call_get_parent(CallObject *c, void *x) { return obj_or_none((PyObject *)c->parent); }
+static PyObject *call_get_parent(CallObject *c, void *x) { return obj_or_none(c->parent); }
 static int call_set_parent(CallObject *c, PyObject *v, void *x) {
     if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete parent"); return -1; }
-    if (v != Py_None && !PyObject_TypeCheck(v, &CallType)) {
-        PyErr_SetString(PyExc_TypeError, "parent must be a call of the C engine or None");
-        return -1;
-    }
     if (v == Py_None) v = NULL;
     Py_XINCREF(v);
-    Py_XSETREF(c->parent, (CallObject *)v);
+    Py_XSETREF(c->parent, v);
     track(c);
     return 0;
 }
@@ -758,7 +754,15 @@ PyObject *fc_call_fields(PyObject *o, int64_t *v, PyObject **objs) {
     }
     objs[7] = PyFloat_FromDouble(c->confidence);
     objs[9] = PyBool_FromLong(c->ambiguous);
-    objs[10] = c->parent ? PyLong_FromLongLong(c->parent->id) : (Py_INCREF(Py_None), Py_None);
+    if (!c->parent) {
+        objs[10] = Py_None; /* parent.id if parent else None */
+        Py_INCREF(Py_None);
+    } else if (PyObject_TypeCheck(c->parent, &CallType)) {
+        objs[10] = PyLong_FromLongLong(((CallObject *)c->parent)->id);
+    } else {
+        int t = PyObject_IsTrue(c->parent);
+        objs[10] = t < 0 ? NULL : t ? PyObject_GetAttrString(c->parent, "id") : (Py_INCREF(Py_None), Py_None);
+    }
     objs[11] = c->children ? c->children : empty_tuple;
     Py_INCREF(objs[11]);
     objs[12] = c->operations ? c->operations : Py_None;
@@ -1440,7 +1444,7 @@ static int rpc_event(Engine *e, View *w) {
         CallObject *parent = (CallObject *)hm_get(&e->serving, pid, tid, 0);
         if (parent) {
             Py_INCREF(parent);
-            Py_XSETREF(c->parent, parent);
+            Py_XSETREF(c->parent, (PyObject *)parent);
             track(c);
             track(parent);
             if (!parent->children) {
