@@ -390,6 +390,16 @@ static PyTypeObject MsgType = {
 
 /* ------------------------------------------------------------------ Call */
 
+/* What few calls keep: the activity ids of a call in flight (cleared when its stop event matches
+ * them), the procedure's result, a capture's wire facts.  Allocated when set, freed when empty,
+ * so a million finished calls do not carry 70 empty bytes each. */
+typedef struct {
+    PyObject *wire, *result_status, *result_source;
+    PyObject *client_activity, *server_activity; /* the text, when it came as text */
+    unsigned char client_act[16], server_act[16];
+    char has_client_act, has_server_act; /* an activity id is set (bytes, maybe text) */
+} CallExtra;
+
 typedef struct CallObject {
     PyObject_HEAD
     int64_t id;
@@ -399,16 +409,13 @@ typedef struct CallObject {
     /* NULL: None */
     PyObject *interface, *opnum, *endpoint, *protocol, *auth_level, *auth_service, *impersonation_level;
     PyObject *status, *server_status;
-    PyObject *wire, *result_status, *result_source;
-    PyObject *client_activity, *server_activity; /* the text, when it came as text */
+    CallExtra *x;  /* NULL: none of its fields set */
     MsgObject *message;
     PyObject *evidence; /* a tuple (never NULL) */
     PyObject *parent;     /* NULL: None; a call (of the engine, or a Python Call a remote join made) */
     PyObject *children;   /* NULL: () */
     PyObject *operations; /* NULL: () */
     double confidence;
-    unsigned char client_act[16], server_act[16];
-    char has_client_act, has_server_act; /* an activity id is set (bytes, maybe text) */
     char ambiguous, has_client, has_server, from_message, merged;
 } CallObject;
 
@@ -435,6 +442,23 @@ static CallObject *call_alloc(PyTypeObject *type, int64_t id) {
     return c;
 }
 
+static CallExtra *extra(CallObject *c) {
+    if (!c->x) {
+        c->x = PyMem_Calloc(1, sizeof(CallExtra));
+        if (!c->x) PyErr_NoMemory();
+    }
+    return c->x;
+}
+/* free the side struct once nothing is set in it */
+static void extra_check(CallObject *c) {
+    CallExtra *x = c->x;
+    if (x && !x->wire && !x->result_status && !x->result_source && !x->client_activity && !x->server_activity &&
+        !x->has_client_act && !x->has_server_act) {
+        c->x = NULL;
+        PyMem_Free(x);
+    }
+}
+
 static int call_traverse(CallObject *c, visitproc visit, void *arg) {
     Py_VISIT(c->interface);
     Py_VISIT(c->opnum);
@@ -445,11 +469,13 @@ static int call_traverse(CallObject *c, visitproc visit, void *arg) {
     Py_VISIT(c->impersonation_level);
     Py_VISIT(c->status);
     Py_VISIT(c->server_status);
-    Py_VISIT(c->wire);
-    Py_VISIT(c->result_status);
-    Py_VISIT(c->result_source);
-    Py_VISIT(c->client_activity);
-    Py_VISIT(c->server_activity);
+    if (c->x) {
+        Py_VISIT(c->x->wire);
+        Py_VISIT(c->x->result_status);
+        Py_VISIT(c->x->result_source);
+        Py_VISIT(c->x->client_activity);
+        Py_VISIT(c->x->server_activity);
+    }
     Py_VISIT((PyObject *)c->message);
     Py_VISIT(c->evidence);
     Py_VISIT(c->parent);
@@ -468,11 +494,16 @@ static int call_clear(CallObject *c) {
     Py_CLEAR(c->impersonation_level);
     Py_CLEAR(c->status);
     Py_CLEAR(c->server_status);
-    Py_CLEAR(c->wire);
-    Py_CLEAR(c->result_status);
-    Py_CLEAR(c->result_source);
-    Py_CLEAR(c->client_activity);
-    Py_CLEAR(c->server_activity);
+    if (c->x) {
+        CallExtra *x = c->x;
+        c->x = NULL;
+        Py_CLEAR(x->wire);
+        Py_CLEAR(x->result_status);
+        Py_CLEAR(x->result_source);
+        Py_CLEAR(x->client_activity);
+        Py_CLEAR(x->server_activity);
+        PyMem_Free(x);
+    }
     if (c->message && c->message->call == c) c->message->call = NULL;
     Py_CLEAR(c->message);
     Py_CLEAR(c->evidence);
@@ -581,9 +612,22 @@ CALL_OBJ(auth_service)
 CALL_OBJ(impersonation_level)
 CALL_OBJ(status)
 CALL_OBJ(server_status)
-CALL_OBJ(wire)
-CALL_OBJ(result_status)
-CALL_OBJ(result_source)
+#define CALL_XOBJ(name)                                                                        \
+    static PyObject *call_get_##name(CallObject *c, void *x) { return obj_or_none(c->x ? c->x->name : NULL); } \
+    static int call_set_##name(CallObject *c, PyObject *v, void *x) {                         \
+        if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete " #name); return -1; } \
+        if (v == Py_None) v = NULL;                                                            \
+        if (!v && !c->x) return 0;                                                             \
+        if (!extra(c)) return -1;                                                              \
+        Py_XINCREF(v);                                                                         \
+        Py_XSETREF(c->x->name, v);                                                             \
+        extra_check(c);                                                                        \
+        track(c);                                                                              \
+        return 0;                                                                              \
+    }
+CALL_XOBJ(wire)
+CALL_XOBJ(result_status)
+CALL_XOBJ(result_source)
 CALL_BOOL(ambiguous)
 CALL_BOOL(has_client)
 CALL_BOOL(has_server)
@@ -636,10 +680,12 @@ static PyObject *activity(PyObject *text, int has, const unsigned char *bin) {
     return fr_guid_text(bin);
 }
 static PyObject *call_get_client_activity(CallObject *c, void *x) {
-    return activity(c->client_activity, c->has_client_act, c->client_act);
+    if (!c->x) Py_RETURN_NONE;
+    return activity(c->x->client_activity, c->x->has_client_act, c->x->client_act);
 }
 static PyObject *call_get_server_activity(CallObject *c, void *x) {
-    return activity(c->server_activity, c->has_server_act, c->server_act);
+    if (!c->x) Py_RETURN_NONE;
+    return activity(c->x->server_activity, c->x->has_server_act, c->x->server_act);
 }
 static int set_activity(PyObject *v, PyObject **text, char *has, unsigned char *bin) {
     if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete an activity id"); return -1; }
@@ -658,17 +704,27 @@ static int set_activity(PyObject *v, PyObject **text, char *has, unsigned char *
     return 0; /* a str: no cycle */
 }
 static int call_set_client_activity(CallObject *c, PyObject *v, void *x) {
-    return set_activity(v, &c->client_activity, &c->has_client_act, c->client_act);
+    if (v == Py_None && !c->x) return 0;
+    if (!extra(c)) return -1;
+    int r = set_activity(v, &c->x->client_activity, &c->x->has_client_act, c->x->client_act);
+    extra_check(c);
+    return r;
 }
 static int call_set_server_activity(CallObject *c, PyObject *v, void *x) {
-    return set_activity(v, &c->server_activity, &c->has_server_act, c->server_act);
+    if (v == Py_None && !c->x) return 0;
+    if (!extra(c)) return -1;
+    int r = set_activity(v, &c->x->server_activity, &c->x->has_server_act, c->x->server_act);
+    extra_check(c);
+    return r;
 }
 
 /* the properties of correlate.calls.Call that a listing reads for every call */
 static PyObject *s_sync, *s_async, *s_datagram, *s_lrpc, *s_alpc;
 
 /* Call.alpc_only: an ALPC message exchange no RPC event belongs to */
-static inline int alpc_only(CallObject *c) { return c->message && !c->has_client && !c->has_server && !c->wire; }
+static inline int alpc_only(CallObject *c) {
+    return c->message && !c->has_client && !c->has_server && !(c->x && c->x->wire);
+}
 static PyObject *call_get_alpc_only(CallObject *c, void *x) { return PyBool_FromLong(alpc_only(c)); }
 static PyObject *call_get_mode(CallObject *c, void *x) {
     MsgObject *m = c->message;
@@ -771,9 +827,9 @@ PyObject *fc_call_fields(PyObject *o, int64_t *v, PyObject **objs) {
     objs[14] = call_get_mode(c, NULL);
     objs[15] = call_get_completion_tid(c, NULL);
     objs[16] = call_get_alpc_message_id(c, NULL);
-    objs[17] = obj_or_none(c->result_status);
-    objs[18] = obj_or_none(c->result_source);
-    objs[19] = obj_or_none(c->wire);
+    objs[17] = obj_or_none(c->x ? c->x->result_status : NULL);
+    objs[18] = obj_or_none(c->x ? c->x->result_source : NULL);
+    objs[19] = obj_or_none(c->x ? c->x->wire : NULL);
     for (int i = 0; i < 20; i++)
         if (!objs[i]) {
             for (int j = 0; j < 20; j++) Py_XDECREF(objs[j]);
@@ -976,6 +1032,27 @@ typedef struct {
     PyObject *f; /* a Python event's fields */
 } View;
 
+/* Values that repeat among kept operations (statuses, KCB addresses) as shared int objects: a
+ * direct-mapped cache, bounded. */
+#define INT_CACHE 4096
+static PyObject *int_cache[INT_CACHE];
+static uint64_t int_keys[INT_CACHE];
+
+static PyObject *shared_int(uint64_t v) {
+    if (v < 256) return PyLong_FromUnsignedLongLong(v);
+    size_t at = (size_t)((v * 0x9E3779B97F4A7C15ull) >> 52) & (INT_CACHE - 1);
+    if (int_cache[at] && int_keys[at] == v) {
+        Py_INCREF(int_cache[at]);
+        return int_cache[at];
+    }
+    PyObject *o = PyLong_FromUnsignedLongLong(v);
+    if (!o) return NULL;
+    Py_INCREF(o);
+    Py_XSETREF(int_cache[at], o);
+    int_keys[at] = v;
+    return o;
+}
+
 /* the Event of a compact registry record (made once; a borrowed reference) */
 static PyObject *reg_event(Engine *e, Rec *r) {
     if (r->ev) return r->ev;
@@ -984,9 +1061,9 @@ static PyObject *reg_event(Engine *e, Rec *r) {
     if (!f) return NULL;
 #define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); Py_DECREF(f); return NULL; } Py_DECREF(v); } while (0)
     PUT(k_initial_time, PyLong_FromLongLong((long long)r->i));
-    PUT(k_status, PyLong_FromUnsignedLong(r->v1));
-    PUT(k_index, PyLong_FromUnsignedLong(r->v2));
-    PUT(k_kcb, PyLong_FromUnsignedLongLong(r->q));
+    PUT(k_status, shared_int(r->v1));
+    PUT(k_index, shared_int(r->v2));
+    PUT(k_kcb, shared_int(r->q));
     if (PyDict_SetItem(f, k_key_name, r->o1) < 0) { Py_DECREF(f); return NULL; }
     if ((r->flags & F_VALUE) && PyDict_SetItem(f, k_value_name, r->o1) < 0) { Py_DECREF(f); return NULL; }
 #undef PUT
@@ -1438,7 +1515,8 @@ static int rpc_event(Engine *e, View *w) {
         int has = view_activity(w, bin, &text);
         if (has < 0) return -1;
         if (has) {
-            set_call_activity(&c->has_client_act, c->client_act, &c->client_activity, bin, text);
+            if (!extra(c)) return -1;
+            set_call_activity(&c->x->has_client_act, c->x->client_act, &c->x->client_activity, bin, text);
             if (hm_set(&e->client_by_act, pid, ACT_KEY(bin), (PyObject *)c) < 0) return -1;
         }
         CallObject *parent = (CallObject *)hm_get(&e->serving, pid, tid, 0);
@@ -1470,8 +1548,11 @@ static int rpc_event(Engine *e, View *w) {
             Py_XINCREF(c);
         } else {
             if (add_evidence(e, &c->evidence, ev_activity57) < 0) { Py_DECREF(c); return -1; }
-            c->has_client_act = 0; /* matched: the id has done its job */
-            Py_CLEAR(c->client_activity);
+            if (c->x) { /* matched: the id has done its job */
+                c->x->has_client_act = 0;
+                Py_CLEAR(c->x->client_activity);
+                extra_check(c);
+            }
         }
         if (!c) return 0;
         c->end = ts;
@@ -1531,11 +1612,13 @@ static int rpc_event(Engine *e, View *w) {
         int has = view_activity(w, bin, &text);
         if (has < 0) return -1;
         if (has) {
-            set_call_activity(&c->has_server_act, c->server_act, &c->server_activity, bin, text);
+            if (!extra(c)) return -1;
+            set_call_activity(&c->x->has_server_act, c->x->server_act, &c->x->server_activity, bin, text);
             if (hm_set(&e->server_by_act, pid, ACT_KEY(bin), (PyObject *)c) < 0) return -1;
-        } else {
-            c->has_server_act = 0;
-            Py_CLEAR(c->server_activity);
+        } else if (c->x) {
+            c->x->has_server_act = 0;
+            Py_CLEAR(c->x->server_activity);
+            extra_check(c);
         }
         if (hm_set(&e->serving, pid, tid, 0, (PyObject *)c) < 0) return -1;
         if (c->endpoint) {
@@ -1555,8 +1638,11 @@ static int rpc_event(Engine *e, View *w) {
             Py_XINCREF(c);
         } else {
             if (add_evidence(e, &c->evidence, ev_activity68) < 0) { Py_DECREF(c); return -1; }
-            c->has_server_act = 0;
-            Py_CLEAR(c->server_activity);
+            if (c->x) {
+                c->x->has_server_act = 0;
+                Py_CLEAR(c->x->server_activity);
+                extra_check(c);
+            }
         }
         if (!c) return 0;
         c->server_end = ts;
@@ -1578,13 +1664,13 @@ static int rpc_event(Engine *e, View *w) {
         CallObject *c = (CallObject *)hm_get(&e->serving, pid, tid, 0);
         if (!c) c = (CallObject *)hm_get(&e->open_client, pid, tid, 0);
         if (!c) c = (CallObject *)hm_get(&e->last_client, pid, tid, 0);
-        if (c && !c->result_status && (c->end == NONE_TS || c->end >= ts)) {
-            Py_INCREF(st);
-            Py_XSETREF(c->result_status, st == Py_None ? NULL : st);
-            if (st == Py_None) Py_DECREF(st);
+        if (c && !(c->x && c->x->result_status) && (c->end == NONE_TS || c->end >= ts)) {
+            if (!extra(c)) return -1;
+            Py_INCREF(st); /* truthy: not None */
+            Py_XSETREF(c->x->result_status, st);
             PyObject *src = kind == K_RPC_RAISE ? s_raise_source : s_eeinfo_source;
             Py_INCREF(src);
-            Py_XSETREF(c->result_source, src);
+            Py_XSETREF(c->x->result_source, src);
         }
         return 0;
     }
