@@ -49,6 +49,7 @@ ENABLED = _Engine is not None and os.environ.get("RPCTRACE_ENGINE", "1") != "0"
 
 if _Engine is not None:
     _fastrecords.set_protocols(PROTOCOLS)
+    _fastrecords.set_call_properties(Call.failures.fget, Call.blamed.fget)
 
     class FastCall(_fastrecords.CallBase):
         """A call the C engine rebuilt: :class:`~rpctrace.correlate.calls.Call`'s attributes on

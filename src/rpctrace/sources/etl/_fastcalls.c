@@ -745,6 +745,17 @@ static PyObject *call_get_alpc_message_id(CallObject *c, void *x) {
     if (!c->message) Py_RETURN_NONE;
     return PyLong_FromLongLong(c->message->message_id);
 }
+/* Call.failures and Call.blamed: [] for a call without operations (most calls of a report), else
+ * the Python properties themselves (set_call_properties) */
+static PyObject *failures_fget, *blamed_fget;
+static PyObject *ops_property(CallObject *c, PyObject *fget) {
+    if (!c->operations || (PyList_Check(c->operations) && PyList_GET_SIZE(c->operations) == 0) || !fget)
+        return fget || !c->operations ? PyList_New(0) : (PyErr_SetString(PyExc_RuntimeError, "no property"), NULL);
+    return PyObject_CallFunctionObjArgs(fget, (PyObject *)c, NULL);
+}
+static PyObject *call_get_failures(CallObject *c, void *x) { return ops_property(c, failures_fget); }
+static PyObject *call_get_blamed(CallObject *c, void *x) { return ops_property(c, blamed_fget); }
+
 static PyObject *call_get_protocol_name(CallObject *c, void *x) {
     if (alpc_only(c)) { Py_INCREF(s_alpc); return s_alpc; }
     if (!c->protocol) {
@@ -772,7 +783,7 @@ static PyGetSetDef call_getset[] = {
     GS(message), GS(confidence), GS(evidence), GS(ambiguous), GS(parent), GS(children), GS(operations),
     GS(has_client), GS(has_server), GS(from_message), GS(merged), GS(stop_tid), GS(ops_not_kept),
     GS(expected_not_kept), GS(wire), GS(result_status), GS(result_source), GR(mode), GR(completion_tid),
-    GR(alpc_message_id), GR(protocol_name), GR(alpc_only),
+    GR(alpc_message_id), GR(protocol_name), GR(alpc_only), GR(failures), GR(blamed),
     {NULL},
 };
 
@@ -2818,8 +2829,20 @@ static PyObject *set_protocols(PyObject *self, PyObject *d) {
     Py_RETURN_NONE;
 }
 
+static PyObject *set_call_properties(PyObject *self, PyObject *args) {
+    PyObject *f, *b;
+    if (!PyArg_ParseTuple(args, "OO", &f, &b)) return NULL;
+    Py_INCREF(f);
+    Py_XSETREF(failures_fget, f);
+    Py_INCREF(b);
+    Py_XSETREF(blamed_fget, b);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef fc_methods[] = {
     {"set_protocols", set_protocols, METH_O, "the protocol names CallBase.protocol_name uses"},
+    {"set_call_properties", set_call_properties, METH_VARARGS,
+     "set_call_properties(Call.failures.fget, Call.blamed.fget): what CallBase calls for calls with operations"},
     {NULL},
 };
 
