@@ -104,7 +104,7 @@ def test_writer_traces(tmp_path, monkeypatch, scenario, x86, operations):
     _assert_same(engine, reference)
 
 
-@pytest.mark.parametrize("name", [n for n in ETL_SAMPLES if n not in ("diaghub.user_paged.1.etl",)])
+@pytest.mark.parametrize("name", ETL_SAMPLES)
 def test_real_samples(samples, monkeypatch, name):
     """Traces with no RPC at all: every event goes through the engine's generic path (stacks,
     FileIo creates and their status, thread and image rundown, raw events)."""
@@ -421,3 +421,38 @@ def test_event_streams_of_every_shape(tmp_path, scenario, how):
         assert any(c["ambiguous"] or "rpc-only" in " ".join(c["evidence"]) for c in expected[0])
     if how == "results":
         assert any(c["result_status"] is not None for c in expected[0])
+
+
+def test_the_engine_hands_the_stream_every_kind_it_handles():
+    """The engine calls TraceStream._other only for the kinds it looks at (most events of a
+    sampled trace are not): every kind _other tests for, read from its code, must reach it."""
+    import ast
+    import inspect
+    import textwrap
+
+    from rpctrace.model import Event
+    from rpctrace.trace.stream import TraceStream
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(TraceStream._other)))
+    kinds = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "kind":
+            kinds.update(c.value for c in node.comparators if isinstance(c, ast.Constant))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "startswith"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "kind"):
+            for arg in node.args:
+                values = arg.elts if isinstance(arg, ast.Tuple) else [arg]
+                kinds.update(v.value + "x" for v in values if isinstance(v, ast.Constant))
+    assert {"stack", "file.create", "thread.x", "registry.x"} <= kinds
+    seen = []
+    engine = fast._Engine(
+        call_type=fast.FastCall, event_type=Event, operations="all", keep_all_for=0, stacks=True,
+        other=lambda ev, kind: seen.append(kind), want=lambda ev: None, want_stack={(5, 1): None}, want_by_cpu={},
+        event_class=lambda ev: "ok", unpaired={}, ports={}, endpoints={}, outside=[], constants=(1, 1, 1, 1),
+    )  # fmt: skip
+    fields = {"event_ts": 5, "stack_tid": 1, "key": 1, "frames": [], "kcb": 0}
+    engine.feed([Event(5, 2, 1, 0, "p", 0, 3, 0, kind, dict(fields), None) for kind in sorted(kinds)])
+    assert sorted(seen) == sorted(kinds)
+    seen.clear()
+    engine.feed([Event(6, 2, 1, 0, "p", 0, 0, 0, kind, {}, None) for kind in ("raw", "sample", "trace.header")])
+    assert seen == []

@@ -881,6 +881,7 @@ typedef struct {
     int32_t cpu;
     unsigned char act[16];
     unsigned char kind, opcode, version, flags;
+    unsigned char stream; /* a Python event TraceStream._other looks at */
 } Rec;
 
 static void rec_release(Rec *r) {
@@ -1951,6 +1952,7 @@ static int assemble(Engine *e, Rec *r) {
         }
         if (start && hm_seti(&e->live, r->tid, 0, 0, (intptr_t)r->pid) < 0) return -1;
     }
+    if (!r->stream) return 0; /* _other does nothing with it */
     PyObject *res = PyObject_CallFunctionObjArgs(e->other_cb, ev, PyTuple_GET_ITEM(ev, 8), NULL);
     if (!res) return -1;
     Py_DECREF(res);
@@ -2030,7 +2032,14 @@ static int process(Engine *e, Rec *recs, size_t n) {
 
 /* ------------------------------------------------------------------ classification */
 
-static int classify(Engine *e, PyObject *kind) {
+/* kinds TraceStream._other does something with (tests/correlate/test_fast_engine.py reads _other
+ * and checks that every kind it tests is here): its call is skipped for the others */
+#define K_STREAM 0x100
+static const char *stream_prefixes[] = {"thread.", "registry.", "file.", "process.", "image.", NULL};
+static const char *stream_kinds[] = {"stack", "stack_key", NULL};
+
+/* K_* of a kind text, with K_STREAM when TraceStream._other looks at such events */
+static int classify_full(Engine *e, PyObject *kind) {
     PyObject *hit = PyDict_GetItemWithError(e->kinds, kind);
     if (hit) return (int)PyLong_AsLong(hit);
     if (PyErr_Occurred()) return -1;
@@ -2061,12 +2070,28 @@ static int classify(Engine *e, PyObject *kind) {
             if (m) { k = prefixes[i].kind; break; }
         }
     }
+    int handled = 0;
+    for (int i = 0; stream_kinds[i] && !handled; i++) handled = PyUnicode_CompareWithASCIIString(kind, stream_kinds[i]) == 0;
+    for (int i = 0; stream_prefixes[i] && !handled; i++) {
+        PyObject *p = PyUnicode_FromString(stream_prefixes[i]);
+        if (!p) return -1;
+        Py_ssize_t m = PyUnicode_Tailmatch(kind, p, 0, PyUnicode_GET_LENGTH(kind), -1);
+        Py_DECREF(p);
+        if (m < 0) return -1;
+        handled = (int)m;
+    }
+    if (handled) k |= K_STREAM;
     if (PyDict_GET_SIZE(e->kinds) < 4096) {
         PyObject *v = PyLong_FromLong(k);
         if (!v || PyDict_SetItem(e->kinds, kind, v) < 0) { Py_XDECREF(v); return -1; }
         Py_DECREF(v);
     }
     return k;
+}
+
+static int classify(Engine *e, PyObject *kind) {
+    int k = classify_full(e, kind);
+    return k < 0 ? k : k & 0xFF;
 }
 
 /* ------------------------------------------------------------------ the sink of the record loop */
@@ -2104,12 +2129,13 @@ int eng_add_event(Engine *e, PyObject *raw, PyObject *ev) {
         unsupported("a raw timestamp outside 64 bits");
         return -1;
     }
-    int kind = classify(e, PyTuple_GET_ITEM(ev, 8));
+    int kind = classify_full(e, PyTuple_GET_ITEM(ev, 8));
     if (kind < 0) return -1;
     Rec *r = rv_push(&e->in);
     if (!r) return -1;
     r->raw = rv;
-    r->kind = (unsigned char)kind;
+    r->kind = (unsigned char)(kind & 0xFF);
+    r->stream = (kind & K_STREAM) != 0;
     Py_INCREF(ev);
     r->ev = ev;
     if (ts_from(PyTuple_GET_ITEM(ev, 0), &r->ts) < 0 || id_from(PyTuple_GET_ITEM(ev, 1), &r->pid) < 0 ||

@@ -17,6 +17,8 @@ PyObject *k_interface_uuid, *k_procnum, *k_protocol, *k_network_address, *k_endp
     *k_auth_level, *k_auth_service, *k_impersonation_level, *k_status, *k_activity_id, *k_is_server_port,
     *k_port_name, *k_initial_time, *k_index, *k_kcb, *k_key_name, *k_value_name, *k_event_ts, *k_stack_pid,
     *k_stack_tid, *k_frames, *k_message_id;
+static PyObject *k_instruction_pointer, *k_sampled_tid, *k_data, *k_length, *k_related_activity_id, *k_task,
+    *k_keyword, *k_level, *k_raw_records, *kind_raw;
 static PyObject *kind_client_start, *kind_server_start, *kind_client_stop, *kind_server_stop;
 
 int fr_ts(const clock_t_ *c, uint64_t raw, int64_t *out) {
@@ -226,6 +228,18 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         Py_DECREF(frames);
         Py_DECREF(*pid); *pid = spid;
         Py_DECREF(*tid); *tid = stid;
+    } else if (code == 4) {
+        /* PerfInfo SampledProfile (kernel.perf_info): InstructionPointer, ThreadId; the thread is
+         * the sampled one, the process unknown */
+        if (pos + ptr + 4 > end) goto slow;
+        uint32_t sampled = rd32(d + pos + ptr);
+        PUT(k_instruction_pointer, PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(d + pos) : rd32(d + pos)));
+        PUT(k_sampled_tid, PyLong_FromUnsignedLong(sampled));
+        PyObject *stid = sampled == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(sampled);
+        if (!stid) goto fail;
+        Py_INCREF(Py_None);
+        Py_SETREF(*pid, Py_None);
+        Py_SETREF(*tid, stid);
     } else {
         goto slow;
     }
@@ -235,6 +249,130 @@ slow: /* NULL without an error: the Python decoder takes the record */
 fail: /* NULL with the error set */
     Py_DECREF(f);
     return NULL;
+}
+
+/* An EVENT_HEADER record of a provider without a manifest (records._event_header_event): kept
+ * raw, with its task, keyword, level, activity ids and the stack of its extended items.  Returns
+ * 1 with *ev and *raw_out set, 0 when the Python decoder must take it (clock beyond 64 bits, a
+ * provider with a manifest), -1 on error.  Damage in the extended items goes to ``damage`` as the
+ * Python decoder writes it. */
+static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size, PyObject *cpu, long number,
+                         PyObject *damage, PyObject *counts, PyObject *providers, const clock_t_ *clock,
+                         PyTypeObject *evtype, PyObject **ev_out, PyObject **raw_out) {
+    uint64_t raw = rd64(d + pos + 0x10);
+    int64_t tsv;
+    if (!providers || !fr_ts(clock, raw, &tsv)) return 0;
+    PyObject *provider = interned(guid_text(d + pos + 0x18));
+    if (!provider) return -1;
+    int known = PySet_Contains(providers, provider);
+    if (known != 0) {
+        Py_DECREF(provider);
+        return known < 0 ? -1 : 0;
+    }
+    PyObject *related = NULL, *stack = NULL, *f = NULL, *v;
+    Py_ssize_t end = pos + size, off = pos + 0x50;
+    uint16_t flags = rd16(d + pos + 4);
+    if (flags & 1) { /* EXTENDED_INFO: items precede the user data */
+        for (int i = 0; i < 64; i++) {
+            if (off + 8 > end) {
+                PyObject *t = Py_BuildValue("(nls)", off, number, "extended data item overruns its record");
+                if (!t || PyList_Append(damage, t) < 0) { Py_XDECREF(t); goto fail; }
+                Py_DECREF(t);
+                break;
+            }
+            unsigned item_size = rd16(d + off), ext_type = rd16(d + off + 2), linkage = rd16(d + off + 4),
+                     data_size = rd16(d + off + 6);
+            if (item_size < 8 || data_size > item_size - 8 || off + (Py_ssize_t)item_size > end) {
+                PyObject *m = PyUnicode_FromFormat("bad extended data item (size %u, data %u)", item_size, data_size);
+                PyObject *t = m ? Py_BuildValue("(nlN)", off, number, m) : NULL;
+                if (!t || PyList_Append(damage, t) < 0) { Py_XDECREF(t); goto fail; }
+                Py_DECREF(t);
+                off = end;
+                break;
+            }
+            Py_ssize_t body = off + 8;
+            if (ext_type == 1 && data_size >= 16) { /* EVENT_HEADER_EXT_TYPE_RELATED_ACTIVITYID */
+                PyObject *g = guid_text(d + body);
+                if (!g) goto fail;
+                Py_XSETREF(related, g);
+            } else if ((ext_type == 6 || ext_type == 5) && data_size >= 8) { /* STACK_TRACE64 / 32 */
+                int w = ext_type == 6 ? 8 : 4;
+                Py_ssize_t count = (data_size - 8) / w;
+                PyObject *frames = PyTuple_New(count);
+                if (!frames) goto fail;
+                for (Py_ssize_t k = 0; k < count; k++) {
+                    const unsigned char *q = d + body + 8 + k * w;
+                    PyObject *a = PyLong_FromUnsignedLongLong(w == 8 ? rd64(q) : rd32(q));
+                    if (!a) { Py_DECREF(frames); goto fail; }
+                    PyTuple_SET_ITEM(frames, k, a);
+                }
+                Py_XSETREF(stack, frames);
+            }
+            off += item_size;
+            if (!(linkage & 1)) break;
+        }
+    }
+    f = PyDict_New();
+    if (!f) goto fail;
+#define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); goto fail; } Py_DECREF(v); } while (0)
+    PUT(k_data, PyBytes_FromStringAndSize((const char *)d + off, end - off));
+    PUT(k_length, PyLong_FromSsize_t(end - off));
+    if (related && PyDict_SetItem(f, k_related_activity_id, related) < 0) goto fail;
+    static const unsigned char zero16[16] = {0};
+    if (memcmp(d + pos + 0x40, zero16, 16) != 0) PUT(k_activity_id, guid_text(d + pos + 0x40));
+    PUT(k_task, PyLong_FromUnsignedLong(rd16(d + pos + 0x2E)));
+    PUT(k_keyword, PyLong_FromUnsignedLongLong(rd64(d + pos + 0x30)));
+    PUT(k_level, PyLong_FromUnsignedLong(d[pos + 0x2C]));
+#undef PUT
+    { /* counts.raw_records += 1 */
+        PyObject *n = PyObject_GetAttr(counts, k_raw_records), *one = PyLong_FromLong(1);
+        PyObject *m = n && one ? PyNumber_Add(n, one) : NULL;
+        int bad = !m || PyObject_SetAttr(counts, k_raw_records, m) < 0;
+        Py_XDECREF(n);
+        Py_XDECREF(one);
+        Py_XDECREF(m);
+        if (bad) goto fail;
+    }
+    PyObject *items[11];
+    items[0] = PyLong_FromLongLong((long long)tsv);
+    items[1] = id_or_none(rd32(d + pos + 0x0C));
+    items[2] = id_or_none(rd32(d + pos + 0x08));
+    Py_INCREF(cpu);
+    items[3] = cpu;
+    items[4] = provider;
+    provider = NULL;
+    items[5] = PyLong_FromUnsignedLong(rd16(d + pos + 0x28));
+    items[6] = PyLong_FromUnsignedLong(d[pos + 0x2D]);
+    items[7] = PyLong_FromUnsignedLong(d[pos + 0x2A]);
+    Py_INCREF(kind_raw);
+    items[8] = kind_raw;
+    items[9] = f;
+    f = NULL;
+    if (stack && PyTuple_GET_SIZE(stack) > 0) { /* ``if stack``: an empty one is none */
+        items[10] = stack;
+        stack = NULL;
+    } else {
+        Py_INCREF(Py_None);
+        items[10] = Py_None;
+    }
+    for (int i = 0; i < 11; i++)
+        if (!items[i]) {
+            for (int j = 0; j < 11; j++) Py_XDECREF(items[j]);
+            goto fail;
+        }
+    *ev_out = make_event(evtype, items);
+    if (!*ev_out) goto fail;
+    *raw_out = PyLong_FromUnsignedLongLong(raw);
+    if (!*raw_out) { Py_CLEAR(*ev_out); goto fail; }
+    Py_XDECREF(related);
+    Py_XDECREF(stack);
+    return 1;
+fail:
+    Py_XDECREF(provider);
+    Py_XDECREF(related);
+    Py_XDECREF(stack);
+    Py_XDECREF(f);
+    return -1;
 }
 
 /*
@@ -260,9 +398,10 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
     Py_buffer rpc_guid;
     PyObject *rpc_guid_obj;
     int skip_stacks;
-    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOOp", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
+    PyObject *providers = NULL; /* providers with a manifest (their records go to the Python decoder) */
+    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOOp|O!", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
                           &kcache, &kernel_entry, &kernel_event, &evh_event, &classic_event, &opaque_event, &counts,
-                          &rpc_provider, &rpc_guid_obj, &clock_call, &skip_stacks)) {
+                          &rpc_provider, &rpc_guid_obj, &clock_call, &skip_stacks, &PyFrozenSet_Type, &providers)) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -521,6 +660,11 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
                     }
                 }
                 if (!ev) {
+                    int got = generic_event(d, pos, size, cpu, number, damage, counts, providers, &clock, evtype, &ev,
+                                            &raw_obj);
+                    if (got < 0) goto done;
+                }
+                if (!ev) {
                     PyObject *r = PyObject_CallFunction(evh_event, "OnnOOlOO", data_obj, pos, size, cpu, ptr_obj, number,
                                                         counts, damage);
                     if (!r) goto done;
@@ -740,6 +884,16 @@ PyMODINIT_FUNC PyInit__fastrecords(void) {
     INTERN(k_stack_tid, "stack_tid");
     INTERN(k_frames, "frames");
     INTERN(k_message_id, "message_id");
+    INTERN(k_instruction_pointer, "instruction_pointer");
+    INTERN(k_sampled_tid, "sampled_tid");
+    INTERN(k_data, "data");
+    INTERN(k_length, "length");
+    INTERN(k_related_activity_id, "related_activity_id");
+    INTERN(k_task, "task");
+    INTERN(k_keyword, "keyword");
+    INTERN(k_level, "level");
+    INTERN(k_raw_records, "raw_records");
+    INTERN(kind_raw, "raw");
     INTERN(kind_client_start, "rpc.client_start");
     INTERN(kind_server_start, "rpc.server_start");
     INTERN(kind_client_stop, "rpc.client_stop");

@@ -109,7 +109,8 @@ class BufferDecoder:
             ident = clock.identity_offset
             ctx = (Event, self.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                    self._kernel, self._kernel_entry, self._kernel_event, self._event_header_event,
-                   self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, self.skip_stacks)
+                   self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, self.skip_stacks,
+                   manifest.PROVIDERS)
             try:
                 raws, events, damage = _fastrecords.decode(data, cpu, skip, ctx)
             except (OverflowError, ValueError):
@@ -231,7 +232,8 @@ class BufferDecoder:
         (provider, decoder, simple layout + its size, C fast path code, kind, value op).
 
         The C loop decodes the layouts it knows by code (1 ALPC WaitForNewMessage, 2 Registry,
-        3 StackWalk Stack: see kernel.py for each) and the Python loop calls ``decoder``.
+        3 StackWalk Stack, 4 PerfInfo SampledProfile: see kernel.py for each) and the Python loop
+        calls ``decoder``.
         """
         provider = P.kernel_group_guid(group, opcode)
         simple = kernel.SIMPLE.get((provider, opcode))
@@ -244,6 +246,8 @@ class BufferDecoder:
             fast, kind = 2, kernel.REGISTRY_KINDS[opcode]
         elif provider == P.STACK_WALK and opcode == 32:
             fast, kind = 3, "stack"
+        elif provider == P.PERF_INFO and opcode == 46:
+            fast, kind = 4, "sample"
         entry = self._kernel[(group << 8) | opcode] = (provider, kernel.DECODERS.get(provider), simple, fast, kind,
                                                        opcode in kernel.REGISTRY_VALUE_OPS)
         return entry
