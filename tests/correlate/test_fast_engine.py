@@ -15,7 +15,7 @@ import struct
 import pytest
 
 from conftest import ETL_SAMPLES
-from rpctrace.correlate import call_record, fast
+from rpctrace.correlate import fast
 from rpctrace.pipeline import correlate_files
 from rpctrace.correlate.alpc import AlpcMessage
 from rpctrace.correlate.calls import Call

@@ -22,7 +22,9 @@ the per-event Python work altogether and keeps the results identical (docs/perfo
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from rpctrace.correlate.calls import (
     _CREATES_WAITING,
@@ -37,46 +39,61 @@ from rpctrace.correlate.alpc import PENDING_WINDOW
 from rpctrace.knowledge.failures import event_class
 from rpctrace.model import Event
 
-try:
-    from rpctrace.sources.etl import _fastrecords
-except ImportError:  # pragma: no cover - depends on the build
-    _fastrecords = None
+if TYPE_CHECKING:
+    from rpctrace.trace.model import Trace
+    from rpctrace.trace.stream import TraceStream
 
-_Engine = getattr(_fastrecords, "Engine", None)
+
+
+def _native() -> Any:
+    try:
+        return importlib.import_module("rpctrace.sources.etl._fastrecords")
+    except ImportError:  # pragma: no cover - depends on the build
+        return None
+
+
+_fastrecords: Any = _native()
+
+_Engine: Any = getattr(_fastrecords, "Engine", None)
 #: RPCTRACE_ENGINE=0 keeps the Python stream even where the engine was built (benchmarks, tests)
 ENABLED = _Engine is not None and os.environ.get("RPCTRACE_ENGINE", "1") != "0"
 
 
+#: the class of the engine's calls (None where the C module was not built)
+FastCall: Any = None
+
 if _Engine is not None:
     _fastrecords.set_protocols(PROTOCOLS)
-    _fastrecords.set_call_properties(Call.failures.fget, Call.blamed.fget)
+    _fastrecords.set_call_properties(vars(Call)["failures"].fget, vars(Call)["blamed"].fget)
 
-    class FastCall(_fastrecords.CallBase):
+    class _FastCall(_fastrecords.CallBase):  # type: ignore[misc]
         """A call the C engine rebuilt: :class:`~rpctrace.correlate.calls.Call`'s attributes on
         a compact object (timestamps and ids stored as 64-bit integers)."""
 
         __slots__ = ()
 
+    _FastCall.__name__ = _FastCall.__qualname__ = "FastCall"
     # Call's own properties and methods (failures, blamed, expected_only, subtree, ...) are shared
     # as they are: the C base defines the fields and the properties a listing reads per call.
     for _name, _value in vars(Call).items():
         if _name.startswith("__") or hasattr(_fastrecords.CallBase, _name):
             continue
         if isinstance(_value, property) or callable(_value):
-            setattr(FastCall, _name, _value)
+            setattr(_FastCall, _name, _value)
     del _name, _value
-else:  # pragma: no cover - depends on the build
-    FastCall = None  # type: ignore[assignment,misc]
+    FastCall = _FastCall
 
 
 def available() -> bool:
     """Whether :func:`correlate_file` can run here (C module built, not disabled)."""
     from rpctrace.sources.etl import records
 
-    return ENABLED and records._fastrecords is not None and not records.PURE
+    return ENABLED and getattr(records, "_fastrecords", None) is not None and not records.PURE
 
 
-def correlate_file(path, keep_going: bool = False, operations: str = "all", on_progress=None, keep_all_for: int = 0):
+def correlate_file(path: str | os.PathLike[str], keep_going: bool = False, operations: str = "all",
+                   on_progress: Callable[[float, float], None] | None = None,
+                   keep_all_for: int = 0) -> tuple[Trace, Correlation] | None:
     """``(trace, correlation)`` of one ETL file through the C engine, or None when the engine
     cannot take this file (not built, disabled, not an ETL trace, values it cannot hold): the
     caller then runs the Python path, which gives the same result."""
@@ -98,13 +115,13 @@ def correlate_file(path, keep_going: bool = False, operations: str = "all", on_p
         stream.close()
 
 
-def _clock_fits(clock) -> bool:
+def _clock_fits(clock: Any) -> bool:
     ident = clock.identity_offset
     values = [clock.base, clock.raw0, clock.num, clock.den] if ident is None else [ident]
     return all(-(1 << 63) <= v < (1 << 63) for v in values) and (ident is not None or clock.den != 0)
 
 
-def _engine(stream, operations: str, keep_all_for: int):
+def _engine(stream: TraceStream, operations: str, keep_all_for: int) -> Any:
     from rpctrace.correlate.calls import MAX_OUTSIDE
 
     return _Engine(
@@ -115,7 +132,8 @@ def _engine(stream, operations: str, keep_all_for: int):
     )
 
 
-def _run(stream, reader, operations: str, keep_all_for: int, on_progress):
+def _run(stream: TraceStream, reader: Any, operations: str, keep_all_for: int,
+         on_progress: Callable[[float, float], None] | None) -> tuple[Trace, Correlation] | None:
     from rpctrace.sources.etl import records
     from rpctrace.sources.etl.container import drop_pages
     from rpctrace.sources.etl.parallel import decode_job
@@ -154,7 +172,7 @@ def _run(stream, reader, operations: str, keep_all_for: int, on_progress):
         return _finish(engine, stream)
 
 
-def correlate_stream(stream, operations: str = "all", keep_all_for: int = 0):
+def correlate_stream(stream: TraceStream, operations: str = "all", keep_all_for: int = 0) -> tuple[Trace, Correlation]:
     """``(trace, correlation)`` of a :class:`~rpctrace.trace.stream.TraceStream` of any reader
     with ``batches()``: its events are Python events, and the engine assembles and correlates
     them as the Python stream and correlator do (tests use it on event lists of every shape)."""
@@ -171,7 +189,7 @@ def correlate_stream(stream, operations: str = "all", keep_all_for: int = 0):
         return _finish(engine, stream)
 
 
-def _finish(engine, stream):
+def _finish(engine: Any, stream: TraceStream) -> tuple[Trace, Correlation]:
     """Correlator.finish and the stream's end, for the engine's calls."""
     stream.records = engine.records
     stream._first_ts, stream._last_ts = engine.first_ts, engine.last_ts
@@ -202,11 +220,11 @@ class _Sink:
 
     __slots__ = ("engine", "decoder")
 
-    def __init__(self, engine, decoder) -> None:
+    def __init__(self, engine: Any, decoder: Any) -> None:
         self.engine = engine
         self.decoder = decoder
 
-    def decode(self, data, cpu: int, skip: int = 0):
+    def decode(self, data: Any, cpu: int, skip: int = 0) -> tuple[list[Any], list[Any], list[Any], Any]:
         d = self.decoder
         counts = _counts()
         clock = d.clock
@@ -222,13 +240,13 @@ class _Sink:
         return [], [], damage, counts
 
 
-def _counts():
+def _counts() -> Any:
     from rpctrace.sources.etl.records import DecodeCounts
 
     return DecodeCounts()
 
 
-def record_core(maker):
+def record_core(maker: Any) -> Callable[[Any], Any] | None:
     """The C builder of :class:`~rpctrace.correlate.records.RecordMaker`'s records for the calls
     of the engine (it answers NotImplemented for any other call), or None where it was not built.
     It reads the maker's caches and calls its lookups on a miss, so both give the same records."""
@@ -237,16 +255,16 @@ def record_core(maker):
     from rpctrace.correlate.calls import FAILING
     from rpctrace.model import _MAX_TICKS, ticks_to_iso
 
-    return _fastrecords.record_core(maker, FAILING, _MAX_TICKS, ticks_to_iso)
+    return cast(Callable[[Any], Any], _fastrecords.record_core(maker, FAILING, _MAX_TICKS, ticks_to_iso))
 
 
-def table_row(row_format: str, row_any):
+def table_row(row_format: str, row_any: Callable[[Any], str]) -> Callable[[Any], str] | None:
     """The C version of :func:`rpctrace.render.calls._table_row` (same text: it fills the same
     %-format), or None where it was not built."""
     if _fastrecords is None or not hasattr(_fastrecords, "table_row") or _pure():
         return None
     _fastrecords.set_table_format(row_format, row_any)
-    return _fastrecords.table_row
+    return cast(Callable[[Any], str], _fastrecords.table_row)
 
 
 def _pure() -> bool:
