@@ -456,3 +456,25 @@ def test_the_engine_hands_the_stream_every_kind_it_handles():
     seen.clear()
     engine.feed([Event(6, 2, 1, 0, "p", 0, 0, 0, kind, {}, None) for kind in ("raw", "sample", "trace.header")])
     assert seen == []
+
+
+@pytest.mark.parametrize("field", ["raw0", "base", "den"])
+def test_clock_constants_beyond_64_bits_fall_back_to_python(tmp_path, monkeypatch, field):
+    """A hostile logfile header can give the clock constants no 64-bit integer holds (fuzzing found
+    an identity clock with such a raw0): the engine leaves the file to the Python code."""
+    from rpctrace.sources.etl import container
+
+    path = str(tmp_path / "t.etl")
+    synthesize("audiosrv-access-denied", path, None, seed=2)
+    expected = _result(path)
+    init = container.Clock.__init__
+
+    def hostile(self, header):
+        init(self, header)
+        assert self.identity_offset is not None  # the writer's clock: these constants are not used
+        setattr(self, field, 0 if field == "den" else getattr(self, field) + (1 << 64))
+
+    monkeypatch.setattr(container.Clock, "__init__", hostile)
+    got = _result(path)
+    assert got["types"] == {"Call"}
+    assert got["records"] == expected["records"]

@@ -116,9 +116,10 @@ def correlate_file(path: str | os.PathLike[str], keep_going: bool = False, opera
 
 
 def _clock_fits(clock: Any) -> bool:
-    ident = clock.identity_offset
-    values = [clock.base, clock.raw0, clock.num, clock.den] if ident is None else [ident]
-    return all(-(1 << 63) <= v < (1 << 63) for v in values) and (ident is not None or clock.den != 0)
+    """Whether the C record loop takes this clock: every constant within 64 bits and a divisor
+    (the C loop reads them all, whichever form the clock has; a hostile header can hold any)."""
+    values = [clock.identity_offset or 0, clock.base, clock.raw0, clock.num, clock.den]
+    return all(type(v) is int and -(1 << 63) <= v < (1 << 63) for v in values) and clock.den != 0
 
 
 def _engine(stream: TraceStream, operations: str, keep_all_for: int) -> Any:
@@ -236,7 +237,10 @@ class _Sink:
         ctx = (Event, d.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                d._kernel, d._kernel_entry, d._kernel_event, d._event_header_event, d._classic_event,
                d._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, d.skip_stacks, manifest.PROVIDERS)
-        damage = self.engine.decode(data, cpu, skip, ctx)
+        try:
+            damage = self.engine.decode(data, cpu, skip, ctx)
+        except (OverflowError, ValueError) as exc:  # the context the C loop refuses: Python reads the file
+            raise _fastrecords.EngineUnsupported(str(exc)) from None
         return [], [], damage, counts
 
 
