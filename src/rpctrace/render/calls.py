@@ -141,8 +141,13 @@ def write_table(records: Iterable[dict], out: IO[str]) -> None:
     write = out.write
     write(TABLE_HEAD + "\n")
     row = _row_maker()
+    lines: list[str] = []
     for r in records:
-        write(row(r))
+        lines.append(row(r))
+        if len(lines) >= 256:  # a write per line costs more than the line's own formatting
+            write("".join(lines))
+            lines.clear()
+    write("".join(lines))
 
 
 def _row_maker():

@@ -946,6 +946,9 @@ struct Engine {
     size_t pstart; /* pend.r[pstart:] are pending */
     PyObject *kinds;     /* kind text -> K_* */
     PyObject **entries;  /* kernel entries by (group << 8) | opcode */
+    unsigned char *plans; /* what eng_add_kernel does with each entry's records (P_*), 0: not yet known */
+    unsigned char *plan_kinds; /* the K_* of a P_SIMPLE entry */
+    struct TextEnt *texts; /* decoded strings by their bytes */
     /* the stream */
     int64_t records, first_ts, last_ts;
     int have_ts;
@@ -2096,6 +2099,110 @@ static int classify(Engine *e, PyObject *kind) {
 
 /* ------------------------------------------------------------------ the sink of the record loop */
 
+/* What the engine does with a kernel entry's records, decided once per entry */
+enum { P_UNKNOWN = 0, P_PYTHON, P_SIMPLE, P_WAIT_NEW, P_REG, P_REG_VALUE };
+
+/* Strings decoded from the same bytes again and again (port names, key names, interface ids,
+ * endpoints): a direct-mapped cache by their bytes, so a busy trace's records cost a hash and a
+ * memcmp instead of a decode and a dict lookup.  Bounded: TEXT_SLOTS entries of at most
+ * TEXT_MAX bytes; longer strings are decoded each time. */
+#define TEXT_SLOTS 1024
+#define TEXT_MAX 256
+struct TextEnt {
+    uint64_t hash;
+    uint32_t len;
+    unsigned char how;
+    PyObject *obj;
+    unsigned char bytes[TEXT_MAX];
+};
+enum { T_LATIN1 = 1, T_UTF16, T_GUID };
+
+static PyObject *decode_text(int how, const unsigned char *p, Py_ssize_t n) {
+    if (how == T_LATIN1) return fr_interned(PyUnicode_DecodeLatin1((const char *)p, n, NULL));
+    if (how == T_GUID) return fr_interned(fr_guid_text(p));
+    int bo = -1;
+    return fr_interned(PyUnicode_DecodeUTF16((const char *)p, n, "replace", &bo));
+}
+
+/* the string of bytes p[0:n] decoded as ``how`` says (a new reference) */
+static PyObject *cached_text(Engine *e, int how, const unsigned char *p, Py_ssize_t n) {
+    if (n > TEXT_MAX || !e->texts) return decode_text(how, p, n);
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)how;
+    for (Py_ssize_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    struct TextEnt *t = &e->texts[(h ^ (h >> 29)) & (TEXT_SLOTS - 1)];
+    if (t->obj && t->hash == h && t->how == how && t->len == (uint32_t)n && memcmp(t->bytes, p, (size_t)n) == 0) {
+        Py_INCREF(t->obj);
+        return t->obj;
+    }
+    PyObject *o = decode_text(how, p, n);
+    if (!o) return NULL;
+    Py_INCREF(o);
+    Py_XSETREF(t->obj, o);
+    t->hash = h;
+    t->how = (unsigned char)how;
+    t->len = (uint32_t)n;
+    memcpy(t->bytes, p, (size_t)n);
+    return o;
+}
+
+/* the character bytes of the NUL-terminated UTF-16LE string at pos, as fr_utf16z decodes them:
+ * [pos, *stop); returns where the next field starts */
+static Py_ssize_t utf16_span(const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *stop) {
+    Py_ssize_t at = pos;
+    while (at + 1 < end) {
+        if (d[at] == 0 && d[at + 1] == 0) {
+            *stop = at;
+            return at + 2;
+        }
+        at += 2;
+    }
+    *stop = end - ((end - pos) & 1);
+    return end;
+}
+
+/* decide what to do with the records of a kernel entry (kernel._kernel_entry's tuple) */
+static int plan_of(Engine *e, PyObject *entry, unsigned key) {
+    PyObject *simple = PyTuple_GET_ITEM(entry, 2);
+    long fast = PyLong_AsLong(PyTuple_GET_ITEM(entry, 3));
+    if (fast == -1 && PyErr_Occurred()) return -1;
+    int plan = P_PYTHON, kind = 0;
+    if (simple != Py_None) {
+        /* a one-field payload: ALPC Send/Receive/WaitForReply (message_id) and Unwait (status) */
+        if (PyTuple_Check(simple) && PyTuple_GET_SIZE(simple) == 4) {
+            Py_ssize_t width = PyLong_AsSsize_t(PyTuple_GET_ITEM(simple, 3));
+            if (width == -1 && PyErr_Occurred()) return -1;
+            kind = classify(e, PyTuple_GET_ITEM(simple, 0));
+            if (kind < 0) return -1;
+            int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(simple, 2), kind == K_UNWAIT ? k_status : k_message_id, Py_EQ);
+            if (same < 0) return -1;
+            if (width == 4 && same && (kind == K_SEND || kind == K_RECEIVE || kind == K_WAIT_REPLY || kind == K_UNWAIT))
+                plan = P_SIMPLE;
+        }
+    } else if (fast == 1) {
+        plan = P_WAIT_NEW;
+    } else if (fast == 2) {
+        int k = classify(e, PyTuple_GET_ITEM(entry, 4));
+        if (k < 0) return -1;
+        PyObject *kt = PyTuple_GET_ITEM(entry, 4);
+        Py_ssize_t m = 1;
+        if (k == K_OP) { /* KCB definitions go to the stream's KCB table: as Python events */
+            PyObject *kcb_prefix = PyUnicode_FromString("registry.kcb_");
+            if (!kcb_prefix) return -1;
+            m = PyUnicode_Tailmatch(kt, kcb_prefix, 0, PyUnicode_GET_LENGTH(kt), -1);
+            Py_DECREF(kcb_prefix);
+            if (m < 0) return -1;
+        }
+        if (!m) {
+            int value_op = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 5));
+            if (value_op < 0) return -1;
+            plan = value_op ? P_REG_VALUE : P_REG;
+        }
+    }
+    e->plans[key] = (unsigned char)plan;
+    e->plan_kinds[key] = (unsigned char)kind;
+    return plan;
+}
+
 PyObject *eng_entry(Engine *e, PyObject *kcache, PyObject *kernel_entry, unsigned group, unsigned opcode) {
     unsigned key = ((group & 0xFF) << 8) | (opcode & 0xFF);
     PyObject *entry = e->entries[key];
@@ -2145,10 +2252,11 @@ int eng_add_event(Engine *e, PyObject *raw, PyObject *ev) {
 }
 
 int eng_add_kernel(Engine *e, uint64_t raw, int64_t ts, uint32_t pid, uint32_t tid, int cpu, PyObject *entry,
-                   unsigned opcode, unsigned version, const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, int ptr) {
-    PyObject *simple = PyTuple_GET_ITEM(entry, 2);
-    long fast = PyLong_AsLong(PyTuple_GET_ITEM(entry, 3));
-    if (fast == -1 && PyErr_Occurred()) return -1;
+                   unsigned group, unsigned opcode, unsigned version, const unsigned char *d, Py_ssize_t pos,
+                   Py_ssize_t end, int ptr) {
+    unsigned key = ((group & 0xFF) << 8) | (opcode & 0xFF);
+    int plan = e->plans[key];
+    if (plan == P_UNKNOWN && (plan = plan_of(e, entry, key)) < 0) return -1;
     int kind = 0;
     uint32_t value = 0;
     PyObject *o1 = NULL, *o2 = NULL;
@@ -2156,48 +2264,29 @@ int eng_add_kernel(Engine *e, uint64_t raw, int64_t ts, uint32_t pid, uint32_t t
     uint64_t q = 0;
     int64_t i64 = 0;
     uint32_t v2 = 0;
-    if (simple != Py_None && PyTuple_Check(simple) && PyTuple_GET_SIZE(simple) == 4 && end - pos >= 4) {
-        Py_ssize_t width = PyLong_AsSsize_t(PyTuple_GET_ITEM(simple, 3));
-        if (width == -1 && PyErr_Occurred()) return -1;
-        if (width != 4) return 0;
-        kind = classify(e, PyTuple_GET_ITEM(simple, 0));
-        if (kind < 0) return -1;
-        PyObject *want = kind == K_UNWAIT ? k_status : k_message_id;
-        if (!(kind == K_SEND || kind == K_RECEIVE || kind == K_WAIT_REPLY || kind == K_UNWAIT)) return 0;
-        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(simple, 2), want, Py_EQ);
-        if (same <= 0) return same;
+    if (plan == P_SIMPLE) {
+        if (end - pos < 4) return 0;
+        kind = e->plan_kinds[key];
         value = rd32(d + pos);
-    } else if (fast == 1) { /* ALPC WaitForNewMessage */
+    } else if (plan == P_WAIT_NEW) { /* ALPC WaitForNewMessage */
         if (pos + 4 > end) return 0;
         if (rd32(d + pos)) flags |= F_SERVER;
         Py_ssize_t q0 = pos + 4, stop = q0;
         while (stop < end && d[stop] != 0) stop++;
-        o1 = fr_interned(PyUnicode_DecodeLatin1((const char *)d + q0, stop - q0, NULL));
+        o1 = cached_text(e, T_LATIN1, d + q0, stop - q0);
         if (!o1) return -1;
         kind = K_WAIT_NEW;
-    } else if (fast == 2) { /* Registry, version >= 2 */
+    } else if (plan == P_REG || plan == P_REG_VALUE) { /* Registry, version >= 2 */
         if (version < 2 || pos + 16 + ptr > end) return 0;
-        int k = classify(e, PyTuple_GET_ITEM(entry, 4));
-        if (k < 0) return -1;
-        if (k != K_OP) return 0;
-        /* KCB definitions go to the stream's KCB table: as Python events */
-        PyObject *kt = PyTuple_GET_ITEM(entry, 4);
-        PyObject *kcb_prefix = PyUnicode_FromString("registry.kcb_");
-        if (!kcb_prefix) return -1;
-        Py_ssize_t m = PyUnicode_Tailmatch(kt, kcb_prefix, 0, PyUnicode_GET_LENGTH(kt), -1);
-        Py_DECREF(kcb_prefix);
-        if (m < 0) return -1;
-        if (m) return 0;
         i64 = (int64_t)rd64(d + pos);
         value = rd32(d + pos + 8);
         v2 = rd32(d + pos + 12);
         q = ptr == 8 ? rd64(d + pos + 16) : rd32(d + pos + 16);
-        Py_ssize_t next;
-        o1 = fr_interned(fr_utf16z(d, pos + 16 + ptr, end, &next));
+        Py_ssize_t stop;
+        utf16_span(d, pos + 16 + ptr, end, &stop);
+        o1 = cached_text(e, T_UTF16, d + pos + 16 + ptr, stop - (pos + 16 + ptr));
         if (!o1) return -1;
-        int value_op = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 5));
-        if (value_op < 0) { Py_DECREF(o1); return -1; }
-        if (value_op) flags |= F_VALUE;
+        if (plan == P_REG_VALUE) flags |= F_VALUE;
         Py_INCREF(entry);
         o2 = entry;
         kind = K_REG;
@@ -2259,11 +2348,12 @@ int eng_add_rpc(Engine *e, uint64_t raw, int64_t ts, const unsigned char *d, Py_
         v3 = rd32(d + off);
         v4 = rd32(d + off + 4);
         v5 = rd32(d + off + 8);
-        iface = fr_interned(fr_guid_text(guid));
+        iface = cached_text(e, T_GUID, guid, 16);
         if (!iface) return -1;
         (void)ep_next;
-        Py_ssize_t next;
-        endpoint = fr_interned(fr_utf16z(d, ep_at, end, &next));
+        Py_ssize_t stop;
+        utf16_span(d, ep_at, end, &stop);
+        endpoint = cached_text(e, T_UTF16, d + ep_at, stop - ep_at);
         if (!endpoint) { Py_DECREF(iface); return -1; }
     } else {
         if (off + 4 > end) return 0;
@@ -2393,11 +2483,14 @@ static int engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->creates_cap = (size_t)creates_waiting;
     e->creates = PyMem_Calloc(e->creates_cap, sizeof(PyObject *));
     e->entries = PyMem_Calloc(65536, sizeof(PyObject *));
+    e->plans = PyMem_Calloc(65536, 1);
+    e->plan_kinds = PyMem_Calloc(65536, 1);
+    e->texts = PyMem_Calloc(TEXT_SLOTS, sizeof(struct TextEnt));
     e->calls = PyList_New(0);
     e->kinds = PyDict_New();
     e->port_endpoints = PyDict_New();
     e->shared = PyDict_New();
-    if (!e->creates || !e->entries) { PyErr_NoMemory(); return -1; }
+    if (!e->creates || !e->entries || !e->plans || !e->plan_kinds || !e->texts) { PyErr_NoMemory(); return -1; }
     if (!e->calls || !e->kinds || !e->port_endpoints || !e->shared) return -1;
     if (hm_init(&e->live, 0) < 0 || hm_init(&e->pending, 1) < 0 || hm_init(&e->awaiting, 1) < 0 ||
         hm_init(&e->replied, 1) < 0 || hm_init(&e->p_serving, 1) < 0 || hm_init(&e->waiting, 1) < 0 ||
@@ -2432,6 +2525,14 @@ static void engine_clear_state(Engine *e) {
     e->kind_objs = NULL;
     e->kind_counts = NULL;
     e->nkinds = e->capkinds = 0;
+    if (e->texts) {
+        for (size_t i = 0; i < TEXT_SLOTS; i++) Py_XDECREF(e->texts[i].obj);
+        PyMem_Free(e->texts);
+        e->texts = NULL;
+    }
+    PyMem_Free(e->plans);
+    PyMem_Free(e->plan_kinds);
+    e->plans = e->plan_kinds = NULL;
     if (e->entries) {
         for (size_t i = 0; i < 65536; i++) Py_XDECREF(e->entries[i]);
         PyMem_Free(e->entries);
@@ -2507,46 +2608,52 @@ static PyObject *engine_commit(Engine *e, PyObject *unused) {
     for (size_t i = 1; i < in->n; i++)
         if (in->r[i].raw < in->r[i - 1].raw) { sorted = 0; break; }
     if (!sorted && stable_sort(in, &e->tmp) < 0) return NULL;
-    /* drop what was emitted */
-    if (e->pstart) {
-        memmove(e->pend.r, e->pend.r + e->pstart, (e->pend.n - e->pstart) * sizeof(Rec));
-        e->pend.n -= e->pstart;
+    RecVec *p = &e->pend;
+    /* drop what was emitted once it is half the array (amortized: no copy of the window per buffer) */
+    if (e->pstart && e->pstart * 2 >= p->n) {
+        memmove(p->r, p->r + e->pstart, (p->n - e->pstart) * sizeof(Rec));
+        p->n -= e->pstart;
         e->pstart = 0;
     }
-    RecVec *p = &e->pend;
-    if (p->n == 0 || in->r[0].raw >= p->r[p->n - 1].raw) {
-        if (p->cap < p->n + in->n) {
-            size_t cap = p->cap ? p->cap : 4096;
-            while (cap < p->n + in->n) cap *= 2;
-            Rec *r = PyMem_Realloc(p->r, cap * sizeof(Rec));
-            if (!r) return PyErr_NoMemory();
-            p->r = r;
-            p->cap = cap;
+    size_t k = p->n; /* pending events before k stay where they are */
+    if (p->n > e->pstart && in->r[0].raw < p->r[p->n - 1].raw) {
+        /* the buffer overlaps the pending events: those up to its first timestamp stay (a stable
+         * merge puts pending events first on equal timestamps), the rest merge with it */
+        size_t a = e->pstart, b = p->n;
+        while (a < b) { /* the first pending event later than the buffer's first */
+            size_t m = a + (b - a) / 2;
+            if (p->r[m].raw <= in->r[0].raw) a = m + 1;
+            else b = m;
         }
+        k = a;
+    }
+    size_t tail = p->n - k, total = k + tail + in->n;
+    if (p->cap < total) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < total) cap *= 2;
+        Rec *r = PyMem_Realloc(p->r, cap * sizeof(Rec));
+        if (!r) return PyErr_NoMemory();
+        p->r = r;
+        p->cap = cap;
+    }
+    if (!tail) {
         memcpy(p->r + p->n, in->r, in->n * sizeof(Rec));
-        p->n += in->n;
     } else {
-        /* stable merge: on equal timestamps the pending events come first */
-        size_t n = p->n + in->n;
         RecVec *t = &e->tmp;
-        if (t->cap < n) {
-            Rec *r = PyMem_Realloc(t->r, n * sizeof(Rec));
+        size_t m = tail + in->n;
+        if (t->cap < m) {
+            Rec *r = PyMem_Realloc(t->r, m * sizeof(Rec));
             if (!r) return PyErr_NoMemory();
             t->r = r;
-            t->cap = n;
+            t->cap = m;
         }
-        size_t i = 0, j = 0, k = 0;
-        while (i < p->n && j < in->n) t->r[k++] = raw_less(&in->r[j], &p->r[i]) ? in->r[j++] : p->r[i++];
-        while (i < p->n) t->r[k++] = p->r[i++];
-        while (j < in->n) t->r[k++] = in->r[j++];
-        Rec *r = p->r;
-        size_t cap = p->cap;
-        p->r = t->r;
-        p->cap = t->cap;
-        p->n = n;
-        t->r = r;
-        t->cap = cap;
+        size_t i = k, j = 0, o = 0;
+        while (i < p->n && j < in->n) t->r[o++] = raw_less(&in->r[j], &p->r[i]) ? in->r[j++] : p->r[i++];
+        while (i < p->n) t->r[o++] = p->r[i++];
+        while (j < in->n) t->r[o++] = in->r[j++];
+        memcpy(p->r + k, t->r, m * sizeof(Rec));
     }
+    p->n = total;
     in->n = 0; /* the records moved: nothing to release */
     Py_RETURN_NONE;
 }
@@ -2713,7 +2820,7 @@ static int score(Engine *e, CallObject *c) {
         if (!both) return -1;
         Py_SETREF(c->evidence, both);
     }
-    PyObject *key = PySequence_Tuple(c->evidence);
+    PyObject *key = PyTuple_CheckExact(c->evidence) ? (Py_INCREF(c->evidence), c->evidence) : PySequence_Tuple(c->evidence);
     if (!key) return -1;
     PyObject *hit = PyDict_GetItemWithError(e->shared, key);
     if (hit) {

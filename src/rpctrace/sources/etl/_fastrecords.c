@@ -517,8 +517,8 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
                     }
                     int took = 0;
                     if (fr_ts(&clock, raw, &tsv))
-                        took = eng_add_kernel(sink, raw, tsv, ids ? pid : NO_ID, ids ? tid : NO_ID, cpu_i, entry, opcode,
-                                              version & 0xFF, d, pos + hsize, pos + size, ptr);
+                        took = eng_add_kernel(sink, raw, tsv, ids ? pid : NO_ID, ids ? tid : NO_ID, cpu_i, entry, group,
+                                              opcode, version & 0xFF, d, pos + hsize, pos + size, ptr);
                     Py_DECREF(entry);
                     if (took < 0) goto done;
                     if (took) { last_raw = NULL; Py_CLEAR(sink_last_raw); sink_raw = raw; sink_raw_seen = 1; goto next_record; }

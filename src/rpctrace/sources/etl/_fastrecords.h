@@ -62,7 +62,8 @@ int eng_add_event(Engine *e, PyObject *raw, PyObject *ev); /* both borrowed */
  * the decoder's cache dict, else kernel_entry(group, opcode) */
 PyObject *eng_entry(Engine *e, PyObject *kcache, PyObject *kernel_entry, unsigned group, unsigned opcode);
 int eng_add_kernel(Engine *e, uint64_t raw, int64_t ts, uint32_t pid, uint32_t tid, int cpu, PyObject *entry,
-                   unsigned opcode, unsigned version, const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, int ptr);
+                   unsigned group, unsigned opcode, unsigned version, const unsigned char *d, Py_ssize_t pos,
+                   Py_ssize_t end, int ptr);
 int eng_add_rpc(Engine *e, uint64_t raw, int64_t ts, const unsigned char *d, Py_ssize_t pos, Py_ssize_t size, int cpu);
 
 /* The record loop of _fastrecords.decode: with ``sink`` NULL it returns (raws, events, damage);

@@ -130,6 +130,35 @@ static PyObject *id_or_none64(int64_t v) {
     return PyLong_FromLongLong(v);
 }
 
+/* Records are copies of template dicts with every key in RecordMaker's order (a copy of a dict is
+ * one memcpy; a dict filled key by key grows and rehashes twice), values then set in place. */
+static PyObject *t_record, *t_client, *t_server, *t_interface, *t_failure;
+
+static PyObject *make_template(PyObject **keys, int n) {
+    PyObject *d = PyDict_New();
+    for (int i = 0; d && i < n; i++)
+        if (PyDict_SetItem(d, keys[i], Py_None) < 0) Py_CLEAR(d);
+    return d;
+}
+
+static int make_templates(void) {
+    if (t_record) return 0;
+    PyObject *rk[] = {s_id, s_client, s_server, s_interface, s_opnum, s_procedure, s_endpoint, s_protocol, s_mode,
+                      s_completion_tid, s_alpc_message_id, s_start, s_end, s_server_start, s_server_end,
+                      s_duration_us, s_status, s_result, s_result_source, s_auth_level, s_auth_service,
+                      s_confidence, s_evidence, s_ambiguous, s_parent, s_children, s_failures};
+    PyObject *ck[] = {s_pid, s_tid, s_image};
+    PyObject *sk[] = {s_pid, s_tid, s_image, s_service};
+    PyObject *ik[] = {s_uuid, s_name};
+    PyObject *fk[] = {s_kind, s_path, s_status, s_status_name, s_pid, s_tid, s_ts};
+    t_record = make_template(rk, (int)(sizeof rk / sizeof rk[0]));
+    t_client = make_template(ck, 3);
+    t_server = make_template(sk, 4);
+    t_interface = make_template(ik, 2);
+    t_failure = make_template(fk, 7);
+    return t_record && t_client && t_server && t_interface && t_failure ? 0 : -1;
+}
+
 /* RecordMaker.failure(op) */
 static PyObject *failure_record(RecordCore *core, PyObject *op) {
     PyObject *f = PyTuple_GET_ITEM(op, 9);
@@ -155,7 +184,7 @@ static PyObject *failure_record(RecordCore *core, PyObject *op) {
         Py_INCREF(name);
     }
     PyObject *ts = iso_obj(PyTuple_GET_ITEM(op, 0));
-    PyObject *r = ts ? PyDict_New() : NULL;
+    PyObject *r = ts ? PyDict_Copy(t_failure) : NULL;
     if (!r || PyDict_SetItem(r, s_kind, PyTuple_GET_ITEM(op, 8)) < 0 ||
         PyDict_SetItem(r, s_path, path ? path : Py_None) < 0 ||
         PyDict_SetItem(r, s_status, status ? status : Py_None) < 0 || PyDict_SetItem(r, s_status_name, name) < 0 ||
@@ -293,13 +322,13 @@ static PyObject *core_call(RecordCore *core, PyObject *args, PyObject *kw) {
     if (!(service = cached(core->services, key, core->maker, "service", spid, interface))) goto done;
     Py_CLEAR(key);
 
-    rec = PyDict_New();
+    rec = PyDict_Copy(t_record);
     if (!rec) goto done;
 #define SET(k, expr) do { tmp = (expr); if (!tmp || PyDict_SetItem(rec, k, tmp) < 0) goto fail; Py_CLEAR(tmp); } while (0)
 #define SETB(k, obj) do { if (PyDict_SetItem(rec, k, obj) < 0) goto fail; } while (0)
     SET(s_id, PyLong_FromLongLong(v[I_ID]));
     {
-        PyObject *side = PyDict_New();
+        PyObject *side = PyDict_Copy(t_client);
         if (!side) goto fail;
         PyObject *tid = id_or_none64(v[I_CTID]);
         if (!tid || PyDict_SetItem(side, s_pid, cpid) < 0 || PyDict_SetItem(side, s_tid, tid) < 0 ||
@@ -310,7 +339,7 @@ static PyObject *core_call(RecordCore *core, PyObject *args, PyObject *kw) {
         }
         Py_DECREF(tid);
         Py_DECREF(side);
-        side = PyDict_New();
+        side = PyDict_Copy(t_server);
         if (!side) goto fail;
         tid = id_or_none64(v[I_STID]);
         if (!tid || PyDict_SetItem(side, s_pid, spid) < 0 || PyDict_SetItem(side, s_tid, tid) < 0 ||
@@ -322,7 +351,7 @@ static PyObject *core_call(RecordCore *core, PyObject *args, PyObject *kw) {
         }
         Py_DECREF(tid);
         Py_DECREF(side);
-        side = PyDict_New();
+        side = PyDict_Copy(t_interface);
         if (!side) goto fail;
         if (PyDict_SetItem(side, s_uuid, interface) < 0 || PyDict_SetItem(side, s_name, iname) < 0 ||
             PyDict_SetItem(rec, s_interface, side) < 0) {
@@ -451,6 +480,7 @@ static PyObject *make_record_core(PyObject *self, PyObject *args) {
         return NULL;
     }
     max_ticks = mt;
+    if (make_templates() < 0) return NULL;
     Py_INCREF(iso_fn);
     Py_XSETREF(ticks_to_iso_py, iso_fn);
     RecordCore *c = PyObject_GC_New(RecordCore, &CoreType);
