@@ -58,7 +58,10 @@ def failure_of(trace, blame: Blame) -> dict:
     op = blame.op
     f = op.fields
     desired = f.get("desired_access")
-    stack = [trace.symbolize(op.pid, a) for a in op.stack] if op.stack else f.get("frames")
+    if op.stack:
+        stack = trace.stack_json(op.pid, op.stack)
+    else:
+        stack = {"stack": f.get("frames"), "stack_kernel": None, "stack_user": None, "stack_addresses": None}
     return {
         "kind": op.kind,
         "path": f.get("path") or f.get("open_path") or f.get("key_name"),
@@ -71,7 +74,7 @@ def failure_of(trace, blame: Blame) -> dict:
         "tid": op.tid,
         "ts": ticks_to_iso(op.ts),
         "call": blame.call.id,
-        "stack": stack,
+        **stack,
     }
 
 

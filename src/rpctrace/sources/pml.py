@@ -65,7 +65,7 @@ from rpctrace.knowledge.stackframes import (  # noqa: F401 - re-exported for cal
 from rpctrace.errors import InputError
 from rpctrace.knowledge import access
 from rpctrace.knowledge.status import ntstatus_name
-from rpctrace.model import Event
+from rpctrace.model import Event, Stack
 
 #: The provider GUID rpctrace gives Procmon events: uuid5(NAMESPACE_URL, "rpctrace:procmon").
 PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
@@ -633,6 +633,10 @@ class PmlReader:
         if stack:
             frames = self._frames(process, stack)
             fields["frames"] = [f.text for f in frames]
+            kernel = 0
+            while kernel < len(frames) and frames[kernel].klass == KERNEL:
+                kernel += 1
+            stack = Stack(stack[:kernel], stack[kernel:])
             dispatch = find_rpc_dispatch(frames)
             if dispatch is not None:
                 fields["rpc_dispatch"] = dispatch

@@ -21,7 +21,7 @@ import struct
 import uuid
 
 from rpctrace.knowledge import providers as P
-from rpctrace.model import Event
+from rpctrace.model import Event, Stack
 from rpctrace.sources.etl import kernel, manifest
 
 # header types (byte 2 of the marker when byte 3 is 0xC0)
@@ -302,10 +302,10 @@ class BufferDecoder:
                     extra["related_activity_id"] = manifest.guid_le(data[body : body + 16])
                 elif ext_type == EXT_STACK_TRACE64 and data_size >= 8:
                     count = (data_size - 8) // 8
-                    stack = struct.unpack_from(f"<{count}Q", data, body + 8)
+                    stack = Stack.split(struct.unpack_from(f"<{count}Q", data, body + 8), 8)
                 elif ext_type == EXT_STACK_TRACE32 and data_size >= 8:
                     count = (data_size - 8) // 4
-                    stack = struct.unpack_from(f"<{count}I", data, body + 8)
+                    stack = Stack.split(struct.unpack_from(f"<{count}I", data, body + 8), 4)
                 off += item_size
                 if not linkage & 1:
                     break
