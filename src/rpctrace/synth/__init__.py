@@ -37,13 +37,17 @@ def synthesize(
     events: int | None = None,
     pointer_size: int = 8,
     compress: bool = False,
+    stack_cache: int = 0,
 ) -> dict:
     """Write the trace of ``scenario`` to ``out`` (and its ground truth to ``truth``).
 
     ``clients`` is the number of background client processes, ``calls`` the number of background
     calls, ``events`` a target record count (it overrides ``calls``; for busy-server the file then
     holds exactly that many records, the logfile header included; for lost-events it counts the
-    records before buffers are lost).  The same arguments always give the same bytes.
+    records before buffers are lost).  ``stack_cache`` > 0 logs stacks as Windows does with stack
+    caching on, with that many entries per cache (references, definitions after them, keys
+    reused; deferred user parts): :mod:`rpctrace.synth.stackcache`.  The same arguments always
+    give the same bytes.
 
     Returns a summary: scenario, path, record_count, calls (calls made), buffers, events_lost,
     bytes, seconds (wall time of the whole run) and truth (path or None).
@@ -56,7 +60,7 @@ def synthesize(
     track = truth is not None
     run, writer, header, keep = scenarios.generate(
         scenario, out, seed=seed, clients=clients, calls=calls, events=events, pointer_size=pointer_size,
-        compress=compress, track=track, keep_limit=truth_mod.EVENTS_LIMIT,
+        compress=compress, track=track, keep_limit=truth_mod.EVENTS_LIMIT, stack_cache=stack_cache,
     )
     if truth is not None:
         data = truth_mod.build(run, writer, header, scenario=scenario, seed=seed, keep=keep)

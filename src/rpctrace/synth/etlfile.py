@@ -421,6 +421,10 @@ class EtlWriter:
         self.header_ts = clock.header_qpc
         self.end_qpc = clock.header_qpc
         self.closed = False
+        #: called with the frontier before each drain, and before closing: writers of records
+        #: that depend on time order across CPUs (the stack cache) add them there
+        self.before_drain: list[Callable[[int | None], None]] = []
+        self.before_close: list[Callable[[], None]] = []
 
     # -- queueing -------------------------------------------------------------------------
     def add(self, cpu: int, ts: int, record: bytes, tag: Any = None) -> None:
@@ -435,6 +439,8 @@ class EtlWriter:
 
     def drain(self, frontier: int | None = None) -> None:
         """Write every queued record with ``ts <= frontier`` (all of them when ``None``)."""
+        for hook in self.before_drain:
+            hook(frontier)
         for cpu in range(self.cpus):
             lst = self.pending[cpu]
             if not lst:
@@ -529,6 +535,8 @@ class EtlWriter:
     # -- closing --------------------------------------------------------------------------
     def close(self, end_qpc: int) -> dict[str, Any]:
         """Flush everything, write buffer 0 with the logfile header, return the header's values."""
+        for hook in self.before_close:
+            hook()
         self.drain(None)
         for cpu in range(self.cpus):
             if self._cur[cpu]:
@@ -597,6 +605,11 @@ class EtlWriter:
             "logger_name": self.logger_name,
             "logfile_name": self.logfile_name,
         }
+
+    @property
+    def last_ts(self) -> list[int]:
+        """Per CPU, the timestamp of the last record written to a buffer."""
+        return list(self._last_ts)
 
     @property
     def record_count(self) -> int:

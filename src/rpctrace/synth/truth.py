@@ -213,8 +213,9 @@ def _events(writer: Any, header: dict, iso) -> list[dict]:
         if ev is None:
             continue
         owner = ev.pop("_owner", None)
+        whole = ev.pop("_stack", None)  # a stack logged in parts: the frames a consumer puts together
         if owner is not None and id(owner) in present:
-            owner["stack"] = ev["fields"]["frames"]
+            owner["stack"] = whole if whole is not None else ev["fields"]["frames"]
     for ev in written:
         if ev is None:
             continue

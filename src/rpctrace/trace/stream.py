@@ -183,13 +183,12 @@ class TraceStream:
                     ev = events[i] = _new(Event, (ev[0], pid) + ev[2:])
             if self.stacks and ev.stack is None and (
                     _failed(ev.fields) if self.want_stack is None else self.want_stack(ev)):
-                stack = self._stack_for(ev)
+                stack, ids = self._stacks.stack_of(ev.ts, ev.tid, ev.cpu)
+                if ids is not None:  # logged without ids: the stack records know its thread
+                    ev = events[i] = ev._replace(tid=ids[0], pid=ev.pid if ev.pid is not None else ids[1])
                 if stack is not None:
                     events[i] = ev._replace(stack=stack)
         resolve_registry_paths(events, self._kcbs)
-
-    def _stack_for(self, ev: Event):
-        return self._stacks.stack_of(ev.ts, ev.tid, ev.cpu)[0]
 
     def finish(self) -> Trace:
         """The trace's tables and source facts (its ``events`` list is empty: nothing was kept)."""
