@@ -59,6 +59,9 @@ HDR_SYSTEM32, HDR_SYSTEM64 = 0x01, 0x02
 HDR_COMPACT32, HDR_COMPACT64 = 0x03, 0x04
 HDR_PERFINFO32, HDR_PERFINFO64 = 0x10, 0x11
 HDR_EVENT32, HDR_EVENT64 = 0x12, 0x13
+#: EVENT_TRACE_HEADER ("full" classic header) of 32-bit and 64-bit writers (TRACE_HEADER_TYPE_
+#: FULL_HEADER32/64); what a classic provider, or a relogger, writes for an event with a GUID
+HDR_FULL32, HDR_FULL64 = 0x0A, 0x14
 MARKER_FLAGS = 0xC0
 
 BUFFER_HEADER_SIZE = 0x48
@@ -100,7 +103,13 @@ PERFINFO_HEADER_FMT = "HBBHBBQ"
 #: ProcessorTime (Kernel/User u32 pair as one u64), ActivityId (bytes_le).
 EVENT_HEADER_FMT = "HBBHHIIQ16sHBBBBHQQ16s"
 
+#: EVENT_TRACE_HEADER (0x30): Size, HeaderType, 0xC0, Class.Type (opcode), Class.Level,
+#: Class.Version, ThreadId, ProcessId, TimeStamp, Guid (bytes_le), KernelTime, UserTime.
+CLASSIC_HEADER_FMT = "HBBBBHIIQ16sII"
+
 SYSTEM_HEADER = struct.Struct("<" + SYSTEM_HEADER_FMT)
+CLASSIC_HEADER = struct.Struct("<" + CLASSIC_HEADER_FMT)
+assert CLASSIC_HEADER.size == 0x30
 COMPACT_HEADER = struct.Struct("<" + COMPACT_HEADER_FMT)
 PERFINFO_HEADER = struct.Struct("<" + PERFINFO_HEADER_FMT)
 EVENT_HEADER = struct.Struct("<" + EVENT_HEADER_FMT)
@@ -176,6 +185,20 @@ def perfinfo_record(types: HeaderTypes, group: int, opcode: int, version: int, t
     """A PERFINFO_TRACE_HEADER record: no thread or process id (rundown, StackWalk)."""
     size = 0x10 + len(payload)
     head = PERFINFO_HEADER.pack(version, types.perfinfo, MARKER_FLAGS, size, opcode, group, ts)
+    return pad8(head + payload)
+
+
+def classic_record(
+    header_type: int, guid_le: bytes, opcode: int, level: int, version: int, tid: int, pid: int, ts: int,
+    payload: bytes, kernel_time: int = 0, user_time: int = 0,
+) -> bytes:
+    """A classic EVENT_TRACE_HEADER record (``HDR_FULL32``/``HDR_FULL64``): an event named by
+    its provider GUID, opcode and version, as TraceEvent-era providers log them (and as Windows
+    7-era traces hold Process, Thread and Image events under the kernel GUIDs).  The header does
+    not say the payload's pointer size; that is the writer's, whatever the logger's is."""
+    size = 0x30 + len(payload)
+    head = CLASSIC_HEADER.pack(size, header_type, MARKER_FLAGS, opcode, level, version, tid, pid, ts, guid_le,
+                               kernel_time, user_time)
     return pad8(head + payload)
 
 
@@ -618,7 +641,8 @@ class EtlWriter:
 
 
 _TS_AT = {HDR_SYSTEM64: 0x10, HDR_SYSTEM32: 0x10, HDR_COMPACT64: 0x10, HDR_COMPACT32: 0x10,
-          HDR_PERFINFO64: 8, HDR_PERFINFO32: 8, HDR_EVENT64: 0x10, HDR_EVENT32: 0x10}
+          HDR_PERFINFO64: 8, HDR_PERFINFO32: 8, HDR_EVENT64: 0x10, HDR_EVENT32: 0x10, HDR_FULL32: 0x10,
+          HDR_FULL64: 0x10}
 _U64 = struct.Struct("<Q")
 
 

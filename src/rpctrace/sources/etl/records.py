@@ -347,16 +347,37 @@ class BufferDecoder:
                                {"header_type": htype}, counts)
 
     def _classic_event(self, data, pos, size, hsize, cpu, counts):
+        """A classic (EVENT_TRACE_HEADER) record.  Process, Thread and Image events of the kernel
+        provider GUIDs come this way in Windows 7-era traces and are decoded with their layout
+        checked against the payload (:func:`kernel.classic_kernel`); anything else stays raw."""
         _size, opcode, level, version, tid, pid, raw, guid = _FULL.unpack_from(data, pos)
+        pid = None if pid == NO_ID else pid
+        tid = None if tid == NO_ID else tid
+        provider = self._provider(guid)
+        ts = self.clock(raw)
+        error = None
+        if provider in kernel.CLASSIC and hsize == 0x30:
+            try:
+                kind, fields, ppid, ptid, width = kernel.classic_kernel(provider, data, pos + hsize, pos + size,
+                                                                        self.ptr, version, opcode)
+            except kernel.NotDecoded:
+                pass
+            except (kernel.PayloadError, struct.error, IndexError, ValueError, KeyError) as exc:
+                error = str(exc)
+            else:
+                if ppid != kernel.FROM_HEADER:
+                    pid = ppid
+                if ptid != kernel.FROM_HEADER:
+                    tid = ptid
+                fields["pointer_size"] = width
+                return raw, _new(Event, (ts, pid, tid, cpu, provider, 0, opcode, version, kind, fields, None))
         extra = {"level": level}
         if hsize == 0x48:
             iid, parent_iid = struct.unpack_from("<II", data, pos + 0x30)
             extra.update(instance_id=iid, parent_instance_id=parent_iid,
                          parent_guid=manifest.guid_le(data[pos + 0x38 : pos + 0x48]))
-        ts = self.clock(raw)
-        return raw, _raw_event(ts, None if pid == NO_ID else pid, None if tid == NO_ID else tid, cpu,
-                               self._provider(guid), 0, opcode, version, data, pos + hsize, pos + size, None, extra,
-                               counts)
+        return raw, _raw_event(ts, pid, tid, cpu, provider, 0, opcode, version, data, pos + hsize, pos + size, error,
+                               extra, counts)
 
 
 def _raw_event(ts, pid, tid, cpu, provider, eid, opcode, version, data, pos, end, error, extra, counts) -> Event:
