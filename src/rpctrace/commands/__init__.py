@@ -20,13 +20,12 @@ def err(message: str) -> None:
 
 def report_sources(trace) -> None:
     """Print losses and damage the readers counted (stderr, so stdout stays machine-readable)."""
+    from rpctrace.sources import losses
+
     for info in trace.sources:
-        lost = info.get("events_lost", 0) + info.get("buffers_lost", 0)
-        if lost or info.get("buffers_flagged_lost"):
-            sys.stderr.write(
-                f"rpctrace: {info['path']}: the logger lost {info.get('events_lost', 0)} events and "
-                f"{info.get('buffers_lost', 0)} buffers\n"
-            )
+        events, buffers = losses(info)
+        if events or buffers or info.get("buffers_flagged_lost"):
+            sys.stderr.write(f"rpctrace: {info['path']}: the logger lost {events} events and {buffers} buffers\n")
         damage = info.get("damage") or []
         if damage:
             sys.stderr.write(f"rpctrace: {info['path']}: skipped {len(damage)} damaged region(s); first: {damage[0]}\n")

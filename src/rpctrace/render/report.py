@@ -710,11 +710,13 @@ def render_report(trace, findings: list[dict] | None = None, calls: list | None 
             title += f" (+{len(sources) - 1} more)"
     failing_calls = sum(1 for c in calls if c.failures)
     losses = []
+    from rpctrace.sources import losses as lost_counts
+
     for info in trace.sources:
-        lost = (info.get("events_lost") or 0) + (info.get("buffers_lost") or 0)
-        if lost or info.get("damage"):
-            losses.append(f"{info.get('path')}: the logger lost {info.get('events_lost') or 0} events and "
-                          f"{info.get('buffers_lost') or 0} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
+        events_lost, buffers_lost = lost_counts(info)
+        if events_lost or buffers_lost or info.get("damage"):
+            losses.append(f"{info.get('path')}: the logger lost {events_lost} events and "
+                          f"{buffers_lost} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
     if getattr(trace, "error", None) is not None:
         losses.append(f"reading stopped early: {trace.error.one_line()}")
     env = _environment()

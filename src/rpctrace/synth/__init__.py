@@ -49,7 +49,8 @@ def synthesize(
     reused; deferred user parts): :mod:`rpctrace.synth.stackcache`.  The same arguments always
     give the same bytes.
 
-    Returns a summary: scenario, path, record_count, calls (calls made), buffers, events_lost,
+    Returns a summary: scenario, path, record_count, calls (calls made), buffers, events_lost and
+    buffers_lost (as the logfile header says them), records_lost (every record lost either way),
     bytes, seconds (wall time of the whole run) and truth (path or None).
     """
     from rpctrace.synth import scenarios, truth as truth_mod
@@ -71,7 +72,9 @@ def synthesize(
         "record_count": writer.record_count,
         "calls": run.sim.next_call - 1,
         "buffers": writer.buffers_written + 1,
-        "events_lost": writer.records_dropped,
+        "events_lost": writer.events_discarded,
+        "buffers_lost": writer.buffers_dropped,
+        "records_lost": writer.records_dropped,
         "bytes": Path(out).stat().st_size,
         "seconds": round(time.perf_counter() - started, 3),
         "truth": str(truth) if truth is not None else None,

@@ -69,6 +69,7 @@ BUFFER_TYPE_GENERIC = 0
 BUFFER_TYPE_HEADER = 4
 BUFFER_FLAG_FLUSH_MARKER = 0x01
 BUFFER_FLAG_EVENTS_LOST = 0x02
+BUFFER_FLAG_BUFFER_LOST = 0x04
 BUFFER_FLAG_PROC_INDEX = 0x20
 BUFFER_FLAG_COMPRESSED = 0x40
 BUFFER_STATE_FLUSH = 3
@@ -303,13 +304,16 @@ def logfile_header_payload(
     logfile_name: str,
     log_file_mode: int = EVENT_TRACE_FILE_MODE_SEQUENTIAL,
     max_file_size: int = 0,
+    buffers_lost: int = 0,
 ) -> bytes:
     """TRACE_LOGFILE_HEADER (0x118 bytes on 64-bit, 0x110 on 32-bit) plus the two UTF-16 names.
 
-    ``BuffersLost`` is always 0: etl-parser reads this header without the 4-byte pad after the
-    time zone, so the u32 it takes as LoggerName's first character is our BuffersLost, and 0
-    ends its string parse at once (reference §5.3).  Lost buffers are reported through
-    EventsLost, the EVENTS_LOST buffer flag and gaps in buffer sequence numbers instead.
+    ``EventsLost`` counts events the logger discarded (no free buffer to log them in),
+    ``BuffersLost`` buffers it could not write to the file, as Windows counts them
+    (learn.microsoft.com, Tracelog's "Events Lost" and "Log Buffers Lost").  etl-parser reads
+    this header without the 4-byte pad after the time zone, so it takes BuffersLost as the first
+    character of LoggerName (reference §5.3): a file with lost buffers gives it a wrong logger
+    name, as real ones do.
     """
     head = _LFH_HEAD[pointer_size].pack(
         buffer_size,
@@ -330,7 +334,7 @@ def logfile_header_payload(
     )
     utc = "Coordinated Universal Time".encode("utf-16-le")
     tz = _TZ.pack(0, utc, bytes(16), 0, utc, bytes(16), 0)
-    tail = _LFH_TAIL.pack(boot_time, PERF_FREQ, start_time, CLOCK_QPC, 0)
+    tail = _LFH_TAIL.pack(boot_time, PERF_FREQ, start_time, CLOCK_QPC, buffers_lost)
     names = (logger_name + "\0" + logfile_name + "\0").encode("utf-16-le")
     return head + tz + tail + names
 
@@ -371,7 +375,14 @@ class EtlWriter:
     the rest and writes buffer 0.  Tags are opaque: when ``keep_tags`` the tags of written
     records are collected in file order (``written_tags``), and the tags of records in buffers
     that ``drop_buffer(cpu, sequence, first_ts)`` decides to lose are collected in
-    ``dropped_tags`` (a CPU's last buffer is never lost).
+    ``dropped_tags`` (a CPU's last buffer is never lost).  ``discard_events(cpu, sequence,
+    last_ts)``, asked after each buffer is flushed, says how many of the CPU's next records the
+    logger discards for want of a free buffer (their tags go to ``dropped_tags`` too).
+
+    Losses are written as Windows writes them: a lost buffer uses up its sequence number (a gap
+    a reader sees), counts in the header's BuffersLost and flags the CPU's next buffer
+    BUFFER_LOST (**GUESS**: the flag's use is not documented); discarded events count in
+    EventsLost and flag the CPU's next buffer EVENTS_LOST.
 
     The hot path is ``add`` (one tuple append) and the loop in ``_fill`` (one ``len`` and one
     list append per record); buffers are assembled with one ``b"".join`` and written whole.
@@ -395,6 +406,7 @@ class EtlWriter:
         logger_id: int = 0xFFFF,
         keep_tags: bool = False,
         drop_buffer: Callable[[int, int, int], bool] | None = None,
+        discard_events: Callable[[int, int, int], int] | None = None,
     ):
         if buffer_size % 8 or buffer_size < 0x400:
             raise ValueError("buffer size must be a multiple of 8 and at least 1 KiB")
@@ -413,6 +425,7 @@ class EtlWriter:
         self.logger_id = logger_id
         self.keep_tags = keep_tags
         self.drop_buffer = drop_buffer
+        self.discard_events = discard_events
         self._compress: Callable[[bytes], bytes] | None = None
         if compress:
             try:
@@ -431,12 +444,15 @@ class EtlWriter:
         self._cur_tags: list[list[Any]] = [[] for _ in range(cpus)]
         self._used = [0] * cpus
         self._last_ts = [0] * cpus
-        self._lost_flag = [False] * cpus
+        self._lost_flag = [0] * cpus  # buffer flags the CPU's next buffer gets (losses before it)
+        self._discard = [0] * cpus  # records of the CPU still to discard (no free buffer)
         self._seq = 1  # buffer 0 has sequence 0
         self.records_written = 0
         self.records_dropped = 0
         self.buffers_written = 0  # excluding buffer 0
         self.buffers_dropped = 0
+        self.events_discarded = 0  # the header's EventsLost
+        self.buffer_records_dropped = 0  # records inside lost buffers
         self.bytes_written = buffer_size
         self.written_tags: list[Any] = []
         self.dropped_tags: list[Any] = []
@@ -487,7 +503,16 @@ class EtlWriter:
         cap = self.capacity
         if self._last_ts[cpu] > items[0][0]:
             raise ValueError(f"CPU {cpu}: record at {items[0][0]} after {self._last_ts[cpu]} already written")
+        discard = self._discard
         for ts, rec, tag in items:
+            if discard[cpu]:  # no free buffer: the logger counts the event and drops it
+                discard[cpu] -= 1
+                self.events_discarded += 1
+                self.records_dropped += 1
+                self._lost_flag[cpu] |= BUFFER_FLAG_EVENTS_LOST
+                self.dropped_tags.append(tag)
+                self._last_ts[cpu] = ts
+                continue
             n = len(rec)
             if used + n > cap:
                 if n > cap:
@@ -497,6 +522,14 @@ class EtlWriter:
                 cur = self._cur[cpu]
                 tags = self._cur_tags[cpu]
                 used = 0
+                if discard[cpu]:
+                    discard[cpu] -= 1
+                    self.events_discarded += 1
+                    self.records_dropped += 1
+                    self._lost_flag[cpu] |= BUFFER_FLAG_EVENTS_LOST
+                    self.dropped_tags.append(tag)
+                    self._last_ts[cpu] = ts
+                    continue
             cur.append(rec)
             tags.append(tag)
             used += n
@@ -518,14 +551,15 @@ class EtlWriter:
             # (a gap a reader can see) and the CPU's next buffer says EVENTS_LOST.
             self.buffers_dropped += 1
             self.records_dropped += len(recs)
-            self._lost_flag[cpu] = True
+            self.buffer_records_dropped += len(recs)
+            self._lost_flag[cpu] |= BUFFER_FLAG_BUFFER_LOST
             self.dropped_tags.extend(tags)
+            self._discard_after(cpu, seq)
             return
         data = b"".join(recs)
         flags = BUFFER_FLAG_PROC_INDEX | (BUFFER_FLAG_FLUSH_MARKER if final else 0)
-        if self._lost_flag[cpu]:
-            flags |= BUFFER_FLAG_EVENTS_LOST
-            self._lost_flag[cpu] = False
+        flags |= self._lost_flag[cpu]
+        self._lost_flag[cpu] = 0
         filled = BUFFER_HEADER_SIZE + len(data)
         size = self.buffer_size
         if self._compress is not None:
@@ -554,6 +588,12 @@ class EtlWriter:
         self.buffer_starts.append((cpu, _first_ts(recs[0])))
         if self.keep_tags:
             self.written_tags.extend(tags)
+        if not final:
+            self._discard_after(cpu, seq)
+
+    def _discard_after(self, cpu: int, seq: int) -> None:
+        if self.discard_events is not None:
+            self._discard[cpu] += max(0, self.discard_events(cpu, seq, self._last_ts[cpu]))
 
     # -- closing --------------------------------------------------------------------------
     def close(self, end_qpc: int) -> dict[str, Any]:
@@ -576,7 +616,8 @@ class EtlWriter:
             cpus=self.cpus,
             end_time=end_time,
             buffers_written=buffers_written,
-            events_lost=self.records_dropped,
+            events_lost=self.events_discarded,
+            buffers_lost=self.buffers_dropped,
             cpu_mhz=self.cpu_mhz,
             boot_time=self.clock.boot_time,
             start_time=start_time,
@@ -618,13 +659,13 @@ class EtlWriter:
             "log_file_mode": mode,
             "buffers_written": buffers_written,
             "pointer_size": self.pointer_size,
-            "events_lost": self.records_dropped,
+            "events_lost": self.events_discarded,
             "cpu_mhz": self.cpu_mhz,
             "boot_time": self.clock.boot_time,
             "perf_freq": PERF_FREQ,
             "start_time": start_time,
             "clock_type": CLOCK_QPC,
-            "buffers_lost": 0,
+            "buffers_lost": self.buffers_dropped,
             "logger_name": self.logger_name,
             "logfile_name": self.logfile_name,
         }

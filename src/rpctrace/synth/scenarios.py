@@ -1121,6 +1121,7 @@ class _Dropper:
         self.rate = rate
         self.after = INF
         self.dropped_any = False
+        self.discarded_any = False
 
     def __call__(self, cpu: int, seq: int, first_ts: int) -> bool:
         if first_ts < self.after:
@@ -1129,6 +1130,16 @@ class _Dropper:
             self.dropped_any = True
             return True
         return False
+
+    def discard(self, cpu: int, seq: int, last_ts: int) -> int:
+        """How many of the CPU's next events the logger discards for want of a free buffer
+        (a burst now and then, never before ``after``; the first chance always takes one)."""
+        if last_ts < self.after:
+            return 0
+        if not self.discarded_any or self.rng.random() < self.rate / 4:
+            self.discarded_any = True
+            return self.rng.randrange(2, 12)
+        return 0
 
 
 def _filetime(year: int, month: int, day: int, hour: int) -> int:
@@ -1164,6 +1175,7 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
     writer = EtlWriter(out, clock=clock, pointer_size=pointer_size, cpus=CPUS, compress=compress,
                        buffer_size=plan.buffer_size,
                        controller_pid=ctl.pid, controller_tid=ctl.tid, keep_tags=keep, drop_buffer=drop,
+                       discard_events=drop.discard if drop is not None else None,
                        logfile_name="C:\\Users\\alice\\rpc.etl")
     # Records are tagged only when something reads the tags: the truth's events, or the
     # accounting of lost buffers.
