@@ -223,14 +223,22 @@ def attach_stacks(events: list[Event]) -> list[Event]:
     if not any_stack:
         return events
     out = []
+    add = out.append
+    parts_of = asm.parts.get
     for ev in events:
-        if ev.stack is None and ev.kind not in ("stack", "stack_key"):
-            stack, ids = asm.stack_of(ev.ts, ev.tid, ev.cpu)
+        tid = ev.tid
+        if tid is not None:  # the common case, inline (this loop sees every event of the trace)
+            parts = parts_of((ev.ts, tid))
+            if parts is not None and ev.stack is None and ev.kind not in ("stack", "stack_key"):
+                stack = parts.stack()
+                if stack is not None:
+                    ev = ev._replace(stack=stack)
+        elif ev.stack is None and ev.kind not in ("stack", "stack_key"):
+            stack, ids = asm.stack_of(ev.ts, None, ev.cpu)
             if ids is not None:
                 # an event logged without ids: the stack records know its true thread and process
-                tid, pid = ids
-                ev = ev._replace(tid=tid, pid=ev.pid if ev.pid is not None else pid)
+                ev = ev._replace(tid=ids[0], pid=ev.pid if ev.pid is not None else ids[1])
             if stack is not None:
                 ev = ev._replace(stack=stack)
-        out.append(ev)
+        add(ev)
     return out
