@@ -8,7 +8,10 @@ which this package must not import.
 Modules:
 
 * :mod:`~rpctrace.synth.etlfile` - the container (buffers, record headers, logfile header);
-* :mod:`~rpctrace.synth.payloads` - event payload encoders;
+* :mod:`~rpctrace.synth.payloads` - event payload encoders (also Process/Thread/Image in every MOF
+  version, for classic-header traces);
+* :mod:`~rpctrace.synth.stackcache` - stacks as stack-cache references and definitions, deferred
+  user parts;
 * :mod:`~rpctrace.synth.emit` - which header each event kind uses, and the normalized events;
 * :mod:`~rpctrace.synth.catalog` - the modules, services and interfaces of the simulated machine;
 * :mod:`~rpctrace.synth.scenarios` - the simulation and the five scenarios;
