@@ -69,7 +69,10 @@ def failure_of(trace: Any, blame: Blame) -> dict[str, Any]:
     op = blame.op
     f = op.fields
     desired = f.get("desired_access")
-    stack = [trace.symbolize(op.pid, a) for a in op.stack] if op.stack else f.get("frames")
+    if op.stack:
+        stack = trace.stack_json(op.pid, op.stack)
+    else:
+        stack = {"stack": f.get("frames"), "stack_kernel": None, "stack_user": None, "stack_addresses": None}
     return {
         "kind": op.kind,
         "path": target_of(op),  # the key (or file): what an ACL belongs to
@@ -85,7 +88,7 @@ def failure_of(trace: Any, blame: Blame) -> dict[str, Any]:
         "tid": op.tid,
         "ts": ticks_to_iso(op.ts),
         "call": blame.call.id,
-        "stack": stack,
+        **stack,
     }
 
 

@@ -19,12 +19,15 @@ OnProgress = Callable[[float, float], None]
 def source_warnings(trace: Trace) -> list[str]:
     """One line per loss or damage the readers counted (commands print them on stderr, so that
     stdout stays machine-readable)."""
+    from rpctrace.sources import losses
+
     lines = []
     for info in trace.sources:
-        lost = info.get("events_lost", 0) + info.get("buffers_lost", 0)
-        if lost or info.get("buffers_flagged_lost"):
-            lines.append(f"{info['path']}: the logger lost {info.get('events_lost', 0)} events and "
-                         f"{info.get('buffers_lost', 0)} buffers")
+        if "path" not in info:
+            continue  # a capture's join report, not a source
+        events, buffers = losses(info)
+        if events or buffers or info.get("buffers_flagged_lost"):
+            lines.append(f"{info['path']}: the logger lost {events} events and {buffers} buffers")
         damage = info.get("damage") or []
         if damage:
             lines.append(f"{info['path']}: skipped {len(damage)} damaged region(s); first: {damage[0]}")

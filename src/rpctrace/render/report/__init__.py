@@ -186,11 +186,15 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
         if len(sources) > 1:
             title += f" (+{len(sources) - 1} more)"
     losses = []
+    from rpctrace.sources import losses as lost_counts
+
     for info in trace.sources:
-        lost = (info.get("events_lost") or 0) + (info.get("buffers_lost") or 0)
-        if lost or info.get("damage"):
-            losses.append(f"{info.get('path')}: the logger lost {info.get('events_lost') or 0} events and "
-                          f"{info.get('buffers_lost') or 0} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
+        if "path" not in info:
+            continue  # a capture's join report, not a source
+        events_lost, buffers_lost = lost_counts(info)
+        if events_lost or buffers_lost or info.get("damage"):
+            losses.append(f"{info.get('path')}: the logger lost {events_lost} events and "
+                          f"{buffers_lost} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
     if getattr(trace, "error", None) is not None:
         losses.append(f"reading stopped early: {trace.error.one_line()}")
     losses.extend(limits or ())  # what the inputs could not show: a banner, never a silent "all fine"
