@@ -6,7 +6,7 @@ import json
 import sys
 
 from rpctrace.commands import EXIT_OK, finish, progress_for, warn
-from rpctrace.commands.options import add_acl_sources, add_command, add_format, add_inputs
+from rpctrace.commands.options import add_acl_sources, add_command, add_format, add_inputs, add_symbols
 
 
 def cmd_explain(args) -> int:
@@ -17,7 +17,8 @@ def cmd_explain(args) -> int:
     for line in acls.warnings:
         warn(line)
     with progress_for(args, "reading") as bar:
-        result = pipeline.explain(args.files, keep_going=args.keep_going, acls=acls, include_expected=args.all,
+        result = pipeline.explain(args.files, keep_going=args.keep_going, acls=acls, include_expected=args.all, symbols=args.symbols,
+                                  image_path=args.image_path,
                                   on_progress=bar, on_stage=bar.stage)
     if args.format == "json":
         json.dump(result.findings, sys.stdout, indent=2, ensure_ascii=False)
@@ -38,4 +39,5 @@ def register(sub) -> None:
                    help="also show expected results (optional keys not found, buffer sizes asked, fast I/O refused): "
                         "left out by default and counted")
     add_acl_sources(p)
+    add_symbols(p)
     p.set_defaults(func=cmd_explain)

@@ -34,6 +34,10 @@ HELP = {
             "key to get inheritance fixes",
     "hive_log": "a hive's transaction log (SYSTEM.LOG1, SYSTEM.LOG2) to apply before reading it, as Windows "
                 "does for a hive not written cleanly; goes with the --hive of its name",
+    "symbols": "symbol path, debugger syntax: srv*CACHE*URL, srv*URL, cache*DIR, plain directories, separated "
+               "by ';' (default: $_NT_SYMBOL_PATH); the network is used only for the http(s) servers it names",
+    "image_path": "directory of binaries copied from the traced machine (repeatable): a DLL matched by name, "
+                  "SizeOfImage and TimeDateStamp names its PDB; its PDB may sit beside it",
     "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format) whose names take precedence "
              "over the packaged ones; also read from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
     "keep_going": "skip damaged parts of the inputs, count them and go on (default: stop at the first damage, "
@@ -90,6 +94,12 @@ def add_acl_sources(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hive", action="append", default=[], metavar="PATH", help=HELP["hive"])
     g.add_argument("--sddl", action="append", default=[], metavar="KEYPATH=SDDL", help=HELP["sddl"])
     g.add_argument("--hive-log", action="append", default=[], metavar="PATH", help=HELP["hive_log"])
+
+
+def add_symbols(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("symbols (stack frames named module!function)")
+    g.add_argument("--symbols", metavar="PATH", help=HELP["symbols"])
+    g.add_argument("--image-path", action="append", default=[], metavar="DIR", help=HELP["image_path"])
 
 
 def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) -> None:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import shlex
 
 from rpctrace.commands import EXIT_OK, finish, progress_for, warn
-from rpctrace.commands.options import add_acl_sources, add_command, add_filters, add_inputs, add_output, call_filter
+from rpctrace.commands.options import (
+    add_acl_sources,
+    add_command,
+    add_filters,
+    add_inputs,
+    add_output,
+    add_symbols,
+    call_filter,
+)
 
 
 def cmd_report(args) -> int:
@@ -18,6 +26,7 @@ def cmd_report(args) -> int:
     with progress_for(args, "reading") as bar:
         model = pipeline.report(args.files, keep_going=args.keep_going, flt=call_filter(args), call_id=args.call,
                                 hives=args.hive, sddl_pairs=args.sddl, hive_logs=args.hive_log, on_progress=bar,
+                                symbols=args.symbols, image_path=args.image_path,
                                 on_stage=bar.stage)
         bar.stage("writing the page")
         files = " ".join(shlex.quote(f) for f in args.files)
@@ -42,4 +51,5 @@ def register(sub) -> None:
                                                          "it led to")
     add_filters(p)
     add_acl_sources(p)
+    add_symbols(p)
     p.set_defaults(func=cmd_report)

@@ -53,11 +53,13 @@ class Explanation:
 
 def explain(files: Sequence[str], keep_going: bool = False, acls: AclSources | None = None,
             include_expected: bool = False,
-            on_progress: OnProgress | None = None, on_stage: Callable[[str], None] | None = None) -> Explanation:
+            on_progress: OnProgress | None = None, on_stage: Callable[[str], None] | None = None,
+            symbols: str | None = None, image_path: Sequence[str] = ()) -> Explanation:
     """Read the inputs streamed (calls keep their operations; captures join in) and explain them."""
     from rpctrace.explain.findings import expected_left_out
 
-    trace, result = calls(files, keep_going=keep_going, on_progress=on_progress)
+    trace, result = calls(files, keep_going=keep_going, on_progress=on_progress, symbols=symbols,
+                          image_path=image_path)
     if on_stage is not None:
         on_stage("explaining")
     found = findings(trace, result, acls=acls, include_expected=include_expected)

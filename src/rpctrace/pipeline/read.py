@@ -34,7 +34,8 @@ def source_warnings(trace: Trace) -> list[str]:
     return lines
 
 
-def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress | None = None) -> Trace:
+def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress | None = None,
+         symbols: str | None = None, image_path: Sequence[str] = ()) -> Trace:
     """Every event of ``files``, assembled.  Damage that ended reading is in ``trace.error`` (the
     caller reports it after using what was read); it is raised only when nothing was read."""
     from rpctrace.trace import load as load_trace
@@ -42,11 +43,19 @@ def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress
     trace = load_trace(files, keep_going=keep_going, on_progress=on_progress)
     if trace.error is not None and not trace.events:
         raise trace.error
+    _symbols(trace, symbols, image_path)
     return trace
 
 
+def _symbols(trace: Trace, symbols: str | None, image_path: Sequence[str]) -> None:
+    from rpctrace.pipeline.symbols import attach_symbols
+
+    attach_symbols(trace, symbols, image_path)
+
+
 def calls(files: Sequence[str], keep_going: bool = False, operations: str = "all",
-          on_progress: OnProgress | None = None, keep_all_for: int = 0) -> tuple[Trace, Correlation]:
+          on_progress: OnProgress | None = None, keep_all_for: int = 0, symbols: str | None = None,
+          image_path: Sequence[str] = ()) -> tuple[Trace, Correlation]:
     """``(trace, correlation)``, streamed when there is one file (see the module docstring).
 
     ``operations="failed"`` keeps only the servers' failed operations (a listing shows no
@@ -55,6 +64,7 @@ def calls(files: Sequence[str], keep_going: bool = False, operations: str = "all
                                     keep_all_for=keep_all_for)
     if trace.error is not None and not trace.records:
         raise trace.error
+    _symbols(trace, symbols, image_path)
     return trace, result
 
 
@@ -81,7 +91,8 @@ def gc_paused() -> AbstractContextManager[None]:
 
 
 def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = False, operations: str = "all",
-                    on_progress: OnProgress | None = None, keep_all_for: int = 0) -> tuple[Trace, Correlation]:
+                    on_progress: OnProgress | None = None, keep_all_for: int = 0, symbols: str | None = None,
+          image_path: Sequence[str] = ()) -> tuple[Trace, Correlation]:
     """``(trace, correlation)`` for the files of one incident.
 
     One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are

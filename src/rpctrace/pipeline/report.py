@@ -45,7 +45,8 @@ def _with_descendants(chosen: Iterable[Call]) -> list[Call]:
 def report(files: Sequence[str], keep_going: bool = False, flt: CallFilter | None = None, call_id: int | None = None,
            hives: Iterable[str] = (), sddl_pairs: Iterable[str] = (), hive_logs: Iterable[str] = (),
            on_progress: OnProgress | None = None,
-           on_stage: Callable[[str], None] | None = None) -> ReportModel:
+           on_stage: Callable[[str], None] | None = None, symbols: str | None = None,
+           image_path: Sequence[str] = ()) -> ReportModel:
     """The report's model, streamed: the trace is read once, calls keep their operations, and the
     findings come from the calls and the failures outside them (no event list is kept)."""
     from rpctrace.errors import RpctraceError
@@ -55,7 +56,7 @@ def report(files: Sequence[str], keep_going: bool = False, flt: CallFilter | Non
     # the others keep a count (a busy trace's operations would not fit in memory)
     detail = REPORT_DETAILED_CALLS if call_id is None and not (flt is not None and flt.active) else 0
     trace, result = calls(files, keep_going=keep_going, operations="report" if detail else "all",
-                          on_progress=on_progress, keep_all_for=2 * detail)
+                          on_progress=on_progress, keep_all_for=2 * detail, symbols=symbols, image_path=image_path)
     if on_stage is not None:
         on_stage("explaining")
     found = findings(trace, result, acls=acls)
