@@ -21,7 +21,7 @@ from rpctrace.correlate.calls import Correlation
 from rpctrace.correlate.select import CallFilter
 from rpctrace.trace.model import Trace
 
-__all__ = ["calls", "findings", "load", "source_warnings"]
+__all__ = ["calls", "coverage", "findings", "findings_of_call", "load", "source_warnings"]
 
 OnProgress = Callable[[float, float], None]
 
@@ -96,6 +96,26 @@ def findings(trace: Trace, correlation: Correlation | None = None, hives: Iterab
     if acls is None:
         acls = acl_sources(hives, sddl_pairs)
     return build_findings(trace, correlation if correlation is not None else correlate(trace), acls)
+
+
+def findings_of_call(trace: Trace, call_id: int, acls=None) -> list[dict]:
+    """The findings about call ``call_id`` of a whole trace: the finding of that call, or the one
+    that blames a failure inside it (a nested call's failure is blamed in its root call's finding)."""
+    from rpctrace.correlate import correlate
+    from rpctrace.errors import RpctraceError
+
+    result = correlate(trace)
+    if not any(c.id == call_id for c in result.calls):
+        raise RpctraceError(f"no call {call_id} (calls are numbered 1..{len(result.calls)})")
+    return [f for f in findings(trace, result, acls=acls)
+            if f.get("call") == call_id or (f.get("failure") or {}).get("call") == call_id]
+
+
+def coverage(trace: Trace, correlation: Correlation | None = None):
+    """What ``trace`` holds and lacks (:func:`rpctrace.explain.coverage.coverage`)."""
+    from rpctrace.explain.coverage import coverage as compute
+
+    return compute(trace, correlation)
 
 
 def tree_roots(result: Correlation, trace: Trace, flt: CallFilter | None = None, call_id: int | None = None) -> list:

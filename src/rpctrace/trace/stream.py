@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections import Counter
+from operator import itemgetter
 from typing import Iterator
 
 from rpctrace.errors import InputError
@@ -37,6 +39,15 @@ _PASS = frozenset({"alpc.send", "alpc.receive", "alpc.wait_reply", "alpc.wait_ne
                    "rpc.client_start", "rpc.client_stop", "rpc.server_start", "rpc.server_stop"})
 #: how many recent failed operations wait for their stack walk (it follows within microseconds)
 _RECENT_FAILURES = 4096
+#: an event's kind (Event is a NamedTuple; ``kind`` is its 9th field)
+_KIND = itemgetter(8)
+#: counting a batch's kinds in C (what ``Counter.update`` does with an iterable, without its checks)
+try:
+    from collections import _count_elements
+except ImportError:  # pragma: no cover - CPython has it
+    def _count_elements(mapping, iterable):
+        for elem in iterable:
+            mapping[elem] = mapping.get(elem, 0) + 1
 
 
 def _failed(fields: dict) -> bool:
@@ -69,6 +80,11 @@ class TraceStream:
         self._done = False
         self._first_ts: int | None = None
         self._last_ts: int | None = None
+        #: events of each kind that passed (what the trace holds: see rpctrace.explain.coverage)
+        self.kinds: Counter[str] = Counter()
+        #: events that came with their stack attached (Procmon's), as opposed to StackWalk events
+        self.with_stack = 0
+        self._header: dict | None = None  # the fields of the first trace.header record
 
     # ------------------------------------------------------------------ the stream
 
@@ -100,6 +116,7 @@ class TraceStream:
             if kind not in _PASS:
                 self._other(ev, kind)
         self.records += len(batch)
+        _count_elements(self.kinds, map(_KIND, batch))
         if batch:
             if self._first_ts is None:
                 self._first_ts = batch[0].ts
@@ -108,6 +125,8 @@ class TraceStream:
 
     def _other(self, ev: Event, kind: str) -> None:
         """Everything but ALPC and RPC events (rarer): tables, KCBs, stacks, file status."""
+        if ev.stack is not None:
+            self.with_stack += 1
         if kind.startswith("thread."):
             if kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
                 self._live[ev.tid] = ev.pid
@@ -140,6 +159,8 @@ class TraceStream:
                     create.fields["status"] = f["status"]
         elif kind.startswith(("process.", "image.")):
             self._tables.add(ev)
+        elif kind == "trace.header" and self._header is None:
+            self._header = dict(ev.fields)
 
     def _want(self, ev: Event) -> None:
         if ev.tid is not None:
@@ -213,7 +234,10 @@ class TraceStream:
     def finish(self) -> Trace:
         """The trace's tables and source facts (its ``events`` list is empty: nothing was kept)."""
         reader = self.reader
-        info = {"path": reader.path, **reader.stats.summary()}
+        info = {"path": reader.path, **reader.stats.summary(), "kinds": dict(self.kinds),
+                "events_with_stack": self.with_stack, "stacks_read": self.stacks}
+        if self._header is not None:
+            info["header"] = self._header
         trace = Trace([], sources=[info])
         self._tables.finish(trace)
         if hasattr(reader, "process_table"):
