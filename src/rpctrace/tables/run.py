@@ -167,7 +167,7 @@ def run_cluster(address: str, tasks: Sequence[InputTask], options: IndexOptions,
         futures = client.map(index_one, list(tasks), options=serial, pure=False)
         position = {f.key: i for i, f in enumerate(futures)}
         done = 0
-        for fut in dask_completed(futures):
+        for fut in dask_completed(futures, loop=client.loop):
             i = position[fut.key]
             try:
                 outcomes[i] = fut.result()
