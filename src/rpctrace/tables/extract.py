@@ -146,6 +146,8 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
 
     display = display or path
     trace_id = trace_id_of(sha256)
+    if input_bytes is None:
+        input_bytes = os.path.getsize(path)
     cols = _empty()
     base = {"trace_id": trace_id, "path": os.path.abspath(origin or path), "member": member, "input_bytes": input_bytes, "compression": compression,
             "rpctrace_version": __version__, "schema_version": SCHEMA_VERSION}
