@@ -225,6 +225,10 @@ def materialize(task: InputTask, tmpdir: str | None = None, max_unpacked: int = 
     try:
         with os.fdopen(fd, "wb") as dst:
             digest, size, damage = _decompress(task, dst, max_unpacked)
+        if damage is not None and size == 0:
+            # nothing came out: name the trace by the damaged file itself (every empty stream
+            # would otherwise be the same trace)
+            digest = _file_digest(task.path, b"rpctrace: nothing decompressed from ")
         yield Materialized(tmp, digest, size, damage)
     finally:
         try:
@@ -276,6 +280,14 @@ def _decompress(task: InputTask, dst, limit: int) -> tuple[str, int, InputError 
     finally:
         raw.close()
     return digest.hexdigest(), size, None
+
+
+def _file_digest(path: str, prefix: bytes = b"") -> str:
+    digest = hashlib.sha256(prefix)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _position(raw) -> int | None:
