@@ -137,7 +137,6 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     from rpctrace import pipeline
     from rpctrace.correlate.records import RecordMaker
     from rpctrace.explain.acl_sources import AclSources
-    from rpctrace.explain.coverage import coverage
     from rpctrace.knowledge import sids
     from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.services import services_of
@@ -239,7 +238,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
             "service": named[0] if named else None, "start": _us(info.start), "end": _us(info.end),
         })
 
-    cov = coverage(trace, result)
+    cov = pipeline.coverage(trace, result)
     lacks = cov.lacks()
     if damage is not None:
         lacks.insert(0, f"the compressed input is damaged ({damage.one_line()}): what follows is not in the trace")
