@@ -64,7 +64,7 @@ def _write_one(job: tuple[int, str, int, str]) -> str:
 
 def _damage(paths: list[str]) -> dict[str, str]:
     """Damage five traces in five ways; name -> how."""
-    chosen = [paths[len(paths) * k // 5 + 7] for k in range(5)]
+    chosen = [paths[len(paths) * k // 5 + 7 + k] for k in range(5)]  # five scenarios
     how = {}
     p = Path(chosen[0])  # cut inside the third buffer
     p.write_bytes(p.read_bytes()[: 2 * BUFFER + 5000])
@@ -150,7 +150,9 @@ def main() -> int:
         import shutil
 
         shutil.rmtree(full)
+    load_before = os.getloadavg()[0]
     summary, wall = _index(str(inputs), str(full), args.jobs)
+    load_after = os.getloadavg()[0]
     failures: list[str] = []
 
     # 3. calls per trace: the index against `rpctrace calls --format json`
@@ -206,6 +208,7 @@ def main() -> int:
         "command": f"rpctrace index {inputs} -o {full} --jobs {args.jobs}",
         "inputs": len(files), "input_mb": round(size / 1e6, 1), "traces": summary["traces"],
         "calls": summary["calls"], "failures": summary["failures"], "wall_s": round(wall, 2),
+        "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
         "traces_per_s": round(summary["traces"] / wall, 1), "calls_per_s": round(summary["calls"] / wall),
         "calls_json_sum": listed_total, "calls_json_check_s": round(check_s, 1),
         "bad_inputs": summary["bad_inputs"], "damage": damaged,
@@ -219,7 +222,8 @@ def main() -> int:
         print(f"command: {result['command']}")
         print(f"inputs: {result['inputs']} ({result['input_mb']} MB), traces indexed: {result['traces']}, "
               f"calls: {result['calls']:,}, failures: {result['failures']:,}")
-        print(f"wall: {result['wall_s']} s -> {result['traces_per_s']} traces/s, {result['calls_per_s']:,} calls/s")
+        print(f"wall: {result['wall_s']} s -> {result['traces_per_s']} traces/s, {result['calls_per_s']:,} calls/s "
+              f"(1-minute load average {load_before:.1f} before, {load_after:.1f} after: the machine is shared)")
         print(f"calls per trace = calls --format json: {'yes' if not any('calls' in f for f in failures) else 'NO'} "
               f"(sum {listed_total:,}, query {query_total:,})")
         print("bad inputs:")
