@@ -283,3 +283,18 @@ def test_changed_input_is_refused(corpus, tmp_path, capsys):
     shutil.copy(corpus / "a" / "busy-server-2.etl", trace)
     assert main(["explain", "--on", str(tmp_path / "idx"), "--call", "t.etl:1"]) == 2
     assert "changed since it was indexed" in capsys.readouterr().err
+
+
+def test_an_unwritable_index_is_one_line(corpus, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["index", str(corpus / "a"), "-o", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rpctrace: error: cannot write {blocker}") and err.count("\n") == 1
+    # the index cannot take a table's folder: found by a worker process, reported once, no traceback
+    out = tmp_path / "idx"
+    out.mkdir()
+    (out / "calls").write_text("not a folder")
+    assert main(["index", str(corpus / "a"), "-o", str(out), "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rpctrace: error: cannot write") and "Traceback" not in err and err.count("\n") == 1

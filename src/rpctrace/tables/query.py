@@ -134,7 +134,9 @@ def resolve_call(on: str, spec: str) -> tuple[dict, int]:
     if not found and len(low) >= 6 and all(ch in "0123456789abcdef" for ch in low):
         found = [r for r in records if r["trace_id"].startswith(low)]
     if not found:
-        found = [r for r in records if trace in (r["path"], _shown(r), os.path.basename(r["path"]), r["member"])]
+        whole = os.path.abspath(trace)
+        found = [r for r in records if trace in (r["path"], _shown(r), os.path.basename(r["path"]), r["member"])
+                 or whole in (r["path"], _shown(r))]
     if not found:
         raise RpctraceError(f"--call {printable(spec, 200)}: no trace {printable(trace, 200)} in the index "
                             f"{printable(on, 200)} (`rpctrace query --on {printable(on, 200)} \"SELECT trace_id, path "
