@@ -46,9 +46,9 @@ def register(sub) -> None:
     from rpctrace.tables.query import NAMED
 
     p = add_command(sub, "query", "ask SQL questions across an index of many traces (DuckDB, in this process)",
-                    description="Ask SQL questions across an index of many traces: DuckDB runs in this process, with "
-                                "the tables calls, failures, processes and traces as views over the index's Parquet "
-                                "files. Needs DuckDB: pip install 'rpctrace[index]'.",
+                    description="Ask SQL questions across an index of many traces: DuckDB runs in this process,\n"
+                                "with the tables calls, failures, processes and traces as views over the index's\n"
+                                "Parquet files. Needs DuckDB: pip install 'rpctrace[index]'.",
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sql", nargs="?", metavar="SQL", help="the query (DuckDB's SQL dialect); or one named query below")
     p.add_argument("--on", required=True, metavar="DIR", help=HELP["on"])

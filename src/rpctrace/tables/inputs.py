@@ -147,6 +147,9 @@ def classify(path: str, display: str, named: bool) -> tuple[list[InputTask], int
             raise InputError(display, f"damaged {kind} stream: {exc}", offset=0) from None
         if sniff_bytes(inner):
             return [InputTask(path, display, kind)], 0
+        if named and inner[257:262] == b"ustar":
+            raise InputError(display, f"a tar archive inside {kind}: unpack it first (rpctrace index reads .gz, .xz "
+                                      "and .bz2 files that hold one trace, and .zip archives)")
         if named:
             raise InputError(display, f"the {kind} file holds no file in a format rpctrace reads: {UNKNOWN_FORMAT}")
         return [], 1
