@@ -1,6 +1,6 @@
 """Fuzz every rpctrace reader with inputs mutated from the real samples.
 
-    python benchmarks/fuzz.py [--target etl|pml|evtx|xml|sd|sddl|hive ...] [--count N] [--seconds S]
+    python benchmarks/fuzz.py [--target etl|pml|evtx|xml|sd|sddl|hive|pcap|pdb|pe ...] [--count N] [--seconds S]
                               [--seed N] [--out DIR] [--workers 2] [--timeout 10] [--memory-mb 1024]
     python benchmarks/fuzz.py --target T --replay FILE        # run one saved input in this process
     python benchmarks/fuzz.py --target T --minimize FILE      # shrink a crashing input (same signature)
@@ -19,6 +19,12 @@ sd      ``parse_binary`` then ``to_sddl`` and ``to_dict``                       
 sddl    ``parse_sddl`` then ``to_sddl``                                             SecurityDescriptorError
 hive    ``Hive(path).iter_security()`` consumed, each descriptor ``parse_binary``'d  HiveError (raised or
                                                                                     yielded), SD errors
+pcap    ``NetReader`` (strict on even inputs, keep_going on odd), events consumed     InputError
+        into ``wire_calls``
+pdb     ``load_pdb(path)``: symbolic's PDB reader and symcache writer in rpctrace's  InputError (also for a
+        PDB reader process (a child of the worker, under its limits), then lookups   reader that died or
+        of the test modules' functions and inline sites, names undecorated           timed out)
+pe      ``read_pe(path)`` (pefile headers, sections, debug directory, CodeView)      InputError
 ======  =========================================================================  =========================
 
 Seeds come from the real samples, read at run time: tests/data (ETL traces, trimmed to a few
@@ -26,7 +32,8 @@ buffers of a few dozen records each so one input costs milliseconds; Procmon log
 window of events with the tables they need), ../shared/samples/evtx (GPL: read from ../shared
 only, never copied), ../shared/samples/hives (the small SECURITY and SAM hives; security
 descriptors of every hive), SDDL rendered from those descriptors, and small XML exports written
-here.  The ETL target also gets traces of the trace writer (``rpctrace.synth``, trimmed, one
+here, and the PE/PDB pairs of tests/data/symbols (clang + lld-link builds, with full and
+public-only PDBs) for ``pdb`` and ``pe``.  The ETL target also gets traces of the trace writer (``rpctrace.synth``, trimmed, one
 compressed), because no public trace holds ALPC, RPC or registry events.
 
 Mutations (1 to 16 per input): bit flips, random bytes, "interesting" integers (0, 0xFFFFFFFF,
@@ -72,8 +79,9 @@ SHARED = (ROOT / ".." / "shared" / "samples").resolve()
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-TARGETS = ("etl", "pml", "evtx", "xml", "sd", "sddl", "hive")
-FILE_SUFFIX = {"etl": ".etl", "pml": ".pml", "evtx": ".evtx", "xml": ".xml", "hive": ".hive"}
+TARGETS = ("etl", "pml", "evtx", "xml", "sd", "sddl", "hive", "pcap", "pdb", "pe")
+FILE_SUFFIX = {"etl": ".etl", "pml": ".pml", "evtx": ".evtx", "xml": ".xml", "hive": ".hive", "pcap": ".pcap",
+               "pdb": ".pdb", "pe": ".dll"}
 OUTCOMES = ("ok", "clean", "crash", "hang", "oom")
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MEMORY_MB = 1024
@@ -178,7 +186,7 @@ def etl_compress(data: bytes) -> bytes:
     from rpctrace.synth.xpress import compress
 
     out = bytearray()
-    for i, (off, size, flags) in enumerate(etl_buffers(data)):
+    for i, (off, size, _flags) in enumerate(etl_buffers(data)):
         if i == 0:
             buf0 = bytearray(data[off:off + size])
             mode_at = 0x48 + 0x20 + 32
@@ -525,7 +533,7 @@ def hive_descriptors(names: tuple[str, ...] = SD_HIVES) -> list[tuple[str, bytes
 
 
 def sd_fields(data: bytes) -> list[tuple[int, int]]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary
+    from rpctrace.security import SecurityDescriptorError, parse_binary
 
     fields = [(0, 1), (1, 1), (2, 2), (4, 4), (8, 4), (12, 4), (16, 4)]
     try:
@@ -545,20 +553,20 @@ def sd_fields(data: bytes) -> list[tuple[int, int]]:
 
 
 def sd_seeds() -> list[Seed]:
-    from rpctrace.explain.security import parse_sddl, to_binary
+    from rpctrace.security import parse_sddl, to_binary
 
     seeds = [Seed(name, data, sd_fields(data)) for name, data in hive_descriptors()]
     for i, text in enumerate(HAND_SDDL):
         try:
             data = to_binary(parse_sddl(text))
-        except Exception:  # noqa: BLE001, S112 - e.g. domain-relative aliases: not a binary seed
+        except Exception:
             continue
         seeds.append(Seed(f"sddl#{i}", data, sd_fields(data)))
     return seeds
 
 
 def sddl_seeds() -> list[Seed]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary, to_sddl
+    from rpctrace.security import SecurityDescriptorError, parse_binary, to_sddl
 
     seeds = []
     for name, data in hive_descriptors():
@@ -615,9 +623,160 @@ def hive_seeds() -> list[Seed]:
     return seeds
 
 
+# ---------------------------------------------------------------------------- network captures
+
+
+def pcap_fields(data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Length fields of a capture: pcap record headers (caplen, len) or pcapng block lengths,
+    and in each frame the IPv4 total length, TCP sequence number and data offset, NetBIOS and
+    DCE/RPC fragment / auth lengths where the payload starts with them."""
+    fields: list[tuple[int, int]] = []
+    hot: list[tuple[int, int]] = []
+    if data[:4] == b"\x0a\x0d\x0d\x0a":
+        at = 0
+        while at + 12 <= len(data):
+            n = struct.unpack_from("<I", data, at + 4)[0]
+            fields += [(at + 4, 4), (at + n - 4, 4) if 12 <= n else (at + 4, 4)]
+            if struct.unpack_from("<I", data, at)[0] == 6:
+                fields += [(at + 20, 4), (at + 24, 4)]
+                hot.append((at + 28, at + n - 4))
+            if n < 12:
+                break
+            at += n
+        return [f for f in fields if f[0] + f[1] <= len(data)], hot
+    at = 24
+    fields.append((20, 4))
+    while at + 16 <= len(data):
+        caplen = struct.unpack_from("<I", data, at + 8)[0]
+        fields += [(at + 8, 4), (at + 12, 4)]
+        frame = at + 16
+        if frame + 54 <= len(data):
+            fields += [(frame + 16, 2), (frame + 38, 4), (frame + 46, 1)]
+            payload = frame + 54
+            if payload + 16 <= len(data) and data[payload] in (0, 5):
+                fields += [(payload + 2, 2), (payload + 8, 2), (payload + 10, 2)]
+            hot.append((payload, min(len(data), frame + caplen)))
+        at = frame + caplen
+    return [f for f in fields if f[0] + f[1] <= len(data)], hot
+
+
+def pcap_seeds() -> list[Seed]:
+    """The public captures of tests/data/net and small pairs from the writer (TCP with the
+    endpoint mapper, SMB2 pipes), since they exercise what the public ones lack."""
+    from rpctrace.synth.remote import synthesize_remote
+
+    seeds = []
+    for path in sorted((DATA / "net").glob("*.pcap*")):
+        data = path.read_bytes()
+        if len(data) > 40000:
+            continue
+        fields, hot = pcap_fields(data)
+        seeds.append(Seed(path.name, data, fields, hot))
+    with tempfile.TemporaryDirectory(prefix="rpctrace-fuzz-pcap-") as tmp:
+        for seed, calls in ((1, 12), (2, 30)):
+            cap = Path(tmp) / f"w{seed}.pcap"
+            synthesize_remote(cap, Path(tmp) / f"w{seed}.etl", seed=seed, calls=calls, clients=2)
+            data = cap.read_bytes()
+            fields, hot = pcap_fields(data)
+            seeds.append(Seed(f"writer-{seed}.pcap", data, fields, hot))
+    if not seeds:
+        raise MissingSamples(f"{DATA / 'net'} holds no capture")
+    return seeds
+
+
+# ---------------------------------------------------------------------------- PDB and PE
+
+SYMBOL_DATA = DATA / "symbols"
+_MSF_MAGIC = b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\x00\x00\x00"
+
+
+def msf_layout(data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(fields, hot ranges) of a (valid) MSF 7.00 file: the superblock's fields, the stream
+    directory (stream count, sizes, block numbers), the first words of each of the first
+    streams (PDB info: version, signature, age, GUID; DBI: substream sizes; TPI/IPI headers),
+    and as hot ranges the directory's blocks and the blocks of the first 16 streams."""
+    fields: list[tuple[int, int]] = [(0x20, 4), (0x24, 4), (0x28, 4), (0x2C, 4), (0x34, 4)]
+    hot: list[tuple[int, int]] = [(0, 0x40)]
+    if not data.startswith(_MSF_MAGIC):
+        return fields, hot
+    bs, _fpm, nblocks, dir_size, _u, map_addr = struct.unpack_from("<IIIIII", data, 0x20)
+    if bs not in (512, 1024, 2048, 4096) or nblocks * bs > len(data):
+        return fields, hot
+    ndir = (dir_size + bs - 1) // bs
+    dir_blocks = struct.unpack_from(f"<{ndir}I", data, map_addr * bs)
+    fields += [(map_addr * bs + 4 * i, 4) for i in range(ndir)]
+    directory = b"".join(data[b * bs:(b + 1) * bs] for b in dir_blocks)[:dir_size]
+    at = {i: b * bs for i, b in enumerate(dir_blocks)}
+
+    def file_offset(pos: int) -> int:  # a position in the directory -> the file offset
+        return at[pos // bs] + pos % bs
+
+    count = struct.unpack_from("<I", directory, 0)[0]
+    fields.append((file_offset(0), 4))
+    sizes = struct.unpack_from(f"<{count}I", directory, 4)
+    fields += [(file_offset(4 + 4 * i), 4) for i in range(min(count, 64))]
+    pos = 4 + 4 * count
+    for i, size in enumerate(sizes):
+        n = 0 if size == 0xFFFFFFFF else (size + bs - 1) // bs
+        blocks = struct.unpack_from(f"<{n}I", directory, pos)
+        if i < 16:
+            fields += [(file_offset(pos + 4 * k), 4) for k in range(min(n, 8))]
+            for b in blocks:
+                hot.append((b * bs, (b + 1) * bs))
+            if blocks:
+                fields += [(blocks[0] * bs + k, 4) for k in range(0, min(size, 64), 4)]
+        pos += 4 * n
+    for b in dir_blocks:
+        hot.append((b * bs, (b + 1) * bs))
+    return [f for f in fields if f[0] + f[1] <= len(data)], hot
+
+
+def pdb_seeds() -> list[Seed]:
+    seeds = []
+    for path in sorted(_need(SYMBOL_DATA).rglob("*.pdb")):
+        data = path.read_bytes()
+        fields, hot = msf_layout(data)
+        seeds.append(Seed(str(path.relative_to(SYMBOL_DATA)), data, fields, hot))
+    return seeds
+
+
+def pe_fields(data: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(fields, hot ranges) of a PE image: DOS/PE/optional header sizes and counts, the data
+    directories, the section table, the debug directory entries and the CodeView record."""
+    e = struct.unpack_from("<I", data, 0x3C)[0]
+    fields = [(0x3C, 4), (e, 4), (e + 4, 2), (e + 6, 2), (e + 8, 4), (e + 20, 2)]
+    nsec, opt_size = struct.unpack_from("<H", data, e + 6)[0], struct.unpack_from("<H", data, e + 20)[0]
+    opt = e + 24
+    magic = struct.unpack_from("<H", data, opt)[0]
+    fields += [(opt, 2), (opt + 56, 4), (opt + 60, 4), (opt + 64, 4), (opt + (108 if magic == 0x20B else 92), 4)]
+    dirs = opt + (112 if magic == 0x20B else 96)
+    fields += [(dirs + 8 * i + k, 4) for i in range(16) for k in (0, 4)]
+    table = opt + opt_size
+    for i in range(nsec):
+        fields += [(table + 40 * i + k, 4) for k in (8, 12, 16, 20, 36)]
+    hot = [(0, table + 40 * nsec)]
+    rsds = data.find(b"RSDS")
+    if rsds > 0:
+        hot.append((rsds - 0x40, rsds + 0x60))
+        fields += [(rsds, 4), (rsds + 20, 4)]
+        for i in range(0, len(data) - 0x1C, 4):  # the debug directory entry pointing at it
+            if struct.unpack_from("<I", data, i + 0x18)[0] == rsds:
+                fields += [(i + k, 4) for k in (0x0C, 0x10, 0x14, 0x18)]
+    return [f for f in fields if f[0] + f[1] <= len(data)], hot
+
+
+def pe_seeds() -> list[Seed]:
+    seeds = []
+    for path in sorted(_need(SYMBOL_DATA).rglob("*.dll")):
+        data = path.read_bytes()
+        fields, hot = pe_fields(data)
+        seeds.append(Seed(str(path.relative_to(SYMBOL_DATA)), data, fields, hot))
+    return seeds
+
+
 SEED_LOADERS: dict[str, Callable[[], list[Seed]]] = {
     "etl": etl_seeds, "pml": pml_seeds, "evtx": evtx_seeds, "xml": xml_seeds,
-    "sd": sd_seeds, "sddl": sddl_seeds, "hive": hive_seeds,
+    "sd": sd_seeds, "sddl": sddl_seeds, "hive": hive_seeds, "pcap": pcap_seeds, "pdb": pdb_seeds, "pe": pe_seeds,
 }
 
 # dictionary tokens inserted or written over the data
@@ -638,6 +797,11 @@ TOKENS: dict[str, list[bytes]] = {
         "-9223372036854775809", "0x", "0xFFFFFFFFFFFFFFFFFF", "1e400", "NaN", "{00000000-0000-0000-0000-00000000000G}",
         "{", "}", "\u00df", "\u0130", "\U0001F600", "\ufeff", "\x00", "\r\n", "%%1538", "Guid=\"\"",
     )],
+    "pdb": [_MSF_MAGIC, struct.pack("<I", 0xFFFFFFFF), struct.pack("<I", 0x1000), struct.pack("<I", 0x7FFFFFFF),
+            struct.pack("<I", 20000404), struct.pack("<I", 19990903), b"\x00" * 16, b"\xff" * 16,
+            struct.pack("<HH", 0x110E, 0x1125), struct.pack("<HH", 0x1147, 0x114E)],  # S_PUB32, S_GPROC32
+    "pe": [b"MZ", b"PE\x00\x00", b"RSDS", b"NB10", struct.pack("<H", 0x20B), struct.pack("<H", 0x10B),
+           struct.pack("<I", 0xFFFFFFFF), struct.pack("<I", 0x7FFFFFFF), b".text\x00\x00\x00", b"\x00" * 16],
     "sd": [b"\x01\x00\x04\x80", b"\x02\x00", b"\x04\x00", b"\x01\x05\x00\x00\x00\x00\x00\x05", b"\x01\x0f",
            b"\x01\xff", b"\x05\x00\x2c\x00", b"\x09\x00", b"\x11\x00", b"\x12\x00", b"\x0b\x00", b"\x00" * 8,
            b"artx", b"\xff" * 4],
@@ -651,6 +815,11 @@ TOKENS: dict[str, list[bytes]] = {
     )],
     "hive": [b"nk", b"sk", b"lf", b"lh", b"li", b"ri", b"vk", b"hbin", b"regf", b"\xff\xff\xff\xff",
              b"\x00\x00\x00\x00", struct.pack("<i", -8), struct.pack("<i", -0x7FFFFFF8)],
+    "pcap": [b"\x05\x00\x00\x03\x10\x00\x00\x00", b"\x05\x00\x0b\x03\x10\x00\x00\x00",
+             b"\x05\x00\x02\x03\x10\x00\x00\x00", b"\x05\x00\x0c\x03", b"\x05\x00\x03\x03",
+             b"\xfeSMB", b"\xffSMB", b"\xfdSMB", b"\x00\x00\xff\xff", b"\x17\xc0\x11\x00",
+             b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xff\xff", b"\x00" * 8, b"\x81\x00\x00\x44",
+             b"\x08\x00\x45\x00", b"\x86\xdd\x60\x00", b"\x81\x00\x00\x01"],
 }
 
 
@@ -872,7 +1041,7 @@ def _run_etl(path: str, index: int) -> list[BaseException]:
     except InputError as exc:
         errors.append(exc)
     # the streamed path of `rpctrace calls` / `tree` (TraceStream + Correlator), both modes
-    from rpctrace.correlate import correlate_files
+    from rpctrace.pipeline import correlate_files
 
     try:
         trace, _result = correlate_files([path], keep_going=bool(index & 2), operations="all" if index & 4 else "failed")
@@ -922,7 +1091,7 @@ def _xml(path: str, keep: bool):
 
 
 def _run_sd(data: bytes, index: int) -> list[BaseException]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary, to_sddl
+    from rpctrace.security import SecurityDescriptorError, parse_binary, to_sddl
 
     try:
         sd = parse_binary(data)
@@ -937,7 +1106,7 @@ def _run_sd(data: bytes, index: int) -> list[BaseException]:
 
 
 def _run_sddl(data: bytes, index: int) -> list[BaseException]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_sddl, to_sddl
+    from rpctrace.security import SecurityDescriptorError, parse_sddl, to_sddl
 
     text = data.decode("utf-8", errors="replace")
     try:
@@ -949,7 +1118,7 @@ def _run_sddl(data: bytes, index: int) -> list[BaseException]:
 
 
 def _run_hive(path: str, index: int) -> list[BaseException]:
-    from rpctrace.explain.security import SecurityDescriptorError, parse_binary
+    from rpctrace.security import SecurityDescriptorError, parse_binary
     from rpctrace.sources.hive import Hive, HiveError
 
     errors: list[BaseException] = []
@@ -968,10 +1137,70 @@ def _run_hive(path: str, index: int) -> list[BaseException]:
     return errors
 
 
+#: seconds the PDB reader process may take on one input (below the harness's own --timeout, so a
+#: slow read is rpctrace's clean error, not a hang)
+PDB_READER_TIMEOUT = 5.0
+#: RVAs looked up in every PDB input: the test modules' functions, inline sites and their edges
+_PDB_PROBES = (0x0, 0x1000, 0x1001, 0x12D10, 0x12D40, 0x12EF9, 0x14A80, 0x14E17, 0x1B3E0, 0x1B460, 0x2A5C0, 0x2A80D,
+               0x2A889, 0x2AB00, 0x7FFFFFFF, 0xFFFFFFFF)
+
+
+def _run_pdb(path: str, index: int) -> list[BaseException]:
+    """rpctrace's own path: symbolic reads the PDB in rpctrace's PDB reader process (a child of
+    this limited worker, under its address-space limit), so a native crash or an allocation
+    failure inside symbolic is one clean error and the next input gets a new reader; the
+    lookups and names run here."""
+    from rpctrace.errors import InputError
+    from rpctrace.symbols.pdb import load_pdb
+    from rpctrace.symbols.symbolizer import symbol_from_locations
+
+    try:
+        pdb = load_pdb(path, timeout=PDB_READER_TIMEOUT)
+    except InputError as exc:
+        return [exc]
+    for rva in _PDB_PROBES:
+        sym = symbol_from_locations(pdb, "m", rva)
+        if sym is not None:
+            sym.lines()
+            sym.as_dict()
+    return []
+
+
+def _run_pe(path: str, index: int) -> list[BaseException]:
+    from rpctrace.errors import InputError
+    from rpctrace.symbols.pe import read_pe
+
+    try:
+        info = read_pe(path)
+    except InputError as exc:
+        return [exc]
+    info.section_of(0x12EF9)
+    return []
+
+
 RUNNERS: dict[str, Callable[[object, int], list[BaseException]]] = {
     "etl": _run_etl, "pml": _reader_runner(_pml), "evtx": _reader_runner(_evtx), "xml": _reader_runner(_xml),
-    "sd": _run_sd, "sddl": _run_sddl, "hive": _run_hive,
+    "sd": _run_sd, "sddl": _run_sddl, "hive": _run_hive, "pdb": _run_pdb, "pe": _run_pe, "pcap": None,  # set below
 }
+
+
+def _run_pcap(path: str, index: int) -> list[BaseException]:
+    """The network reader (strict on even inputs, keep_going on odd), events consumed, then
+    the remote calls made from them (wire_calls)."""
+    from rpctrace.correlate.remote import wire_calls
+    from rpctrace.errors import InputError
+    from rpctrace.sources.net import NetReader
+
+    errors: list[BaseException] = []
+    try:
+        with NetReader(path, keep_going=bool(index & 1)) as reader:
+            wire_calls(reader.events())
+    except InputError as exc:
+        errors.append(exc)
+    return errors
+
+
+RUNNERS["pcap"] = _run_pcap
 
 
 def _signature(exc: BaseException, prefix: str = "") -> str:
@@ -1033,12 +1262,14 @@ def _worker_main(conn, workdir: str, memory_bytes: int, log_path: str) -> None: 
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
     os.environ["RPCTRACE_SERIAL"] = "1"  # no grandchild processes (ETL decompression pool)
     for name in ("rpctrace.sources.etl.reader", "rpctrace.trace", "rpctrace.sources.pml", "rpctrace.sources.evtx",
-                 "rpctrace.sources.eventxml", "rpctrace.explain.security", "rpctrace.sources.hive",
-                 "procmon_parser", "evtx", "regipy.registry"):
+                 "rpctrace.sources.eventxml", "rpctrace.security", "rpctrace.sources.hive",
+                 "rpctrace.sources.net", "rpctrace.correlate.remote",
+                 "procmon_parser", "evtx", "regipy.registry", "rpctrace.symbols.pdb", "rpctrace.symbols.pe",
+                 "rpctrace.symbols.symbolizer", "symbolic.debuginfo", "symbolic.symcache", "pefile", "pydemumble"):
         try:
             __import__(name)
         except ImportError:
@@ -1206,7 +1437,7 @@ class Pool:
         self.slots = []
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> Pool:  # noqa: PYI034
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,9 +1,11 @@
-"""A CI-sized run of benchmarks/fuzz.py: every reader gets mutated real samples for a few seconds.
+"""A CI-sized run of benchmarks/fuzz.py: every reader gets mutated real samples for a few seconds
+(the trace readers, security descriptors and hives, and the PDB and PE readers of
+``rpctrace.symbols``: the PDB target runs rpctrace's own PDB reader process).
 
 The same seeds, mutations, worker pool (address space limited, a time limit per input) and
 outcome classification as the run by hand (``python benchmarks/fuzz.py``, 100,000 inputs per
 reader; see benchmarks/README.md), bounded by time instead of count: about 7.5 s per reader,
-about a minute in all.  Any crash, hang or memory blow-up fails the test and names the saved input
+about 70 s in all.  Any crash, hang or memory blow-up fails the test and names the saved input
 and how to replay it.  ``RPCTRACE_FUZZ_SEED`` picks other inputs (the default is fixed, so a
 failure reproduces).
 """

@@ -425,7 +425,7 @@ def _binary_procedures(raw: dict[str, dict[str, dict]], u: str):
     if not candidates:
         return None, None, {}
     modules: dict[str, int] = {}
-    for sid, rec in candidates:
+    for _sid, rec in candidates:
         key = (rec.get("module") or "").lower()
         modules[key] = max(modules.get(key, 0), len(rec["procedures"]))
     if len(modules) > 1:  # the module naming the most procedures serves it; precedence breaks ties

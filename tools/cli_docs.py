@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rpctrace.cli import COMMANDS, build_parser  # noqa: E402
+from rpctrace.cli import COMMANDS, build_parser
 
 HEAD = """# Command line reference
 

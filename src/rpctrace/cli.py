@@ -19,8 +19,8 @@ from rpctrace.commands import EXIT_INPUT, EXIT_OK, err
 from rpctrace.errors import RpctraceError
 
 #: command modules under rpctrace.commands, in the order `rpctrace --help` lists them
-COMMANDS = ("demo", "explain", "calls", "tree", "events", "report", "export", "windbg", "acl", "names", "record", "synth",
-            "index", "query")
+COMMANDS = ("demo", "explain", "calls", "tree", "events", "check", "report", "export", "windbg", "acl", "names", "symbols",
+            "record", "synth", "index", "query")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,6 +75,8 @@ KINDS: frozenset[str] = frozenset(
         "image.load",
         "image.unload",
         "image.rundown",
+        "image.id",
+        "image.dbgid",
         "file.create",
         "file.op",
         "stack",
@@ -156,3 +158,21 @@ def iso_to_ticks(text: str) -> int:
     base = _dt.datetime.fromisoformat(text).replace(tzinfo=_dt.timezone.utc)
     frac = (frac + "0000000")[:7]
     return (base - _EPOCH_1601) // _dt.timedelta(microseconds=1) * 10 + int(frac)
+
+
+def target_of(ev: Event) -> str | None:
+    """The object an operation acted on: the registry key (HKLM form once paths are resolved) or
+    the file; the KCB's relative name when nothing better is known.  The one definition every
+    record and view uses (a registry *value* operation's value is :func:`target_text`'s)."""
+    f = ev.fields
+    return f.get("path") or f.get("open_path") or f.get("key_name")
+
+
+def target_text(ev: Event) -> str:
+    """What to show as an operation's target: :func:`target_of`, and for a registry value
+    operation the value too (``HKLM\\...\\eventlog\\Application\\Type``, not just the key)."""
+    target = target_of(ev) or ""
+    value = ev.fields.get("value_name")
+    if value and ev.kind.startswith("registry.") and "value" in ev.kind:
+        return f"{target}\\{value}" if target else str(value)
+    return str(target)

@@ -57,6 +57,13 @@ def test_busy_server_256_clients(tmp_path):
     # workers were reused and message ids repeat over time (the premise of the scenario)
     ids = [t["alpc_message_id"] for t in truth["calls"] if t["alpc_message_id"] is not None]
     assert len(ids) > len(set(ids))
+    # ALPC exchanges with ports that are no RPC endpoint (csrss's ApiPort, lsass's
+    # LsaAuthenticationPort) are no calls: every call has its interface, the exchanges are apart
+    assert truth["alpc_exchanges"] > 0.2 * len(truth["calls"])
+    assert all(c.interface is not None and c.protocol_name == "LRPC" for c in result.calls)
+    assert len(result.alpc) == truth["alpc_exchanges"]
+    assert {c.protocol_name for c in result.alpc} == {"ALPC"}
+    assert {c.message.port_name for c in result.alpc} == {"\\Windows\\ApiPort", "\\LsaAuthenticationPort"}
 
 
 def test_nested_parent_links(tmp_path):
@@ -111,3 +118,17 @@ def test_alpc_only_gives_message_pairs_with_port_names(tmp_path):
     assert len(story) == 1
     assert story[0].interface is None and story[0].confidence == 0.6
     assert story[0].failures[0].fields["status"] == 0xC0000022
+
+
+def test_alpc_only_trace_shows_message_pairs_marked_alpc(tmp_path):
+    """With no RPC events at all, ALPC message pairs are what the trace shows: calls marked ALPC,
+    the ports under \\RPC Control\\ said to be RPC endpoints'."""
+    from rpctrace.correlate import correlate_events
+
+    trace, result, truth = run(tmp_path, "audiosrv-access-denied", seed=7)
+    alpc_only = correlate_events([ev for ev in trace.events if not ev.kind.startswith("rpc.")])
+    assert not alpc_only.rpc_seen and not alpc_only.alpc
+    assert alpc_only.calls and {c.protocol_name for c in alpc_only.calls} == {"ALPC"}
+    rpc_ports = [c for c in alpc_only.calls if c.message.port_name.upper().startswith("\\RPC CONTROL\\")]
+    assert rpc_ports and all("port under \\RPC Control\\: an RPC endpoint's" in c.evidence for c in rpc_ports)
+    assert result.rpc_seen and all(c.protocol_name == "LRPC" for c in result.calls)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from rpctrace.correlate import call_record, correlate, correlate_files
+from rpctrace.correlate import call_record, correlate
+from rpctrace.pipeline import correlate_files
 from rpctrace.synth import synthesize
 from rpctrace.trace import load
 

@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 
 from rpctrace.explain import article
-from rpctrace.explain.access_check import (
-    enable_inheritance,
-    evaluate,
-    inherited_aces,
-    powershell_path,
-    ps_quote,
-    suggest_fix,
-)
-from rpctrace.explain.security import parse_sddl, to_sddl
+from rpctrace.security.check import evaluate
+from rpctrace.security.fixes import powershell_path, ps_quote, suggest_fix
+from rpctrace.security.inherit import enable_inheritance, inherited_aces
+from rpctrace.security import parse_sddl, to_sddl
 from rpctrace.knowledge import access, sids
 
 AUDIOSRV = article.AUDIOSRV_SID
@@ -76,13 +71,18 @@ def test_article_fix_is_re_enabling_inheritance():
 def test_fix_without_parent_adds_the_exact_ace():
     fix = suggest_fix(KEY, None, article.audiosrv_principals(), 0x20106, article.AUDIO_RENDER_KEY_PATH)
     assert fix.kind == "add-ace"
-    assert to_sddl_ace(fix) == f"(A;CI;KW;;;{AUDIOSRV})"
-    assert f"(A;CI;KW;;;{AUDIOSRV})" in fix.sddl_after and fix.sddl_after.startswith("O:BAG:SYD:PAI")
+    # the least change: exactly the missing rights (KEY_SET_VALUE | KEY_CREATE_SUB_KEY; the service
+    # holds READ_CONTROL already), to the service SID, for this key only (no inheritance)
+    assert fix.ace.mask == access.KEY_SET_VALUE | access.KEY_CREATE_SUB_KEY and fix.ace.flags == 0
+    assert to_sddl_ace(fix) == f"(A;;DCLC;;;{AUDIOSRV})"
+    assert f"(A;;DCLC;;;{AUDIOSRV})" in fix.sddl_after and fix.sddl_after.startswith("O:BAG:SYD:PAI")
     assert evaluate(parse_sddl(fix.sddl_after), article.audiosrv_principals(), 0x20106).allowed
+    assert not fix.dangerous and fix.to_dict()["dangerous"] is False and fix.to_dict()["danger"] is None
     assert "New-Object System.Security.AccessControl.RegistryAccessRule(" in fix.powershell
     assert "SecurityIdentifier('" + AUDIOSRV + "')" in fix.powershell
-    assert "[System.Security.AccessControl.RegistryRights]'WriteKey'" in fix.powershell
-    assert "'ContainerInherit'" in fix.powershell and "$acl.AddAccessRule($rule)" in fix.powershell
+    assert "[System.Security.AccessControl.RegistryRights]6" in fix.powershell
+    assert "[System.Security.AccessControl.InheritanceFlags]'None'" in fix.powershell
+    assert "$acl.AddAccessRule($rule)" in fix.powershell
 
 
 def to_sddl_ace(fix):
@@ -121,7 +121,7 @@ def test_deny_ace_takes_precedence():
 def test_inherited_deny_is_overridden_by_an_explicit_allow():
     sd = parse_sddl("O:BAG:SYD:AI(D;ID;KW;;;S-1-5-19)(A;ID;KR;;;S-1-5-19)")
     fix = suggest_fix(sd, None, ["LS"], access.KEY_WRITE, r"HKLM\SOFTWARE\Contoso")
-    assert fix.kind == "add-ace" and fix.sddl_after.index("(A;CI;KW;;;LS)") < fix.sddl_after.index("(D;ID")
+    assert fix.kind == "add-ace" and fix.sddl_after.index("(A;;KW;;;LS)") < fix.sddl_after.index("(D;ID")
 
 
 def test_inherit_only_aces_are_skipped():
@@ -154,7 +154,7 @@ def test_null_empty_dacl_and_owner_rights():
     assert not evaluate(ow, ["BA"], access.WRITE_DAC).allowed
     # an empty DACL fix adds the ACE
     fix = suggest_fix(parse_sddl("O:BAD:"), None, ["LS"], access.KEY_READ, r"HKLM\SOFTWARE\X")
-    assert fix.kind == "add-ace" and fix.sddl_after == "O:BAD:(A;CI;KR;;;LS)"
+    assert fix.kind == "add-ace" and fix.sddl_after == "O:BAD:(A;;KR;;;LS)"
 
 
 def test_maximum_allowed():

@@ -47,7 +47,8 @@ def test_sddl_json(capsys):
     deciding = [a for a in acc["aces"] if a["index"] in acc["deciding"]]
     assert [(a["sid"], a["mask_names"], a["explicit"]) for a in deciding] == [(AUDIOSRV, ["KEY_READ"], True)]
     assert doc["fix"]["kind"] == "add-ace"  # no parent given
-    assert doc["fix"]["ace"] == f"(A;CI;KW;;;{AUDIOSRV})"
+    assert doc["fix"]["ace"] == f"(A;;DCLC;;;{AUDIOSRV})"  # exactly the missing rights, this key only
+    assert doc["fix"]["dangerous"] is False and doc["fix"]["danger"] is None
     assert doc["fix"]["after"]["allowed"] is True
     assert "$path = 'HKLM:\\<key path>'" in doc["fix"]["powershell"]
     assert doc["descriptor"]["dacl_protected"] is True and doc["descriptor"]["owner_name"] == "BUILTIN\\Administrators"
@@ -66,8 +67,10 @@ def test_hive_text_and_json(capsys, hive_files):  # noqa: F811
     assert code == 0
     assert "sddl        O:BAG:BAD:AI(A;ID;KR;;;BU)" in out
     assert "DACL        inherits from the parent, 7 ACE(s)" in out
-    assert "verdict     DENIED" in out and "fix         Add the ACE (A;CI;KW;;;" + AUDIOSRV + ")" in out
-    assert "$path = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\Audiosrv'" in out
+    assert "verdict     DENIED" in out and "fix         Add the ACE (A;;DCLC;;;" + AUDIOSRV + ")" in out
+    # a service's own key decides what runs as the service: the fix says so
+    assert "DANGER      " in out and "service configuration" in out
+    assert "$path = 'HKLM:\\SYSTEM\\ControlSet001\\Services\\Audiosrv'" in out
     code, out, _ = run(capsys, "acl", key, "--hive", hive, "--principal", "SY", "--access", "0xF003F", "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["access"]["allowed"] is True and doc["fix"] is None
@@ -104,9 +107,8 @@ def test_hive_errors_are_one_line(capsys, hive_files, tmp_path):  # noqa: F811
 def test_a_source_is_required(capsys):
     code, _, err = run(capsys, "acl", r"HKLM\SYSTEM", "--principal", "LS")
     assert code == 2 and "--hive PATH or --sddl KEYPATH=SDDL" in err and err.count("\n") == 1
-    with pytest.raises(SystemExit):
-        main(["acl", r"HKLM\SYSTEM"])  # --principal is required
-    capsys.readouterr()
+    code, _, err = run(capsys, "acl", r"HKLM\SYSTEM", "--sddl", "D:")
+    assert code == 2 and "--principal NAME|SID... or --as service:NAME" in err
 
 
 def test_sddl_means_what_it_means_in_explain(capsys):

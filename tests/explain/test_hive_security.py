@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from hive_samples import hive_files  # noqa: F401 - the fixture
 
-from rpctrace.explain.security import parse_binary, parse_sddl, to_binary, to_sddl
+from rpctrace.security import parse_binary, parse_sddl, to_binary, to_sddl
 from rpctrace.knowledge import access
 from rpctrace.sources.hive import (
     Hive,
@@ -54,7 +54,7 @@ def test_every_descriptor_decodes(hives, name):
         assert parse_binary(to_binary(sd)) == sd
     # every key points at one of those cells and its bytes decode
     keys = 0
-    for path, item in hive.iter_security():
+    for _path, item in hive.iter_security():
         assert not isinstance(item, HiveError), str(item)
         keys += 1
     assert keys == EXPECTED[name][1]

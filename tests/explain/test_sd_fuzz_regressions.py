@@ -8,7 +8,7 @@ import struct
 import pytest
 from hive_samples import unpack
 
-from rpctrace.explain.security import SecurityDescriptorError, parse_sddl, to_sddl
+from rpctrace.security import SecurityDescriptorError, parse_sddl, to_sddl
 from rpctrace.sources.hive import Hive, HiveError
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rpctrace.explain import article
-from rpctrace.explain.security import (
+from rpctrace.security import (
     SE_DACL_AUTO_INHERITED,
     SE_DACL_PRESENT,
     SE_DACL_PROTECTED,

@@ -289,7 +289,7 @@ def test_filter_controls(audiosrv):
     assert page.find("select", id="f-proc") and page.find("select", id="f-iface")
     assert page.find("input", id="f-failed", type="checkbox")
     # every filterable element says which processes and interface it concerns
-    for tag, attrs in page.tags:
+    for _tag, attrs in page.tags:
         if "fc" in attrs.get("class", "").split():
             assert re.fullmatch(r"(\d+( \d+)*)?", attrs["data-pids"]) and re.fullmatch(r"i\d+", attrs["data-iface"])
             assert attrs["data-failed"] in ("0", "1")
@@ -309,14 +309,14 @@ def test_deterministic_and_cli(audiosrv, etl, tmp_path, capsys):
     assert "re-enable inheritance" in text
     # without --sddl the finding asks for the key's ACL instead of giving a verdict
     assert main(["report", str(etl), "-o", str(out)]) == 0
-    assert "--hive SOFTWARE" in out.read_text(encoding="utf-8")
+    assert "--hive SOFTWARE" in out.read_text(encoding="utf-8")  # the key is under HKLM\\SOFTWARE
 
 
 def test_report_of_a_trace_without_calls(tmp_path):
     from rpctrace.trace.model import Trace
 
     page = render_report(Trace([]), [], [])
-    assert "No failing call found" in page and "No call has a known start and end" in page
+    assert "No failure to blame" in page and "No call has a known start and end" in page
 
 
 # --- (b) hostile strings ------------------------------------------------------------------------
@@ -691,8 +691,12 @@ def test_large_report_counts_agree_and_failing_calls_are_listed(busy):
     assert total > 6000
     header = " ".join(Page(text[: text.index("</header>")]).all_text.split())
     assert f"{total} RPC calls rebuilt" in header
-    failing = {c["id"] for c in calls if c["failures"]}
+    from rpctrace.knowledge.failures import classify
+
+    failing = {c["id"] for c in calls if any(classify(f["status"], f["kind"]) == "blame" for f in c["failures"])}
+    expected_only = {c["id"] for c in calls if c["failures"]} - failing
     assert f"{len(failing)} with a failing server operation" in header
+    assert expected_only and f"{len(expected_only)} more with expected results only" in header
     listed = [int(i) for i in re.findall(r'<li class="call fc tc[^"]*" id="call-(\d+)"', text)]
     assert len(listed) == len(set(listed))
     assert failing <= set(listed)  # no failing call is hidden behind a cap
@@ -703,7 +707,7 @@ def test_large_report_counts_agree_and_failing_calls_are_listed(busy):
     roots, detailed = numbers[0], numbers[1]
     assert roots == total and detailed == 3000
     not_listed = int(re.search(r"(\d+) calls without a failing operation are not listed", scope).group(1))
-    assert detailed + (len(listed) - detailed) + not_listed == total
+    assert len(listed) + not_listed == total
     assert "--call ID" in scope and "--failed" in scope
     timeline = _section(text, "timeline")
     assert f"Bars of 5000 of the {total} calls are drawn" in Page(timeline).all_text
@@ -730,3 +734,31 @@ def test_browser_opens_a_large_report(busy, chromium, tmp_path):
     total = int(re.search(r'data-total="(\d+)"', busy["html"]).group(1))
     assert facts["status"] == f"showing {facts['listed']} of {total} calls listed"
     assert re.fullmatch(rf"showing \d+ \({facts['listed']} of {total} calls listed\)", facts["failedBox"])
+
+
+def test_capped_tree_lists_every_failing_call_in_brief(audiosrv):
+    """Over the detail budget, failing calls are listed one line each; over the brief bound the page
+    counts what it left out and names the command that lists them."""
+    from rpctrace.correlate.calls import Call
+    from rpctrace.model import Event
+    from rpctrace.render.report.facts import Names
+    from rpctrace.render.report.views import call_tree
+
+    def call(n: int, status: int) -> Call:
+        c = Call(n, client_pid=10, client_tid=11, server_pid=20, server_tid=21, start=n, end=n + 1)
+        c.operations = [Event(n, 20, 21, 0, "p", 0, 11, 0, "registry.open",
+                              {"status": status, "path": f"HKLM\\SOFTWARE\\K{n}"})]
+        return c
+
+    calls = [call(n, 0xC0000022 if n % 3 == 0 else 0) for n in range(1, 151)]  # 50 denied, 100 fine
+    trace = audiosrv["trace"]
+    tree = call_tree(calls, trace, Names(trace, calls, []), 0, limit=10, brief_limit=25)
+    assert tree["roots"] == 150 and tree["detailed"] == 10 and tree["detailed_failing"] == 10
+    assert len(tree["brief"]) == 25 and tree["failing_not_listed"] == 15 and tree["others_not_listed"] == 100
+    assert tree["listed"] == 35
+    page = render_report(trace, [], calls, tree_limit=10, brief_limit=25,
+                         commands={"calls_failed": "rpctrace calls T.etl --failed"})
+    scope = Page(re.search(r'<p class="warn" id="tree-scope">(.*?)</p>', page, re.S).group(1)).all_text
+    assert "150 top-level calls: 10 are shown in detail (10 failing ones first" in " ".join(scope.split())
+    assert "15 failing calls are not listed" in scope and "rpctrace calls T.etl --failed" in scope
+    assert "100 calls without a failing operation are not listed" in " ".join(scope.split())

@@ -69,7 +69,7 @@ def test_tree_is_process_thread_call_operations(traces, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("rundll32.exe pid ")
     assert re.fullmatch(r"  thread \d+", out[1])
-    assert all(re.match(r"    call \d+  \S+!\S+  sync  LRPC \S+  \d+ µs  status 0  confidence \d\.\d\d$", line)
+    assert all(re.match(r"    call \d+  \S+!\S+  sync  LRPC \S+  \d+ µs  rpc status 0, result not in the trace  confidence \d\.\d\d$", line)
                for line in out if line.startswith("    call "))
     at = next(i for i, line in enumerate(out) if "!PolicyConfigSetDefaultEndpoint  sync  LRPC AudioClientRpc  " in line)
     assert out[at + 1].startswith("      -> server svchost.exe (Audiosrv) pid ")

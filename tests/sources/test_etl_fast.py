@@ -78,7 +78,7 @@ def test_damaged_buffers(tmp_path):
     synthesize("lost-events", str(path), None, seed=5, calls=200)
     decoder, buffers = _buffers(path)
     rng = random.Random(1)
-    for n in range(400):
+    for _ in range(400):
         data, cpu, skip = buffers[rng.randrange(len(buffers))]
         data = bytearray(data)
         for _ in range(rng.randint(1, 8)):
@@ -110,7 +110,7 @@ def test_xpress_matches_python(samples):
             offset += buf.size
             index += 1
     rng = random.Random(3)
-    for n in range(40):
+    for _ in range(40):
         plain = bytes(rng.choice(b"abc\x00\xff") for _ in range(rng.randrange(1, 5000)))
         streams.append((compress(plain), len(plain)))
     assert len(streams) > 60

@@ -131,7 +131,7 @@ def test_status_names_consistent_with_knowledge(parsed):
         from rpctrace.knowledge.status import ntstatus_name
 
         knowledge = ntstatus_name(0xC0000022)
-    except Exception:  # noqa: BLE001 - the knowledge tables may not be built yet
+    except Exception:
         knowledge = None
     assert status_name(0xC0000022) == (knowledge or "STATUS_ACCESS_DENIED")
     for ev in parsed["LogfileTests64bitUTC"]["events"][:5000]:
@@ -304,7 +304,7 @@ def write_pml(path: Path, *, pointer_size: int, processes: list[dict], events: l
     table = bytearray(struct.pack("<I", n) + b"".join(struct.pack("<I", p["index"]) for p in processes))
     first = 4 + 8 * n
     offs = []
-    for e in entries:
+    for _ in entries:
         offs.append(first + sum(len(x) for x in entries[: len(offs)]))
     table += b"".join(struct.pack("<I", o) for o in offs) + b"".join(entries)
     body += table

@@ -61,11 +61,14 @@ def _read(path):
 def _key(rec):
     """(provider, id or opcode) of a record as dissect reports it, provider fixed up."""
     from dissect.etl.headers.event import EventHeader
+    from dissect.etl.headers.headers import EventTraceHeader
 
     h = rec.header
     if isinstance(h, EventHeader):
         # dissect defect: provider_id is UUID(bytes=...); the file holds bytes_le.
         return str(uuid.UUID(bytes_le=bytes(h.header.ProviderId))), h.header.Id
+    if isinstance(h, EventTraceHeader):  # classic (ImageID): Class.Type, the opcode, is Version's low byte
+        return str(h.provider_id), h.header.Version & 0xFF
     return str(h.provider_id), h.opcode
 
 
@@ -141,7 +144,7 @@ def test_kernel_payloads_decode_with_dissect(written):
             assert (s.ProcessId, s.TThreadId) == (ev["pid"], ev["tid"])
             assert s.Affinity == f["affinity"] and s.TebBase == f["teb_base"]
             assert s.Win32StartAddr == f["win32_start_address"] and s.SubProcessTag == f["sub_process_tag"]
-        elif kind.startswith("image."):
+        elif kind in ("image.load", "image.rundown"):
             s = rec.event._struct
             assert s.ProcessId == ev["pid"] and s.FileName == f["file_name"]
             assert s.ImageBase == f["image_base"] and s.ImageSize == f["image_size"]
@@ -323,7 +326,7 @@ def test_buffers_per_cpu_and_file_order_is_not_time_order(written, name):
             last_ts[h.ProcessorIndex] = stamps[-1]
             last_seen[h.ProcessorIndex] = i
             starts.append(stamps[0])
-        for cpu, i in last_seen.items():  # the last buffer of each CPU says so
+        for _cpu, i in last_seen.items():  # the last buffer of each CPU says so
             assert int(buffers[i].header.BufferFlag) & 0x01
     assert any(b < a for a, b in zip(starts, starts[1:])), "file order should not be time order"
 
@@ -386,7 +389,7 @@ def test_32bit_logger(tmp_path):
         assert len(recs) == truth["record_count"]
         assert [_key(r) for r in recs] == [_truth_key(e) for e in truth["events"]]
         types = collections.Counter(bytes(r.header.data[2:3])[0] for r in recs)
-        assert set(types) == {0x01, 0x10, 0x12}  # SYSTEM32, PERFINFO32, EVENT_HEADER32
+        assert set(types) == {0x01, 0x10, 0x12, 0x0A}  # SYSTEM32, PERFINFO32, EVENT_HEADER32, FULL32 (ImageID)
         # dissect defect: 32-bit payload decoding crashes (EtwPointer.as_32bit is not a
         # classmethod), so the payloads are decoded here.
         for rec, ev in zip(recs, truth["events"]):

@@ -11,9 +11,9 @@ pytest.importorskip("pyarrow", reason="rpctrace[index] (pyarrow) is not installe
 distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed: pip install "
                                                         "'rpctrace[cluster]' (the test extras have it)")
 
-from rpctrace import synth  # noqa: E402
-from rpctrace.cli import main  # noqa: E402
-from tables_helpers import read_index  # noqa: E402
+from rpctrace import synth
+from rpctrace.cli import main
+from tables_helpers import read_index
 
 
 def test_cluster_run_equals_local_run(tmp_path, capsys):

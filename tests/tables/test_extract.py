@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rpctrace import pipeline, synth
-from rpctrace.explain.coverage import coverage
+from rpctrace import synth
 from rpctrace.tables.extract import extract, host_of
 from rpctrace.tables.schema import SCHEMA_VERSION, TABLES
 
@@ -112,26 +111,30 @@ def test_etl_fallback_host_is_stable_and_said():
     assert host_of([{}])[0] == "unknown"
 
 
-def test_coverage_streamed_equals_whole(audiosrv):
-    whole = coverage(pipeline.load([str(audiosrv)]))
-    trace, result = pipeline.calls([str(audiosrv)], operations="report")
-    streamed = pipeline.coverage(trace, result)
-    for name in ("events", "rpc_events", "rpc_stop_events", "alpc_events", "registry_events", "file_events", "stacks",
-                 "process_rundown", "image_loads", "processes", "events_lost", "buffers_lost"):
-        assert getattr(streamed, name) == getattr(whole, name), name
-    assert whole.rpc_events and whole.alpc_events and whole.registry_events and whole.stacks
-    assert streamed.calls == len(result.calls)
-    assert streamed.lacks() == whole.lacks() == ["no file events: a failing file cannot be seen"]
-    # a listing reads no stacks: the count is unknown, and no line claims there are none
-    listing = pipeline.coverage(*pipeline.calls([str(audiosrv)], operations="failed"))
-    assert listing.stacks is None and not any("stacks" in line for line in listing.lacks())
+def _check(capsys, path) -> dict:
+    from rpctrace.cli import main
+
+    main(["check", str(path), "--format", "json"])
+    return json.loads(capsys.readouterr().out)
 
 
-def test_coverage_says_what_is_lost_and_missing(tmp_path):
-    path = tmp_path / "lost.etl"
-    synth.synthesize("lost-events", path, seed=2, calls=10)
-    cov = pipeline.coverage(*pipeline.calls([str(path)], operations="report"))
-    assert cov.events_lost > 0
-    assert any(line.startswith(f"the logger lost {cov.events_lost} events") for line in cov.lacks())
-    d = cov.to_dict()
-    assert d["lacks"] == cov.lacks() and d["events_lost"] == cov.events_lost
+@pytest.mark.parametrize("scenario", ["audiosrv-access-denied", "lost-events"])
+def test_coverage_is_what_check_reports(tmp_path, capsys, scenario):
+    path = tmp_path / f"{scenario}.etl"
+    synth.synthesize(scenario, path, seed=2, calls=10)
+    ex = extract(str(path), sha256=_sha(path))
+    row = {k: v[0] for k, v in ex.columns["traces"].items()}
+    checked = _check(capsys, path)
+    events = checked["events"]
+    assert row["missing"] == checked["missing"]
+    assert all(line in row["lacks"] for line in checked["advice"])
+    assert (row["events_lost"], row["buffers_lost"]) == (checked["lost_events"], checked["lost_buffers"])
+    assert row["rpc_events"] == events.get("rpc.client_start", 0) + events.get("rpc.server_start", 0) > 0
+    assert row["rpc_stop_events"] == events.get("rpc.client_stop", 0) + events.get("rpc.server_stop", 0)
+    assert row["alpc_events"] == sum(n for k, n in events.items() if k.startswith("alpc.")) > 0
+    assert row["image_loads"] == events.get("image.load", 0) + events.get("image.rundown", 0)
+    assert row["calls"] == checked["calls"]
+    if scenario == "lost-events":
+        assert row["events_lost"] > 0 and any(line.startswith("the logger lost") for line in row["lacks"])
+    else:
+        assert row["stacks"] > 0 and row["registry_events"] > 0

@@ -22,9 +22,9 @@ import pytest
 pytest.importorskip("pyarrow", reason="rpctrace[index] (pyarrow) is not installed")
 pytest.importorskip("duckdb", reason="rpctrace[index] (duckdb) is not installed")
 
-from rpctrace import synth  # noqa: E402
-from rpctrace.cli import main  # noqa: E402
-from tables_helpers import read_index  # noqa: E402
+from rpctrace import synth
+from rpctrace.cli import main
+from tables_helpers import read_index
 
 #: (scenario, seed): small writer traces, every scenario
 TRACES = [("audiosrv-access-denied", 1), ("busy-server", 2), ("nested", 3), ("lost-events", 4), ("async", 5),

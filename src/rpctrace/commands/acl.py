@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 
-from rpctrace.commands import EXIT_OK
+from rpctrace.commands import EXIT_OK, warn
 from rpctrace.commands.options import HELP, add_command, add_format
 from rpctrace.errors import RpctraceError
 
@@ -24,14 +24,10 @@ def cmd_acl(args) -> int:
     from rpctrace import pipeline
     from rpctrace.render.acl import write_text
 
-    key = args.key
-    if key is None and len(args.sddl) == 1:
-        from rpctrace.explain.acl_sources import split_sddl_pair
-
-        key = split_sddl_pair(args.sddl[0])[0]
-    if key is None and args.hive:
-        raise RpctraceError("say which key: rpctrace acl KEYPATH --hive PATH ...")
-    doc = pipeline.acl_check(key, args.hive, args.sddl, args.principal, args.access)
+    doc = pipeline.acl_check(args.key, args.hive, args.sddl, args.principal, args.access, hive_logs=args.hive_log,
+                             as_service=args.as_)
+    for line in doc["warnings"]:
+        warn(line)
     if args.format == "json":
         json.dump(doc, sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
@@ -53,7 +49,12 @@ def register(sub) -> None:
     g.add_argument("--hive", action="append", default=[], metavar="PATH", help=HELP["hive"])
     g.add_argument("--sddl", action="append", default=[], metavar="KEYPATH=SDDL",
                    help=HELP["sddl"] + "; a bare SDDL is KEYPATH's")
-    p.add_argument("--principal", action="extend", nargs="+", required=True, metavar="NAME|SID",
+    g.add_argument("--hive-log", action="append", default=[], metavar="PATH", help=HELP["hive_log"])
+    p.add_argument("--as", dest="as_", metavar="service:NAME",
+                   help="check for the token of a service's process: its service SID, account, Everyone, "
+                        "Authenticated Users and the other groups such a token holds (listed in the output); "
+                        "--principal adds more")
+    p.add_argument("--principal", action="extend", nargs="+", default=[], metavar="NAME|SID",
                    help="SIDs or names in the token (repeat or list several): NT SERVICE\\Audiosrv, 'LOCAL SERVICE', "
                         "S-1-5-19, BA, Everyone...")
     p.add_argument("--access", default="MAXIMUM_ALLOWED", metavar="MASK|NAMES",
@@ -66,6 +67,8 @@ def register(sub) -> None:
 def _run(args) -> int:
     if not args.hive and not args.sddl:
         raise RpctraceError("give the key's security descriptor: --hive PATH or --sddl KEYPATH=SDDL")
+    if not args.principal and not args.as_:
+        raise RpctraceError("say whose access to check: --principal NAME|SID... or --as service:NAME")
     return cmd_acl(args)
 
 

@@ -11,19 +11,14 @@ from rpctrace.commands.options import add_command, add_filters, add_format, add_
 
 def cmd_calls(args) -> int:
     from rpctrace import pipeline
-    from rpctrace.correlate.records import RecordMaker
-    from rpctrace.knowledge.interfaces import lookup
-    from rpctrace.knowledge.status import ntstatus_name
     from rpctrace.render.calls import write_json, write_jsonl, write_table
-    from rpctrace.trace.gcpause import gc_paused
 
     with progress_for(args, "reading") as bar:
         # a listing shows the failed operations only: the others need not be kept
         trace, result = pipeline.calls(args.files, keep_going=args.keep_going, operations="failed", on_progress=bar)
     # one record at a time: built, written, dropped (a listing can hold a million calls)
-    records = map(RecordMaker(trace, names=lookup, status_name=ntstatus_name),
-                  pipeline.select(result, trace, call_filter(args)))
-    with gc_paused():  # records are freed as they are written; the collector would only rescan the calls
+    records = pipeline.call_records(trace, pipeline.select(result, trace, call_filter(args), alpc=args.alpc))
+    with pipeline.gc_paused():  # records are freed as they are written; the collector would only rescan the calls
         {"json": write_json, "jsonl": write_jsonl, "table": write_table}[args.format](records, sys.stdout)
     sys.stdout.flush()
     if result.unpaired:
@@ -39,4 +34,7 @@ def register(sub) -> None:
     add_inputs(p)
     add_format(p, ("table", "json", "jsonl"), "table for people; json (one array) or jsonl (a call per line) for programs")
     add_filters(p)
+    p.add_argument("--alpc", action="store_true",
+                   help="also list ALPC message exchanges that belong to no RPC call (marked ALPC; shown anyway when "
+                        "the trace has no RPC events at all)")
     p.set_defaults(func=cmd_calls)

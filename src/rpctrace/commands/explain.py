@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from rpctrace.commands import EXIT_OK, finish, progress_for
+from rpctrace.commands import EXIT_OK, finish, progress_for, warn
 from rpctrace.commands.options import add_acl_sources, add_command, add_format, add_index_call, add_inputs, call_source
 
 
@@ -13,24 +13,24 @@ def cmd_explain(args) -> int:
     from rpctrace import pipeline
     from rpctrace.render.explain import write_text
 
-    acls = pipeline.acl_sources(args.hive, args.sddl)
+    acls = pipeline.acl_sources(args.hive, args.sddl, args.hive_log)
+    for line in acls.warnings:
+        warn(line)
     with call_source(args) as (files, call_id), progress_for(args, "reading") as bar:
-        trace = pipeline.load(files, keep_going=args.keep_going, on_progress=bar)
-        bar.stage("explaining")
-        if call_id is None:
-            findings = pipeline.findings(trace, acls=acls)
-        else:
-            findings = pipeline.findings_of_call(trace, call_id, acls=acls)
+        result = pipeline.explain(files, keep_going=args.keep_going, acls=acls, include_expected=args.all,
+                                  on_progress=bar, on_stage=bar.stage, call_id=call_id)
     if args.format == "json":
-        json.dump(findings, sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(result.findings, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
-    elif call_id is not None and not findings:
-        sys.stdout.write(f"Call {call_id}: no failure to explain (its server work succeeded, or failed only on "
-                         "optional keys).\n")
+    elif call_id is not None and not result.findings:
+        sys.stdout.write(f"Call {call_id}: no failure to explain (its server work succeeded, or failed only with "
+                         "expected results; --all shows those).\n")
     else:
-        write_text(findings, sys.stdout)
+        write_text(result.findings, sys.stdout, left_out=result.left_out, limits=result.limits, calls=result.calls)
     sys.stdout.flush()
-    return finish(trace) or EXIT_OK
+    for line in result.limits:
+        warn(line)
+    return finish(result.trace) or EXIT_OK
 
 
 def register(sub) -> None:
@@ -38,5 +38,8 @@ def register(sub) -> None:
     add_inputs(p, nargs="*")
     add_format(p, ("text", "json"), "text for people, json for programs")
     add_index_call(p)
+    p.add_argument("--all", action="store_true",
+                   help="also show expected results (optional keys not found, buffer sizes asked, fast I/O refused): "
+                        "left out by default and counted")
     add_acl_sources(p)
     p.set_defaults(func=cmd_explain)

@@ -31,7 +31,7 @@ def _opnum(text: str) -> int:
 
 
 def cmd_names(args) -> int:
-    from rpctrace.knowledge import interfaces
+    from rpctrace import pipeline
     from rpctrace.render import names as render
 
     if args.search is not None:
@@ -41,7 +41,7 @@ def cmd_names(args) -> int:
             raise RpctraceError("--search needs some text")
         if args.limit < 0:
             raise RpctraceError("--limit must be 0 (no limit) or more")
-        matches = interfaces.search(args.search)
+        matches = pipeline.search_names(args.search)
         shown = matches if args.limit == 0 else matches[: args.limit]
         records = render.search_records(shown)
         if args.format == "json":
@@ -51,12 +51,11 @@ def cmd_names(args) -> int:
         return EXIT_OK if matches else EXIT_NOT_FOUND
     if args.uuid is None:
         raise RpctraceError("give an interface UUID (rpctrace names UUID [OPNUM]) or --search TEXT")
-    uuid = interfaces.normalize_uuid(args.uuid)
+    uuid, info = pipeline.interface_names(args.uuid)
     if uuid is None:
         raise RpctraceError(f"{printable(args.uuid, 60)!r} is not a UUID (expected 8-4-4-4-12 hex digits, "
                             "braces optional, e.g. 12345678-1234-abcd-ef00-01234567cffb)")
     opnum = _opnum(args.opnum) if args.opnum is not None else None
-    info = interfaces.info(uuid)
     rec = render.interface_record(info, opnum) if info else render.unknown_record(uuid, opnum)
     if args.format == "json":
         render.write_json(rec, sys.stdout)

@@ -34,6 +34,8 @@ HELP = {
             "failing key's security descriptor is read; repeat for several hives",
     "sddl": "a key's security descriptor as SDDL (PowerShell: (Get-Acl KEY).Sddl); repeat for the parent "
             "key to get inheritance fixes",
+    "hive_log": "a hive's transaction log (SYSTEM.LOG1, SYSTEM.LOG2) to apply before reading it, as Windows "
+                "does for a hive not written cleanly; goes with the --hive of its name",
     "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format) whose names take precedence "
              "over the packaged ones; also read from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
     "on": "an index `rpctrace index` wrote (its directory): the tables to query, or where --call TRACE:ID is found",
@@ -90,6 +92,7 @@ def add_acl_sources(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("security descriptors (for the ACL verdict and the fix)")
     g.add_argument("--hive", action="append", default=[], metavar="PATH", help=HELP["hive"])
     g.add_argument("--sddl", action="append", default=[], metavar="KEYPATH=SDDL", help=HELP["sddl"])
+    g.add_argument("--hive-log", action="append", default=[], metavar="PATH", help=HELP["hive_log"])
 
 
 def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) -> None:
@@ -98,7 +101,7 @@ def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) 
 
 def call_filter(args):
     """The :class:`~rpctrace.correlate.select.CallFilter` the command line asked for."""
-    from rpctrace.correlate.select import CallFilter
+    from rpctrace.pipeline import CallFilter
 
     return CallFilter(client=getattr(args, "client", None), server=getattr(args, "server", None),
                       interface=getattr(args, "interface", None), failed=bool(getattr(args, "failed", False)))
@@ -131,7 +134,7 @@ def call_source(args) -> Iterator[tuple[list[str], "int | None"]]:
         raise RpctraceError("--on DIR takes the trace from the index: give no FILE")
     if not args.call:
         raise RpctraceError("--on DIR needs --call TRACE:ID (which call of which trace)")
-    from rpctrace.tables.query import indexed_trace
+    from rpctrace.pipeline import indexed_trace
 
     with indexed_trace(args.on, args.call) as (path, call_id):
         yield [path], call_id

@@ -10,20 +10,19 @@ from rpctrace.commands.options import HELP, add_command, add_format
 
 
 def cmd_query(args) -> int:
+    from rpctrace import pipeline
     from rpctrace.render.rows import write_rows
-    from rpctrace.tables.query import NAMED, connect, run
 
-    chosen = [(q, getattr(args, q.option[2:].replace("-", "_"))) for q in NAMED]
+    named = pipeline.named_queries()
+    chosen = [(q, getattr(args, q.option[2:].replace("-", "_"))) for q in named]
     chosen = [(q, v) for q, v in chosen if v not in (None, False)]
     if len(chosen) + bool(args.sql) != 1:
-        raise RpctraceError("query: give either SQL or one named query (" + ", ".join(q.option for q in NAMED) + ")")
-    con = connect(args.on)
+        raise RpctraceError("query: give either SQL or one named query (" + ", ".join(q.option for q in named) + ")")
     if args.sql:
-        columns, rows = run(con, args.sql)
+        columns, rows = pipeline.query(args.on, sql=args.sql)
     else:
         q, value = chosen[0]
-        params = [] if q.metavar is None else [q.param(value) if q.param else value]
-        columns, rows = run(con, q.sql, params)
+        columns, rows = pipeline.query(args.on, named=q.option, value=None if value is True else value)
     write_rows(columns, rows, args.format, sys.stdout)
     sys.stdout.flush()
     return EXIT_OK
@@ -43,7 +42,7 @@ examples:
 
 
 def register(sub) -> None:
-    from rpctrace.tables.query import NAMED
+    from rpctrace.pipeline import named_queries
 
     p = add_command(sub, "query", "ask SQL questions across an index of many traces (DuckDB, in this process)",
                     description="Ask SQL questions across an index of many traces: DuckDB runs in this process,\n"
@@ -54,7 +53,7 @@ def register(sub) -> None:
     p.add_argument("--on", required=True, metavar="DIR", help=HELP["on"])
     add_format(p, ("table", "json", "csv"), "table for people; json (an array of objects) or csv for programs")
     g = p.add_argument_group("named queries (instead of SQL)")
-    for q in NAMED:
+    for q in named_queries():
         if q.metavar is None:
             g.add_argument(q.option, action="store_true", help=q.help)
         else:

@@ -18,17 +18,20 @@ def cmd_report(args) -> int:
     check_output(args.output)
     with call_source(args) as (inputs, call_id), progress_for(args, "reading") as bar:
         model = pipeline.report(inputs, keep_going=args.keep_going, flt=call_filter(args), call_id=call_id,
-                                hives=args.hive, sddl_pairs=args.sddl, on_progress=bar, on_stage=bar.stage)
+                                hives=args.hive, sddl_pairs=args.sddl, hive_logs=args.hive_log, on_progress=bar,
+                                on_stage=bar.stage)
         bar.stage("writing the page")
         files = " ".join(shlex.quote(f) for f in inputs)
         size = write_report(model.trace, args.output, findings=model.findings, calls=model.calls,
-                            total_calls=model.total_calls, scope=model.scope,
+                            total_calls=model.total_calls, scope=model.scope, limits=model.limits + model.warnings,
                             commands={"calls_failed": f"rpctrace calls {files} --failed",
                                       "report_call": f"rpctrace report {files} --call ID -o call.html"})
-    failing = sum(1 for c in model.calls if c.failures)
+    failing = sum(1 for c in model.calls if c.blamed)
     scope = f" (of {model.total_calls}: {model.scope})" if model.scope else ""
     warn(f"wrote {args.output}: {len(model.findings)} finding(s), {len(model.calls)} calls{scope}, {failing} with a "
          f"failing server operation ({size:,} bytes; open it in a browser, it needs no network)")
+    for line in model.limits + model.warnings:
+        warn(line)
     return finish(model.trace) or EXIT_OK
 
 

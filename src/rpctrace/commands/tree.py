@@ -10,9 +10,6 @@ from rpctrace.commands.options import add_command, add_filters, add_inputs, call
 
 def cmd_tree(args) -> int:
     from rpctrace import pipeline
-    from rpctrace.correlate.records import RecordMaker
-    from rpctrace.knowledge.interfaces import lookup
-    from rpctrace.knowledge.status import ntstatus_name
     from rpctrace.render.calls import write_tree
 
     with progress_for(args, "reading") as bar:
@@ -20,7 +17,7 @@ def cmd_tree(args) -> int:
     roots = pipeline.tree_roots(result, trace, call_filter(args), args.call)
     if args.call is not None and not roots:
         raise RpctraceError(f"no call {args.call} (calls are numbered 1..{len(result.calls)})")
-    write_tree(roots, trace, sys.stdout, RecordMaker(trace, names=lookup, status_name=ntstatus_name), ntstatus_name)
+    write_tree(roots, trace, sys.stdout, pipeline.record_maker(trace))
     sys.stdout.flush()
     return finish(trace) or EXIT_OK
 

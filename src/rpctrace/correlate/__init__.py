@@ -1,6 +1,8 @@
 """Correlation: ALPC message pairing -> RPC calls -> server-side attribution -> call tree.
 
-``correlate(trace)`` is the library API; ``call_record`` gives the JSON shape the CLI prints.
+``correlate(trace)`` correlates an assembled trace, :class:`Correlator` events fed as they come
+(the pipeline streams a file through it, :func:`rpctrace.pipeline.correlate_files`);
+``call_record`` gives the JSON shape the CLI prints.  Nothing here opens a file.
 """
 
 from __future__ import annotations
@@ -9,61 +11,9 @@ from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, pair_messages
 from rpctrace.correlate.calls import Call, Correlation, Correlator, correlate_events
 from rpctrace.correlate.records import call_record, failure_record
 
-__all__ = ["AlpcMessage", "AlpcPairing", "Call", "Correlation", "Correlator", "correlate", "correlate_events", "correlate_files", "pair_messages",
+__all__ = ["AlpcMessage", "AlpcPairing", "Call", "Correlation", "Correlator", "correlate", "correlate_events", "pair_messages",
            "call_record", "failure_record"]
 
 
 def correlate(trace) -> Correlation:
     return correlate_events(trace.events)
-
-
-def correlate_files(paths, keep_going: bool = False, operations: str = "all", on_progress=None,
-                    keep_all_for: int = 0):
-    """``(trace, correlation)`` for the files of one incident.
-
-    One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
-    reconstructed as the events pass and only the calls and their servers' operations are kept,
-    so memory follows the number of calls, not of events.  Several files are merged first
-    (clock alignment needs them whole), then correlated.  The returned trace has the process
-    and image tables and ``error`` (damage that ended reading); with one file its ``events``
-    list is empty and ``records`` says how many events were read.  ``operations="failed"``
-    keeps only the servers' failed operations (see :class:`Correlator`).  ``on_progress(done,
-    total)`` is called as reading advances, when the reader can tell how far it is.
-    """
-    from rpctrace.trace import load
-    from rpctrace.trace.gcpause import gc_paused
-    from rpctrace.trace.stream import open_stream
-
-    if operations not in ("all", "failed", "report"):
-        raise ValueError(f"operations must be 'all', 'failed' or 'report', not {operations!r}")
-    paths = list(paths)
-    if len(paths) != 1:
-        trace = load(paths, keep_going=keep_going, on_progress=on_progress)
-        trace.records = len(trace.events)
-        with gc_paused():
-            correlator = Correlator(operations, keep_all_for)
-            correlator.feed(trace.events)
-            return trace, correlator.finish()
-    # a listing of calls (operations="failed") shows no stacks: they need not be kept
-    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed")
-    try:
-        with gc_paused():
-            correlator = Correlator(operations, keep_all_for)
-            reader = stream.reader
-            for batch in stream.batches():
-                correlator.feed(batch)
-                if on_progress is not None:
-                    pos = getattr(reader, "position", None)
-                    if pos and pos[1]:
-                        on_progress(*pos)
-            trace = stream.finish()
-            result = correlator.finish(pid_of=stream.pid_of)
-            for call in result.calls:
-                if call.operations:
-                    stream.complete(call.operations)
-            if result.outside:
-                stream.complete(result.outside)
-    finally:
-        stream.close()
-    trace.records = stream.records
-    return trace, result

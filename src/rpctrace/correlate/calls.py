@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, with_evidence
+from rpctrace.knowledge.failures import event_class
+from rpctrace.knowledge.status import is_failure
 from rpctrace.model import Event
 from rpctrace.trace.gcpause import gc_paused
 
@@ -37,9 +39,7 @@ FALLBACK_WINDOW = 30 * 10_000_000
 FAILING = ("registry.", "file.")
 
 
-def is_failure_status(status: int | None) -> bool:
-    """An NTSTATUS of severity error (0xC...)."""
-    return status is not None and (status & 0xC0000000) == 0xC0000000
+is_failure_status = is_failure  # the one definition (rpctrace.knowledge.status)
 
 
 @dataclass(eq=False, slots=True)
@@ -77,10 +77,19 @@ class Call:
     has_server: bool = False
     from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
     merged: bool = False  # RPC-only fallback: folded into the client-side call
+    #: a call seen in a network capture: addresses, ports, pipe, frames, how it was joined
+    #: (:class:`rpctrace.correlate.remote.Wire`); None for calls from a trace alone
+    wire: "object | None" = None
     stop_tid: int | None = None  # the thread that logged the client's RPC event 7, when not the caller
+    #: the procedure's result where the trace has it: the status of RpcRaiseException (RPC event 9)
+    #: or of extended error information (event 1) logged on the call's threads while it was open;
+    #: None when the trace does not have it (ETW does not record a procedure's return value)
+    result_status: int | None = None
+    result_source: str | None = None
     #: how many of the server's operations for this call were not kept (``operations="report"``:
     #: a call beyond the first ones, without a failure, keeps none)
     ops_not_kept: int = 0
+    expected_not_kept: int = 0  # of those, how many failed with an expected result
 
     @property
     def mode(self) -> str | None:
@@ -111,10 +120,30 @@ class Call:
 
     @property
     def failures(self) -> list[Event]:
+        """The server's failed operations for this call (expected results among them)."""
         return [op for op in self.operations if op.kind.startswith(FAILING) and is_failure_status(op.fields.get("status"))]
 
     @property
+    def expected_only(self) -> bool:
+        """Operations failed, all of them with expected results (kept or counted)."""
+        return bool(self.failures or self.expected_not_kept) and not self.blamed
+
+    @property
+    def blamed(self) -> list[Event]:
+        """The failed operations that deserve blame (:mod:`rpctrace.knowledge.failures`): not the
+        expected results (optional keys not found, buffer sizes asked, fast I/O refused)."""
+        return [op for op in self.operations if op.kind.startswith(FAILING) and event_class(op) == "blame"]
+
+    @property
+    def alpc_only(self) -> bool:
+        """An ALPC message exchange no RPC event belongs to: not known to be an RPC call at all
+        (csrss's ApiPort, other non-RPC ports; or an RPC call whose RPC events were lost)."""
+        return self.message is not None and not self.has_client and not self.has_server and self.wire is None
+
+    @property
     def protocol_name(self) -> str | None:
+        if self.alpc_only:
+            return "ALPC"
         if self.protocol is None:
             return "LRPC" if self.message is not None else None
         return PROTOCOLS.get(self.protocol, str(self.protocol))
@@ -142,6 +171,11 @@ class Correlation:
     outside: list[Event] = field(default_factory=list)
     #: failed operations outside calls beyond :data:`MAX_OUTSIDE` (counted, not kept)
     outside_dropped: int = 0
+    #: ALPC message exchanges that belong to no RPC call, when the trace has RPC events (then they
+    #: are not calls: ``calls --alpc`` shows them, marked "ALPC"); numbered after the calls
+    alpc: list[Call] = field(default_factory=list)
+    #: whether the trace had Microsoft-Windows-RPC events at all
+    rpc_seen: bool = False
 
 
 def _endpoint_from_port(port: str | None) -> str | None:
@@ -202,6 +236,7 @@ class Correlator:
         self.endpoints: dict[str, set[int]] = {}
         self.outside: list[Event] = []
         self.outside_dropped = 0
+        self.rpc_seen = False
         self._creates: deque = deque(maxlen=_CREATES_WAITING)  # file creates outside calls, status pending
 
     def _new_call(self) -> Call:
@@ -269,9 +304,10 @@ class Correlator:
             return
         for op in ops:
             status = op.fields.get("status")
-            if is_failure_status(status) or (status is None and op.kind == "file.create"):
+            if event_class(op) == "blame" or (status is None and op.kind == "file.create"):
                 return
         call.ops_not_kept += len(ops)
+        call.expected_not_kept += sum(1 for op in ops if is_failure(op.fields.get("status")))
         call.operations = ()
 
     def _outside(self, ev: Event, kind: str) -> None:
@@ -314,6 +350,7 @@ class Correlator:
             self.taken[key] = msg
 
     def _rpc(self, ev: Event, kind: str, key: tuple) -> None:
+        self.rpc_seen = True
         f = ev.fields
         serving = self.serving
         if kind == "rpc.client_start":
@@ -397,6 +434,16 @@ class Correlator:
                     del serving[key]  # without ALPC the server's work ends with event 8
                     if self.trim_after is not None:
                         self._settle(call)
+        elif kind == "rpc.raise" or kind == "rpc.eeinfo":
+            # the procedure raised (event 9) or error information was recorded (event 1) on a
+            # thread of an open call: that is the call's result as the trace has it
+            status = f.get("status")
+            if status:
+                call = serving.get(key) or self.open_client.get(key) or self.last_client.get(key)
+                if call is not None and call.result_status is None and (call.end is None or call.end >= ev.ts):
+                    call.result_status = status
+                    call.result_source = ("RpcRaiseException (RPC event 9)" if kind == "rpc.raise"
+                                          else "extended error information (RPC event 1)")
         elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
             self.endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
 
@@ -439,14 +486,29 @@ class Correlator:
         calls = [c for c in calls if not c.merged]
         for c in calls:
             _score(c)
+        alpc: list[Call] = []
+        if self.rpc_seen:
+            # The trace has RPC events, so an exchange with none of them is not known to be an RPC
+            # call (datagrams to csrss's ApiPort, other non-RPC ports): apart, numbered after.
+            alpc = [c for c in calls if c.alpc_only and c.parent is None and not c.children]
+            if alpc:
+                apart = {id(c) for c in alpc}
+                calls = [c for c in calls if id(c) not in apart]
         for n, c in enumerate(calls, 1):
             c.id = n
+        for n, c in enumerate(alpc, len(calls) + 1):
+            c.id = n
+        for c in calls if not self.rpc_seen else ():
+            if c.alpc_only and c.message is not None and c.message.port_name and \
+                    c.message.port_name.upper().startswith("\\RPC CONTROL\\"):
+                c.evidence = with_evidence(c.evidence, "port under \\RPC Control\\: an RPC endpoint's")
         for ev in self._creates:
             self._keep_outside(ev)
         self._creates.clear()
         outside = self.outside
         outside.sort(key=lambda e: e.ts)
-        return Correlation(calls, pairing.unpaired, pairing.ports, endpoints, outside, self.outside_dropped)
+        return Correlation(calls, pairing.unpaired, pairing.ports, endpoints, outside, self.outside_dropped, alpc,
+                           self.rpc_seen)
 
 
 def _fill_rpc(call: Call, f: dict) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from rpctrace.model import Event, ticks_to_iso
+from rpctrace.model import Event, target_of, ticks_to_iso
 
 if TYPE_CHECKING:
     from rpctrace.correlate.calls import Call
@@ -117,7 +117,7 @@ class RecordMaker:
         parent = call.parent
         children = call.children
         failures = call.failures
-        return {
+        record = {
             "id": call.id,
             "client": {"pid": client_pid, "tid": call.client_tid, "image": client_image},
             "server": {"pid": server_pid, "tid": call.server_tid, "image": server_image, "service": service},
@@ -135,6 +135,8 @@ class RecordMaker:
             "server_end": ticks_to_iso(server_end) if server_end is not None else None,
             "duration_us": (end - start) / 10 if end is not None and start is not None else None,
             "status": status if status is not None else call.server_status,
+            "result": call.result_status,
+            "result_source": call.result_source,
             "auth_level": call.auth_level,
             "auth_service": call.auth_service,
             "confidence": call.confidence,
@@ -144,6 +146,22 @@ class RecordMaker:
             "children": [c.id for c in children] if children else [],
             "failures": [self.failure(op) for op in failures] if failures else [],
         }
+        wire = call.wire
+        if wire is not None:
+            _add_wire(record, wire)
+        return record
+
+
+def _add_wire(record: dict, wire: Any) -> None:
+    """A call seen in a network capture also has the client's and server's address and port,
+    the pipe (named pipes) and the capture's own facts (``wire``); calls from a trace alone keep
+    the fixed record shape (see :mod:`rpctrace.render.recordjson`)."""
+    record["client"]["address"] = wire.client_address
+    record["client"]["port"] = wire.client_port
+    record["server"]["address"] = wire.server_address
+    record["server"]["port"] = wire.server_port
+    record["pipe"] = wire.pipe
+    record["wire"] = wire.as_dict()
 
 
 def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
@@ -151,7 +169,7 @@ def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
     status = f.get("status")
     return {
         "kind": op.kind,
-        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "path": target_of(op),
         "status": status,
         "status_name": status_name(status) if status_name is not None and status is not None else None,
         "pid": op.pid,

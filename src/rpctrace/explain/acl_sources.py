@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass
 
 from rpctrace.errors import InputError
-from rpctrace.explain.access_check import evaluate, suggest_fix
-from rpctrace.explain.security import SecurityDescriptor, SecurityDescriptorError, parse_binary, parse_sddl
+from rpctrace.security.check import evaluate
+from rpctrace.security.fixes import suggest_fix
+from rpctrace.security import SecurityDescriptor, SecurityDescriptorError, parse_binary, parse_sddl
 from rpctrace.knowledge import access
 from rpctrace.knowledge.registry import user_path
 
@@ -63,12 +64,14 @@ class Found:
     sddl_text: str | None = None  # as the user typed it
     hive_path: str | None = None
     hive_kind: str | None = None
+    full_path: str | None = None  # the key's path as the running system names it (from the hive)
 
 
 class AclSources:
     """Security descriptors by key path, from SDDL given on the command line and from hives."""
 
-    def __init__(self, hives: list[str] | None = None, sddl: dict[str, str] | None = None):
+    def __init__(self, hives: list[str] | None = None, sddl: dict[str, str] | None = None,
+                 hive_logs: list[str] | None = None):
         self._sddl: dict[str, SecurityDescriptor] = {}
         self._text: dict[str, str] = {}
         for key, text in (sddl or {}).items():
@@ -78,13 +81,33 @@ class AclSources:
                 raise InputError(f"--sddl {key}", f"bad SDDL: {exc}") from None
             self._text[_norm(key)] = text
         self._hives = []
+        #: what a person must know about the descriptors' sources (a dirty hive read as it is)
+        self.warnings: list[str] = []
+        import os
+
+        logs_by_hive: dict[str, list[str]] = {}
+        for log in hive_logs or []:
+            stem = os.path.basename(log).rsplit(".", 1)[0].upper()
+            logs_by_hive.setdefault(stem, []).append(log)
         for path in hives or []:
             from rpctrace.sources.hive import open_hive
 
-            self._hives.append(open_hive(path))
+            logs = logs_by_hive.pop(os.path.basename(path).upper(), None)
+            hive = open_hive(path, logs)
+            if hive.dirty and not hive.logs_applied:
+                first, second = hive.sequences
+                self.warnings.append(
+                    f"{path}: the hive is dirty (sequence numbers {first} and {second} differ): changes in its "
+                    f"transaction logs were not applied, so recent changes to keys may be missing; give them with "
+                    f"--hive-log {os.path.basename(path)}.LOG1 --hive-log {os.path.basename(path)}.LOG2")
+            self._hives.append(hive)
+        for stem, logs in logs_by_hive.items():
+            raise InputError(logs[0], f"no --hive file named {stem} for this transaction log (logs go with the hive "
+                                      "of their name: SYSTEM.LOG1 with SYSTEM)")
 
     @classmethod
-    def from_args(cls, hives: list[str], sddl_pairs: list[str], key: str | None = None) -> "AclSources":
+    def from_args(cls, hives: list[str], sddl_pairs: list[str], key: str | None = None,
+                  hive_logs: list[str] | None = None) -> "AclSources":
         """From the ``--hive`` and ``--sddl KEYPATH=SDDL`` options; a bare ``--sddl SDDL`` is
         the descriptor of ``key`` (``rpctrace acl KEYPATH``), and an error where there is none."""
         sddl = {}
@@ -95,7 +118,7 @@ class AclSources:
                     raise InputError("--sddl", f"expected KEYPATH=SDDL, got {pair!r}")
                 name = key
             sddl[name] = text
-        return cls(hives, sddl)
+        return cls(hives, sddl, hive_logs)
 
     @property
     def empty(self) -> bool:
@@ -128,7 +151,8 @@ class AclSources:
                 errors.append(exc)
                 continue
             try:
-                return Found(parse_binary(raw), f"hive {hive.path}", hive_path=hive.path, hive_kind=hive.kind)
+                return Found(parse_binary(raw), f"hive {hive.path}", hive_path=hive.path, hive_kind=hive.kind,
+                             full_path=hive.full_path(key_path))
             except SecurityDescriptorError as exc:
                 errors.append(InputError(hive.path, f"{key_path}: {exc}"))
         if len(errors) == 1:
@@ -189,7 +213,7 @@ class AclSources:
 
 
 def _to_sddl(sd: SecurityDescriptor) -> str | None:
-    from rpctrace.explain.security import to_sddl
+    from rpctrace.security import to_sddl
 
     try:
         return to_sddl(sd)

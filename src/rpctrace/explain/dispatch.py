@@ -1,13 +1,16 @@
-"""Failures inside RPC server dispatch, found from stacks alone.
+"""Failures outside any call the trace shows, and the ones among them inside RPC server dispatch.
 
 A Procmon log has no RPC events, but its stacks show when a thread was running code that rpcrt4
 called: the server side of an RPC call (rule and limits: :func:`rpctrace.knowledge.stackframes.find_rpc_dispatch`).
-A registry or file operation that failed (NTSTATUS of severity error) on such a stack is a
-failure *while serving an RPC call* - the article's pattern without ETW.
+A registry or file operation that failed on such a stack is a failure *while serving an RPC
+call* - the article's pattern without ETW.  Every other failure outside a call still matters to
+the person reading the log (an ACCESS DENIED is an ACCESS DENIED): it is a finding too, marked
+outside, without a dispatch entry.
 
-:func:`rpc_dispatch_failures` lists them, one record per operation; :func:`group_failures`
-counts them per (process, operation, path, status).  ETW events with stacks work too: their
-frames are resolved through the trace's image tables and the same rule applied.
+:func:`outside_failures` lists them, one record per operation; :func:`group_failures` counts them
+per (process, operation, path, value, status); :func:`outside_findings` makes the findings.  ETW
+events with stacks work too: their frames are resolved through the trace's image tables and the
+same rule applied.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from rpctrace.correlate.calls import is_failure_status
-from rpctrace.knowledge import access, services
+from rpctrace.knowledge import access, services, sids
 from rpctrace.knowledge.status import ntstatus_name as status_name
-from rpctrace.model import Event, ticks_to_iso
+from rpctrace.model import Event, target_of, target_text, ticks_to_iso
 from rpctrace.knowledge.stackframes import KERNEL, OTHER, RPC, SYSTEM, SYSTEM_MODULES, Frame, find_rpc_dispatch
 
 
@@ -56,7 +59,7 @@ def _access_text(mask: int | None, object_type: str) -> str | None:
     return access.format(mask, object_type) if mask is not None else None
 
 
-def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, Any]:
+def _record(trace, ev: Event, dispatch: dict | None, frames: list[str]) -> dict[str, Any]:
     f = ev.fields
     info = trace.process(ev.pid)
     image = f.get("process_name") or (info.image if info else None)
@@ -66,6 +69,7 @@ def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, An
     desired = f.get("desired_access")
     object_type = "key" if ev.kind.startswith("registry.") else "file"
     user_sid = (info.user_sid if info else None) or f.get("user_sid")
+    dispatch = dispatch or {}
     return {
         "ts": ticks_to_iso(ev.ts),
         "ts_ticks": ev.ts,
@@ -76,13 +80,14 @@ def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, An
         "command_line": command_line,
         "service": service,
         "service_group": group,
-        "user": f.get("user"),
+        "user": f.get("user") or (sids.name_of(user_sid) if user_sid else None),
         "user_sid": user_sid,
         "integrity": f.get("integrity"),
         "kind": ev.kind,
         "operation": f.get("operation") or ev.kind,
-        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "path": target_of(ev),
         "value_name": f.get("value_name"),
+        "target": target_text(ev),
         "nt_path": f.get("nt_path"),
         "desired_access": desired,
         "desired_access_text": _access_text(desired, object_type),
@@ -97,9 +102,9 @@ def _record(trace, ev: Event, dispatch: dict, frames: list[str]) -> dict[str, An
     }
 
 
-def rpc_dispatch_failures(trace, events=None) -> list[dict]:
-    """Every failing registry/file operation whose stack shows RPC server dispatch, in time order
-    (of ``events``; default the trace's)."""
+def outside_failures(trace, events=None) -> list[dict]:
+    """Every failing registry/file operation of ``events`` (default: the trace's), in time order,
+    each with the RPC dispatch its stack shows (``dispatch_entry``), if any."""
     out = []
     kernel_ids = {id(img) for img in trace.images.get(0) or ()}
     for ev in (trace.events if events is None else events):
@@ -115,20 +120,24 @@ def rpc_dispatch_failures(trace, events=None) -> list[dict]:
             resolved = _frames_from_trace(trace, ev, kernel_ids)
             dispatch = find_rpc_dispatch(resolved)
             frames = [fr.text for fr in resolved]
-        if dispatch is None:
-            continue
         if frames is None:
             frames = [trace.symbolize(ev.pid, a) for a in ev.stack or ()]
         out.append(_record(trace, ev, dispatch, list(frames)))
     return out
 
 
+def rpc_dispatch_failures(trace, events=None) -> list[dict]:
+    """The failures of :func:`outside_failures` whose stack shows RPC server dispatch."""
+    return [r for r in outside_failures(trace, events) if r["dispatch_entry"] is not None]
+
+
 def group_failures(records: list[dict]) -> list[dict]:
-    """Counts per (process, operation, path, status); paths compare case-insensitively, as the
-    registry and NTFS do.  Most frequent first."""
+    """Counts per (process, operation, path, value, status, dispatch entry); paths compare
+    case-insensitively, as the registry and NTFS do.  Most frequent first."""
     groups: dict[tuple, dict] = {}
     for r in records:
-        key = (r["pid"], r["image"], r["operation"], (r["path"] or "").upper(), r.get("value_name"), r["status"])
+        key = (r["pid"], r["image"], r["operation"], (r["path"] or "").upper(), r.get("value_name"), r["status"],
+               r["dispatch_entry"] is not None)
         g = groups.get(key)
         if g is None:
             g = groups[key] = {
@@ -144,7 +153,8 @@ def group_failures(records: list[dict]) -> list[dict]:
         if r["desired_access"] is not None:
             g["desired_access"].add(r["desired_access"])
         entry = r["dispatch_entry"]
-        g["dispatch_entries"][entry] = g["dispatch_entries"].get(entry, 0) + 1
+        if entry is not None:
+            g["dispatch_entries"][entry] = g["dispatch_entries"].get(entry, 0) + 1
     out = []
     for g in groups.values():
         g["desired_access"] = sorted(g["desired_access"])
@@ -154,62 +164,77 @@ def group_failures(records: list[dict]) -> list[dict]:
     return out
 
 
-def dispatch_findings(trace, acls=None, events=None) -> list[dict]:
-    """Findings without a correlated call (``call: None``), one per group of failures.
+#: what a finding says of the client side when the trace has none (Procmon logs no RPC events)
+NO_CLIENT = "not recorded by the trace (Process Monitor logs no RPC events, so no client side)"
 
-    A default for :func:`rpctrace.explain.findings.build_findings`, which asks this module for
-    them when a trace has no RPC calls; the ACL verdict is added when ``acls`` offers
-    ``verdict(failure, principals)``.
-    """
-    records = rpc_dispatch_failures(trace, events)
+
+def outside_findings(trace, acls=None, events=None) -> list[dict]:
+    """Findings for failures outside any call (``call: None``, ``outside: True``), one per group
+    of failures; ``dispatch`` names the RPC server entry point when the stack shows one."""
     findings = []
-    for g in group_failures(records):
+    for g in group_failures(outside_failures(trace, events)):
         first = g["first_record"]
         desired = first["desired_access"]
         who = first["user"] or first["user_sid"] or "the process's account"
         svc = first["service"] or (f"svchost group {first['service_group']}" if first["service_group"] else None)
         failure = {
             "kind": first["kind"], "operation": first["operation"], "path": first["path"],
-            "value_name": first["value_name"], "nt_path": first["nt_path"], "status": first["status"],
-            "status_name": first["status_name"], "desired_access": desired,
+            "value_name": first["value_name"], "target": first["target"], "nt_path": first["nt_path"],
+            "status": first["status"], "status_name": first["status_name"], "desired_access": desired,
             "desired_access_names": first["desired_access_names"], "desired_access_text": first["desired_access_text"],
             "pid": first["pid"], "tid": first["tid"], "ts": first["ts"], "call": None, "stack": first["stack"],
             "count": g["count"],
         }
         verdict = None
-        if acls is not None and hasattr(acls, "verdict") and failure["path"]:
+        if acls is not None and hasattr(acls, "verdict") and failure["path"] and failure["kind"].startswith("registry."):
             principals = [s for s in (first["user_sid"],) if s]
             try:
                 verdict = acls.verdict(failure, principals)
-            except Exception:  # noqa: BLE001 - a missing hive or SDDL must not hide the finding
+            except Exception:
                 verdict = None
         times = f" ({g['count']} times)" if g["count"] > 1 else ""
         server = {"pid": first["pid"], "tid": first["tid"], "image": first["image"],
                   "command_line": first["command_line"], "service": first["service"]}
-        summary = (f"{first['image']} (pid {first['pid']}{', ' + svc if svc else ''}) was serving an RPC call "
-                   f"(dispatch entry {first['dispatch_entry']}) when {first['operation']} of {first['path']}"
-                   f"{' desired ' + first['desired_access_text'] if desired is not None else ''} failed with "
-                   f"{first['status_name'] or hex(first['status'])} running as {who}{times}.")
+        what = (f"{first['operation']} of {first['target']}"
+                f"{' desired ' + first['desired_access_text'] if desired is not None else ''} failed with "
+                f"{first['status_name'] or hex(first['status'])} running as {who}{times}")
+        where = f"{first['image']} (pid {first['pid']}{', ' + svc if svc else ''})"
+        if first["dispatch_entry"] is not None:
+            summary = (f"{where} was serving an RPC call (dispatch entry {first['dispatch_entry']}; the client is "
+                       f"not in the trace) when {what}.")
+        else:
+            summary = f"Outside any RPC call the trace shows: in {where}, {what}."
         findings.append({
             "call": None,
             "summary": summary,
             "client": None,
+            "client_note": NO_CLIENT if first["source"] == "procmon" else "no client: the operation was not made while serving a call the trace shows",
             "server": server,
             "interface": None,
+            "hops": [],
+            "status": None,
             "failure": failure,
             "identity": {"user": first["user"], "user_sid": first["user_sid"], "service": first["service"],
                          "service_sid": None},
             "acl": verdict.get("acl") if verdict else None,
             "fix": verdict.get("fix") if verdict else None,
             "confidence": None,
-            "dispatch": {"entry": first["dispatch_entry"], "frames": first["dispatch_frames"]},
+            "outside": True,
+            "dispatch": ({"entry": first["dispatch_entry"], "frames": first["dispatch_frames"]}
+                         if first["dispatch_entry"] is not None else None),
             "chain": [
-                f"server {first['image']} pid {first['pid']}{' (' + svc + ')' if svc else ''} thread {first['tid']}",
-                f"RPC dispatch: rpcrt4 -> {first['dispatch_entry']}",
-                f"{first['operation']} {first['path']}"
+                f"process {first['image']} pid {first['pid']}{' (' + svc + ')' if svc else ''} thread {first['tid']}",
+                (f"RPC dispatch: rpcrt4 -> {first['dispatch_entry']}" if first["dispatch_entry"] is not None
+                 else "not while serving an RPC call the trace shows"),
+                f"{first['operation']} {first['target']}"
                 + (f" desired {first['desired_access_text']}" if desired is not None else "")
-                + f" -> {first['status_name'] or hex(first['status'])}",
+                + f" -> {first['status_name'] or hex(first['status'])}" + times,
                 f"identity: user {who}",
             ],
         })
     return findings
+
+
+def dispatch_findings(trace, acls=None, events=None) -> list[dict]:
+    """The findings of :func:`outside_findings` inside RPC dispatch."""
+    return [f for f in outside_findings(trace, acls, events) if f["dispatch"] is not None]

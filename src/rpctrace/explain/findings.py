@@ -1,12 +1,17 @@
 """Findings: the chain from a client's call to the verdict and the fix, in the article's terms.
 
-For each suspect call (:func:`rpctrace.explain.rootcause.suspect_calls`) a finding says:
-client -> server (process, service, thread) -> interface/procedure -> failing operation (path in
-HKLM form, desired access when the source has it, status) -> identity (process user, service and
-its SID) -> ACL verdict (when the key's security descriptor is known, from a hive or SDDL) -> fix.
+For each top-level call that failed (:func:`rpctrace.explain.rootcause.suspect_calls`) a finding
+says: the client -> every hop of the call (server process, service, thread, interface, procedure,
+ALPC message, status) down to the hop where it failed -> the failing operation (the key or file,
+the value for a value operation, the desired access when the source has it, the status) -> the
+identity it ran under (process user, service and its SID) -> the ACL verdict (when the key's
+security descriptor is known, from a hive or SDDL) -> the fix.
 
-Traces without correlated calls (a Procmon log: no RPC events, but stacks that run through RPC
-dispatch) give findings with ``call: null`` from :mod:`rpctrace.explain.dispatch`.
+Only failures that deserve blame are findings (:mod:`rpctrace.knowledge.failures`); the expected
+results left out are counted (:func:`expected_left_out`; ``--all`` includes them).  Failures that
+happened outside any call the trace shows come last, marked ``outside`` - a Procmon log's failures
+among them (Procmon records no RPC events; when a stack runs through RPC dispatch the finding says
+which server entry point it was, :mod:`rpctrace.explain.dispatch`).
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ from typing import Any
 
 from rpctrace.correlate.calls import Call, Correlation
 from rpctrace.explain.acl_sources import AclSources
-from rpctrace.explain.rootcause import Blame, blame_rank, suspect_calls
+from rpctrace.explain.rootcause import Blame, blame_rank, first_failure, suspect_calls
 from rpctrace.knowledge import access, codes, interfaces, services, sids
-from rpctrace.model import ticks_to_iso
+from rpctrace.knowledge.failures import event_class
+from rpctrace.knowledge.registry import hive_option
+from rpctrace.knowledge.status import is_failure
+from rpctrace.model import target_of, target_text, ticks_to_iso
+
+__all__ = ["build_findings", "expected_left_out", "failure_of", "identity_of"]
 
 
 def _status_text(code: int | None) -> str:
@@ -61,10 +71,13 @@ def failure_of(trace, blame: Blame) -> dict:
     stack = [trace.symbolize(op.pid, a) for a in op.stack] if op.stack else f.get("frames")
     return {
         "kind": op.kind,
-        "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+        "path": target_of(op),  # the key (or file): what an ACL belongs to
+        "value_name": f.get("value_name"),
+        "target": target_text(op),  # with the value, for a value operation
         "nt_path": f.get("nt_path"),
         "status": f.get("status"),
         "status_name": codes.name(f.get("status"), hint="NTSTATUS") if f.get("status") is not None else None,
+        "expected": blame.expected,
         "desired_access": desired,
         "desired_access_names": access.decode(desired, "key") if desired is not None and op.kind.startswith("registry.") else None,
         "pid": op.pid,
@@ -81,45 +94,114 @@ def _process(trace, pid, tid) -> dict:
             "command_line": info.command_line if info else None}
 
 
-def finding_for_call(trace, call: Call, blame: Blame, acls: AclSources) -> dict[str, Any]:
+def _target(call: Call) -> tuple[str | None, str | None, str]:
+    """(interface name, procedure, what a person calls it: ``audiosrv!PolicyConfigSetDefaultEndpoint``)."""
     iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
-    client = _process(trace, call.client_pid, call.client_tid)
-    server = _process(trace, blame.call.server_pid, blame.call.server_tid)
-    identity = identity_of(trace, blame.call.server_pid, blame.call.interface)
-    server["service"] = identity["service"]
-    failure = failure_of(trace, blame)
-    verdict = acls.verdict(failure, _principals(identity)) if failure["path"] else None
     where = proc or f"opnum {call.opnum}"
-    module = (interfaces.info(call.interface).module if call.interface and interfaces.info(call.interface) else None)
-    target = f"{module.rsplit('.', 1)[0]}!{where}" if module and proc else f"{iname or call.interface or 'an RPC interface'} {where}"
+    known = interfaces.info(call.interface) if call.interface else None
+    module = known.module if known else None
+    text = f"{module.rsplit('.', 1)[0]}!{where}" if module and proc else f"{iname or call.interface or 'an RPC interface'} {where}"
+    return iname, proc, text
+
+
+def _hop(trace, call: Call) -> dict:
+    iname, proc, _ = _target(call)
+    server = _process(trace, call.server_pid, call.server_tid)
+    server.pop("command_line")
+    server["service"] = identity_of(trace, call.server_pid, call.interface)["service"]
+    client = _process(trace, call.client_pid, call.client_tid)
+    client.pop("command_line")
+    return {"call": call.id, "client": client, "server": server,
+            "interface": {"uuid": call.interface, "name": iname}, "procedure": proc,
+            "alpc_message_id": call.alpc_message_id, "status": call.status if call.status is not None else call.server_status}
+
+
+def _hop_text(trace, call: Call) -> str:
+    _, _, target = _target(call)
+    info = trace.process(call.server_pid)
+    image = (info.image if info else None) or "an unseen server"
+    service = identity_of(trace, call.server_pid, call.interface)["service"]
+    return f"{target} in {image}" + (f" ({service})" if service else "")
+
+
+def _operation_text(failure: dict) -> str:
+    return failure["kind"].replace("registry.", "registry ").replace("file.", "file ")
+
+
+def finding_for_call(trace, call: Call, blame: Blame | None, acls: AclSources) -> dict[str, Any]:
+    """The finding of top-level ``call``: every hop down to ``blame``'s, or the RPC status the
+    client saw when no operation of the subtree failed."""
+    hops_calls = blame.hops if blame is not None else [call]
+    failing = hops_calls[-1]
+    iname, proc, _ = _target(failing)
+    client = _process(trace, call.client_pid, call.client_tid)
+    server = _process(trace, failing.server_pid, failing.server_tid)
+    identity = identity_of(trace, failing.server_pid, failing.interface)
+    server["service"] = identity["service"]
     who = _who(identity)
-    svc = f" ({identity['service']})" if identity["service"] else ""
-    if verdict is not None and verdict.get("acl"):
+    wire = getattr(call, "wire", None)
+    if wire is not None:  # a remote call: the client is an address on the wire, not a process here
+        client.update(address=wire.client_address, port=wire.client_port)
+    client_name = (f"{wire.client_address}:{wire.client_port}" if wire is not None
+                   else client["image"] or (f"pid {client['pid']}" if client["pid"] is not None else "a client not in the trace"))
+    route = " -> ".join(_hop_text(trace, c) for c in hops_calls)
+    failure = failure_of(trace, blame) if blame is not None else {
+        "kind": "rpc.status", "path": None, "value_name": None, "target": None, "nt_path": None,
+        "status": call.status, "status_name": codes.name(call.status, hint="RPC") if call.status else None,
+        "expected": False, "desired_access": None, "desired_access_names": None, "pid": call.client_pid,
+        "tid": call.client_tid, "ts": ticks_to_iso(call.end) if call.end is not None else None, "call": call.id,
+        "stack": None}
+    verdict = acls.verdict(failure, _principals(identity)) if failure["path"] else None
+    if wire is not None:
+        # a remote call: "10.0.0.5:52311 -> 10.0.0.1 lsass.exe (Netlogon) NetrServerAuthenticate3: ..."
+        host = wire.server_address or "the server"
+        image = server["image"] or "an unseen server"
+        svc = f" ({identity['service']})" if identity["service"] else ""
+        what = ("the call failed with RPC status " + _status_text(call.status) if blame is None else
+                f"{_operation_text(failure)} of {failure['target']} failed with {_status_text(failure['status'])}")
+        summary = (f"{client_name} -> {host} {image}{svc} "
+                   f"{proc or f'opnum {failing.opnum}'}: {what} while running as {who}")
+        if verdict is not None and verdict.get("acl"):
+            summary += f", because {who} {verdict['acl']['short']} {failure['path']}"
+        summary += "."
+    elif blame is None:
+        summary = (f"{client_name} -> {route}: the call failed with RPC status {_status_text(call.status)}; "
+                   "no failing operation of the server's work is in the trace.")
+    elif verdict is not None and verdict.get("acl"):
         acl = verdict["acl"]
-        summary = (f"{client['image']}'s call reached {target} in {server['image']}{svc}, which failed because "
-                   f"{who} {acl['short']} {failure['path']}")
+        summary = f"{client_name}'s call reached {route}, which failed because {who} {acl['short']} {failure['path']}"
         if verdict.get("fix"):
             fix = verdict["fix"]
             summary += "; re-enable inheritance on that key." if fix["kind"] == "enable-inheritance" else f"; {fix['short']}."
         else:
             summary += "."
     else:
-        summary = (f"{client['image']}'s call reached {target} in {server['image']}{svc} (thread {server['tid']}), "
-                   f"where {failure['kind'].replace('registry.', 'registry ').replace('file.', 'file ')} of "
-                   f"{failure['path']} failed with {_status_text(failure['status'])} while running as {who}.")
-        if failure["status"] == 0xC0000022 and failure["kind"].startswith("registry."):
-            summary += " Give rpctrace the key's security descriptor (--hive SOFTWARE or --sddl KEY=SDDL) for the ACL verdict and the fix."
+        summary = (f"{client_name}'s call reached {route} (thread {server['tid']}), where {_operation_text(failure)} of "
+                   f"{failure['target']} failed with {_status_text(failure['status'])} while running as {who}.")
+        if failure["status"] in (0xC0000022, 0xC0000061) and failure["kind"].startswith("registry.") and failure["path"]:
+            summary += (f" Give rpctrace the key's security descriptor ({hive_option(failure['path'])} or "
+                        "--sddl KEYPATH=SDDL) for the ACL verdict and the fix.")
     chain = [
-        f"client {client['image']} pid {client['pid']} thread {client['tid']}",
-        f"server {server['image']} pid {server['pid']}{svc} thread {server['tid']}"
-        + (f" (ALPC message {call.alpc_message_id})" if call.alpc_message_id is not None else ""),
-        f"interface {iname or call.interface} {where} over {call.protocol_name or '?'} endpoint {call.endpoint}",
-        f"{failure['kind']} {failure['path']}"
-        + (f" desired {access.format(failure['desired_access'], 'key')}" if failure["desired_access"] is not None else "")
-        + f" -> {_status_text(failure['status'])}",
-        f"identity: user {identity['user'] or identity['user_sid'] or '?'}"
-        + (f", service {identity['service']} ({identity['service_sid']})" if identity["service"] else ""),
+        (f"client {wire.client_address}:{wire.client_port} over {wire.transport}"
+         + (f" pipe {wire.pipe}" if wire.pipe else f" to port {wire.server_port}") if wire is not None
+         else f"client {client['image'] or '?'} pid {client['pid']} thread {client['tid']}"),
     ]
+    for n, c in enumerate(hops_calls):
+        hop_server = _process(trace, c.server_pid, c.server_tid)
+        service = identity_of(trace, c.server_pid, c.interface)["service"]
+        hi, hp, _ = _target(c)
+        chain.append((f"hop {n + 1}: " if len(hops_calls) > 1 else "")
+                     + f"server {hop_server['image'] or '?'} pid {hop_server['pid']}"
+                     + (f" ({service})" if service else "") + f" thread {hop_server['tid']}"
+                     + (f" (ALPC message {c.alpc_message_id})" if c.alpc_message_id is not None else "")
+                     + f", interface {hi or c.interface} {hp or f'opnum {c.opnum}'} over {c.protocol_name or '?'} "
+                       f"endpoint {c.endpoint}")
+    if blame is not None:
+        chain.append(f"{failure['kind']} {failure['target']}"
+                     + (f" desired {access.format(failure['desired_access'], 'key')}" if failure["desired_access"] is not None else "")
+                     + f" -> {_status_text(failure['status'])}" + (" (an expected result)" if blame.expected else ""))
+    chain.append(f"identity: user {identity['user'] or identity['user_sid'] or '?'}"
+                 + (f", service {identity['service']} ({identity['service_sid']})" if identity["service"] else ""))
     if verdict is not None and verdict.get("acl"):
         chain.append(f"verdict: {verdict['acl']['verdict']}")
     if verdict is not None and verdict.get("fix"):
@@ -129,35 +211,69 @@ def finding_for_call(trace, call: Call, blame: Blame, acls: AclSources) -> dict[
         "summary": summary,
         "client": client,
         "server": server,
-        "interface": {"uuid": call.interface, "name": iname, "opnum": call.opnum, "procedure": proc,
-                      "endpoint": call.endpoint, "protocol": call.protocol_name},
+        "interface": {"uuid": failing.interface, "name": iname, "opnum": failing.opnum, "procedure": proc,
+                      "endpoint": failing.endpoint, "protocol": failing.protocol_name},
+        "hops": [_hop(trace, c) for c in hops_calls],
+        "status": {"rpc": call.status, "result": call.result_status, "result_source": call.result_source,
+                   "note": None if call.result_status is not None else
+                   "the procedure's own result is not in the trace (ETW does not record it)"},
         "failure": failure,
         "identity": {k: identity[k] for k in ("user", "service", "service_sid")} | {"user_sid": identity["user_sid"]},
         "acl": verdict.get("acl") if verdict else None,
         "fix": verdict.get("fix") if verdict else None,
         "confidence": call.confidence,
+        "outside": False,
         "chain": chain,
     }
 
 
-def build_findings(trace, correlation: Correlation, acls: AclSources | None = None) -> list[dict]:
-    acls = acls or AclSources()
-    findings = [finding_for_call(trace, call, blame, acls) for call, blame in suspect_calls(correlation.calls)]
-    # Failures inside RPC dispatch that no correlated call explains (a Procmon log has no RPC
-    # events at all): findings with call null, from the stacks alone.
-    from rpctrace.explain.dispatch import dispatch_findings
+def _outside_events(trace, correlation: Correlation) -> list:
+    """Failed operations no call was being served for (a whole trace: from its events)."""
+    if not trace.events:
+        return correlation.outside
+    covered = {id(op) for c in correlation.calls for op in c.operations}
+    return [ev for ev in trace.events if ev.kind.startswith(("registry.", "file.")) and is_failure(ev.fields.get("status"))
+            and id(ev) not in covered]
 
-    covered = {(op.pid, op.tid, ticks_to_iso(op.ts)) for c in correlation.calls for op in c.failures}
-    # a whole trace has every event; a streamed one kept the failures outside calls
-    events = trace.events if trace.events else correlation.outside
-    stack_only = sorted(dispatch_findings(trace, acls, events),
-                        key=lambda f: (blame_rank(f["failure"]["status"]), -f["failure"].get("count", 1), f["failure"]["ts"]))
-    for f in stack_only:
-        fail = f["failure"]
-        if (fail["pid"], fail["tid"], fail["ts"]) in covered:
-            continue
+
+def expected_left_out(trace, correlation: Correlation) -> int:
+    """How many failed operations are expected results that the findings leave out."""
+    n = 0
+    for c in correlation.calls:
+        n += sum(1 for op in c.failures if event_class(op) == "expected") + c.expected_not_kept
+    n += sum(1 for ev in _outside_events(trace, correlation) if event_class(ev) == "expected")
+    return n
+
+
+def build_findings(trace, correlation: Correlation, acls: AclSources | None = None,
+                   include_expected: bool = False) -> list[dict]:
+    """Every finding, in the order a person reads them (module docstring)."""
+    acls = acls or AclSources()
+    findings = [finding_for_call(trace, call, blame, acls)
+                for call, blame in suspect_calls(correlation.calls, include_expected)]
+    from rpctrace.explain.dispatch import outside_findings
+
+    events = [ev for ev in _outside_events(trace, correlation)
+              if include_expected or event_class(ev) == "blame"]
+    outside = sorted(outside_findings(trace, acls, events),
+                     key=lambda f: (blame_rank(f["failure"]["status"]) if event_class_of(f) == "blame" else 9,
+                                    f["dispatch"] is None, -f["failure"].get("count", 1), f["failure"]["ts"]))
+    for f in outside:
         identity = f["identity"]
         if identity.get("service") and not identity.get("service_sid"):
             identity["service_sid"] = sids.service_sid(identity["service"])
         findings.append(f)
     return findings
+
+
+def event_class_of(finding: dict) -> str:
+    """The failure class of an outside finding's operation."""
+    from rpctrace.knowledge.failures import classify
+
+    failure = finding["failure"]
+    return classify(failure.get("status"), failure.get("kind"), failure.get("operation"))
+
+
+def first_failure_of(call: Call) -> Blame | None:
+    """The blame of a call for views (every failure counts, expected results last)."""
+    return first_failure(call, include_expected=True)

@@ -45,6 +45,9 @@ NULL = "00000000-0000-0000-0000-000000000000"
 RPC = "6ad52b32-d609-4be9-ae07-ce8dae937e39"
 #: not a Windows provider: the GUID rpctrace gives Process Monitor records (uuid5 of "rpctrace:procmon")
 PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
+#: not a Windows provider: the GUID rpctrace gives events decoded from network captures (uuid5,
+#: URL namespace, of "rpctrace:net")
+NET = "74ce6fec-483e-534b-9405-3f83ac23a6e4"
 KERNEL_REGISTRY = "70eb4f03-c1de-4f73-a051-33d13d5413bd"
 
 #: group number (high byte of a kernel HookId) -> MOF class GUID

@@ -33,3 +33,31 @@ def join(base: str, relative: str) -> str:
 
 def is_absolute(name: str) -> bool:
     return name[:10].upper() == "\\REGISTRY\\" or name.upper() == "\\REGISTRY"
+
+
+#: the hive file that holds a key, by the key's root (as `reg save` or a copy of the file gives it)
+_HIVE_FILES = (
+    ("HKLM\\SOFTWARE", "SOFTWARE"),
+    ("HKLM\\SYSTEM", "SYSTEM"),
+    ("HKLM\\SAM", "SAM"),
+    ("HKLM\\SECURITY", "SECURITY"),
+    ("HKCU", "NTUSER.DAT"),
+    ("HKU", "NTUSER.DAT"),
+    ("HKCR", "SOFTWARE"),
+)
+
+
+def hive_file(key_path: str) -> str | None:
+    """The hive file a key lives in (``HKLM\\SYSTEM\\...`` -> ``SYSTEM``), or None for roots
+    without a file of their own."""
+    upper = user_path(key_path).upper().replace("/", "\\")
+    for root, hive in _HIVE_FILES:
+        if upper == root or upper.startswith(root + "\\"):
+            return hive
+    return None
+
+
+def hive_option(key_path: str) -> str:
+    """The ``--hive`` argument a person gives for ``key_path``'s descriptor (``--hive SYSTEM``)."""
+    hive = hive_file(key_path)
+    return f"--hive {hive}" if hive else "--hive <the hive file holding the key>"

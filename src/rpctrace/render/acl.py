@@ -36,6 +36,10 @@ def write_text(doc: dict, out: IO[str]) -> None:
         dacl = (("protected (inheritance off)" if verdict["dacl_protected"] else "inherits from the parent")
                 + f", {count} ACE(s)")
     w(f"DACL        {dacl}\n")
+    if doc.get("token"):
+        w("token       " + (doc["source"].get("as") or "the service's process") + " holds:\n")
+        for t in doc["token"]:
+            w(f"              {_safe(t['name'] or t['sid'])} ({t['sid']}): {_safe(t['why'])}\n")
     w("principals  " + ", ".join(_safe(f"{sids.name_of(p)} ({p})" if sids.name_of(p) else p)
                                  for p in doc["principals"]) + "\n")
     desired = verdict["desired"]
@@ -56,6 +60,10 @@ def write_text(doc: dict, out: IO[str]) -> None:
         w(f"note        {_safe(note)}\n")
     if fix is not None:
         w(f"fix         {_safe(fix['text'])}\n")
+        if fix.get("dangerous"):
+            w(f"DANGER      {_safe(fix['danger'])}\n")
+            if fix.get("alternative"):
+                w(f"safer       {_safe(fix['alternative'])}\n")
         if fix.get("sddl_after"):
             w(f"sddl after  {_safe(fix['sddl_after'])}\n")
         w(f"after       {_safe(fix['after']['verdict'])}\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Iterable
 
-from rpctrace.model import ticks_to_iso
+from rpctrace.model import target_text, ticks_to_iso
 from rpctrace.render.recordjson import record_block, record_line
 
 
@@ -82,7 +82,8 @@ COLUMNS = """columns of the table:
   client    image(pid:tid) of the calling thread;  server: image(pid:tid) of the worker thread
   interface!procedure  names from the interface database, else the UUID and /opnum
   endpoint  the RPC endpoint (ALPC port name for local RPC)
-  status    the RPC runtime's status of the call (0: the call itself completed)
+  status    the RPC runtime's status of the call: 0 says the call came back, not that the procedure
+            succeeded (its own result is in a trace only when it raised: --format json, "result")
   conf      confidence of the client-to-server join, 0.00 to 1.00 (--format json: its evidence)
   failures  how many of the server's operations for this call failed, then the first one"""
 
@@ -143,23 +144,13 @@ def write_table(records: Iterable[dict], out: IO[str]) -> None:
         write(_table_row(r))
 
 
-def _op_target(op) -> str:
-    f = op.fields
-    target = f.get("path") or f.get("open_path") or f.get("key_name") or ""
-    value = f.get("value_name")
-    if value and op.kind.startswith("registry.") and "value" in op.kind:
-        target = f"{target}\\{value}" if target else str(value)
-    return str(target)
-
-
-def write_tree(calls, trace, out: IO[str], record, status_name=None) -> None:
+def write_tree(calls, trace, out: IO[str], record) -> None:
     """The call tree, as ``rpctrace tree`` prints it: client process -> client thread -> call ->
     the server's operations for it -> the calls the server made meanwhile (nested the same way).
 
     ``calls`` are the calls to start from (the roots, or one call); ``record`` a
-    :class:`~rpctrace.correlate.records.RecordMaker` of the trace; ``status_name`` names
-    operation statuses."""
-    from rpctrace.knowledge.status import is_failure as is_failure_status
+    :class:`~rpctrace.correlate.records.RecordMaker` of the trace (it also names statuses)."""
+    from rpctrace.knowledge.status import is_failure as is_failure_status, ntstatus_name as status_name
 
     def line(depth: int, text: str) -> None:
         out.write("  " * depth + text + "\n")
@@ -172,8 +163,11 @@ def write_tree(calls, trace, out: IO[str], record, status_name=None) -> None:
         iface = r["interface"]["name"] or r["interface"]["uuid"] or "?"
         proc = r["procedure"] or (f"opnum {r['opnum']}" if r["opnum"] is not None else "opnum ?")
         mode = _mode(r)
+        result = (f"result {_status(r['result'])} ({r['result_source']})" if r.get("result") is not None
+                  else "result not in the trace")
         line(depth, f"call {r['id']}  {iface}!{proc}  {mode}  {r['protocol'] or '?'} {r['endpoint'] or '-'}  "
-                    f"{duration_text(r['duration_us'])}  status {_status(r['status'])}  confidence {r['confidence']:.2f}")
+                    f"{duration_text(r['duration_us'])}  rpc status {_status(r['status'])}, {result}  "
+                    f"confidence {r['confidence']:.2f}")
         server = r["server"]
         srv = (f"{server['image'] or '?'}" + (f" ({server['service']})" if server.get("service") else "")
                + f" pid {'-' if server['pid'] is None else server['pid']} thread {'-' if server['tid'] is None else server['tid']}")
@@ -186,7 +180,7 @@ def write_tree(calls, trace, out: IO[str], record, status_name=None) -> None:
             status = op.fields.get("status")
             failed = is_failure_status(status)
             name = status_name(status) if status_name is not None and isinstance(status, int) and status else None
-            line(depth + 1, f"{'FAILED ' if failed else ''}{op.kind} {_op_target(op)}  status {_status(status)}"
+            line(depth + 1, f"{'FAILED ' if failed else ''}{op.kind} {target_text(op)}  status {_status(status)}"
                             + (f" {name}" if name else "") + f"  at {ticks_to_iso(op.ts)}")
             if failed and op.stack:
                 for addr in op.stack:

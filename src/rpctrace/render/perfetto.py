@@ -20,8 +20,9 @@ from typing import IO
 
 from rpctrace import __version__
 from rpctrace.knowledge import interfaces
+from rpctrace.knowledge.failures import event_expected_reason
 from rpctrace.knowledge.status import is_failure, ntstatus_name
-from rpctrace.model import ticks_to_iso
+from rpctrace.model import target_of, ticks_to_iso
 
 FLOW_NAME = "rpc request"
 FLOW_CAT = "rpc.flow"
@@ -98,10 +99,12 @@ class _Builder:
         self.events.append(ev)
         return ev
 
-    def instant(self, pid, tid, ts: int, name: str, cat: str, args: dict) -> None:
+    def instant(self, pid, tid, ts: int, name: str, cat: str, args: dict, cname: str | None = None) -> None:
         self.touch(pid, tid)
-        self.events.append({"ph": "i", "s": "t", "name": name, "cat": cat, "ts": self.us(ts), "pid": pid,
-                            "tid": tid, "args": args})
+        ev = {"ph": "i", "s": "t", "name": name, "cat": cat, "ts": self.us(ts), "pid": pid, "tid": tid, "args": args}
+        if cname:
+            ev["cname"] = cname  # the trace-event format's reserved colour names: failures red, expected grey
+        self.events.append(ev)
 
 
 def _r(value: float) -> float:
@@ -189,7 +192,8 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
             "rpc_status": _hex(status),
             "confidence": call.confidence,
             "evidence": list(call.evidence),
-            "failures": len(call.failures),
+            "failures": len(call.blamed),
+            "expected_results": len(call.failures) - len(call.blamed),
             "parent": call.parent.id if call.parent is not None else None,
         }
         client = server = None
@@ -227,17 +231,25 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
             f = op.fields
             st = f.get("status")
             failed = is_failure(st)
+            expected = event_expected_reason(op) if failed else None
             name_of = status_name(st) if status_name and isinstance(st, int) else None
             args = {
                 "call": call.id,
-                "path": f.get("path") or f.get("open_path") or f.get("key_name"),
+                "path": target_of(op),
                 "value_name": f.get("value_name"),
                 "status": _hex(st),
                 "status_name": name_of,
-                "failed": failed,
+                "failed": failed and expected is None,
+                "expected": expected,
             }
-            name = op.kind + (f" {name_of or _hex(st)}" if failed else "")
-            b.instant(pid, op.tid, op.ts, name, op.kind.split(".", 1)[0], args)
+            if failed and expected is None:
+                name = f"FAILED {op.kind} {name_of or _hex(st)}"
+            elif failed:
+                name = f"{op.kind} {name_of or _hex(st)} (expected)"
+            else:
+                name = op.kind
+            b.instant(pid, op.tid, op.ts, name, op.kind.split(".", 1)[0], args,
+                      cname="terrible" if failed and expected is None else "grey" if failed else None)
         if client is not None and server is not None:
             flows += 1
             send = call.message.send_ts if call.message is not None else None

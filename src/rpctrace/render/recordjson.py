@@ -29,7 +29,8 @@ __all__ = ["CALL_KEYS", "CLIENT_KEYS", "FAILURE_KEYS", "INTERFACE_KEYS", "SERVER
 CALL_KEYS = (
     "id", "client", "server", "interface", "opnum", "procedure", "endpoint", "protocol", "mode", "completion_tid",
     "alpc_message_id",
-    "start", "end", "server_start", "server_end", "duration_us", "status", "auth_level", "auth_service",
+    "start", "end", "server_start", "server_end", "duration_us", "status", "result", "result_source", "auth_level",
+    "auth_service",
     "confidence", "evidence", "ambiguous", "parent", "children", "failures",
 )  # fmt: skip
 CLIENT_KEYS = ("pid", "tid", "image")
@@ -175,7 +176,7 @@ def _record_text(record: Any, layout: _Layout) -> str | None:
         return None
     (
         id_, client, server, interface, opnum, procedure, endpoint, protocol, mode, completion, message, start, end,
-        server_start, server_end, duration, status, auth_level, auth_service, confidence, evidence,
+        server_start, server_end, duration, status, result, result_source, auth_level, auth_service, confidence, evidence,
         ambiguous, parent, children, failures,
     ) = record.values()  # fmt: skip
     o, s, c, v = layout.open2, layout.sep2, layout.close2, layout.value3
@@ -221,6 +222,8 @@ def _record_text(record: Any, layout: _Layout) -> str | None:
         f'{s}"server_end": {_string(server_end) if type(server_end) is str else v(server_end)}'
         f'{s}"duration_us": {float.__repr__(duration) if type(duration) is float and _finite(duration) else v(duration)}'
         f'{s}"status": {status if type(status) is int else v(status)}'
+        f'{s}"result": {"null" if result is None else result if type(result) is int else v(result)}'
+        f'{s}"result_source": {"null" if result_source is None else _string(result_source) if type(result_source) is str else v(result_source)}'
         f'{s}"auth_level": {auth_level if type(auth_level) is int else v(auth_level)}'
         f'{s}"auth_service": {auth_service if type(auth_service) is int else v(auth_service)}'
         f'{s}"confidence": {float.__repr__(confidence) if type(confidence) is float and _finite(confidence) else v(confidence)}'

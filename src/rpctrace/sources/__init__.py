@@ -21,11 +21,16 @@ class Source(Protocol):
 
 
 def sniff_bytes(head: bytes) -> str | None:
-    """The format whose signature starts ``head`` (a file's first 4096 bytes), or None."""
+    """The format whose signature starts ``head`` (a file's first 4096 bytes): 'etl', 'pml',
+    'evtx', 'eventxml', 'pcap' (pcap and pcapng), or None."""
     if head[:4] == b"PML_":
         return "pml"
     if head[:8] == b"ElfFile\0":
         return "evtx"
+    from rpctrace.sources.net.pcap import is_capture
+
+    if is_capture(head):
+        return "pcap"
     if len(head) >= 0x4C and head[0x4B] == 0xC0 and head[0x4A] in (0x01, 0x02):
         return "etl"
     from rpctrace.sources.eventxml import looks_like_event_xml
@@ -36,12 +41,12 @@ def sniff_bytes(head: bytes) -> str | None:
 
 
 #: what sniff says of a file in no format rpctrace reads
-UNKNOWN_FORMAT = ("unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs "
-                  "and event XML exports)")
+UNKNOWN_FORMAT = ("unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs, "
+                  "event XML exports and pcap/pcapng network captures)")
 
 
 def sniff(path: str) -> str:
-    """Name the format of ``path`` from its first bytes ('etl', 'pml', 'evtx', 'eventxml'), or raise InputError."""
+    """Name the format of ``path`` from its first bytes (see :func:`sniff_bytes`), or raise InputError."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
@@ -70,6 +75,10 @@ def open_source(path: str | os.PathLike, keep_going: bool = False) -> Source:
         from rpctrace.sources.evtx import EvtxReader
 
         return EvtxReader(path, keep_going=keep_going)
+    if fmt == "pcap":
+        from rpctrace.sources.net import NetReader
+
+        return NetReader(path, keep_going=keep_going)
     if fmt == "eventxml":
         from rpctrace.sources.eventxml import EventXmlReader
 

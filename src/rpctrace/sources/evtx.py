@@ -71,7 +71,7 @@ class _WithoutTables(io.RawIOBase):
     chunks read as zeros (no lists to follow; the package then reads each name where it is)."""
 
     def __init__(self, path: str, chunks: list[int]):
-        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._fh = open(path, "rb")
         self._holes = [(c + 0x80, c + CHUNK_HEADER) for c in chunks]
 
     def readable(self) -> bool:
@@ -130,7 +130,7 @@ class EvtxReader:
             self._parser = PyEvtxParser(self.path)
         except (RuntimeError, OSError, ValueError) as exc:
             raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
-        except Exception as exc:  # noqa: BLE001 - the native package's own errors
+        except Exception as exc:
             raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
 
     def _check_header(self, h: bytes) -> None:
@@ -208,7 +208,7 @@ class EvtxReader:
             self._patched = _WithoutTables(self.path, self._looping)
             try:
                 self._parser = PyEvtxParser(self._patched)
-            except Exception as exc:  # noqa: BLE001 - the native package's own errors
+            except Exception as exc:
                 raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
         out: list[tuple[int, int, Event]] = []
         problems = self._problems
@@ -220,7 +220,7 @@ class EvtxReader:
                 rec = next(it)
             except StopIteration:
                 break
-            except Exception as exc:  # noqa: BLE001 - the native package raises its own types
+            except Exception as exc:
                 problems.append(InputError(self.path, f"record {index}: {exc}", record=index))
                 index += 1
                 consecutive += 1
@@ -237,7 +237,7 @@ class EvtxReader:
                 problems.append(InputError(self.path, f"record {rec.get('event_record_id') if isinstance(rec, dict) else index}: {exc}",
                                            record=index - 1))
                 continue
-            except Exception as exc:  # noqa: BLE001 - expat errors and the like
+            except Exception as exc:
                 problems.append(InputError(self.path, f"record {index - 1}: {exc}", record=index - 1))
                 continue
             rid = rec.get("event_record_id")  # the record header's id, which keys ``times``

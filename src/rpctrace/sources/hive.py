@@ -170,6 +170,7 @@ class Hive:
         if self.bins_end <= BASE_BLOCK:
             self.bins_end = len(self.data)
         self.kind = self._detect_kind()
+        self.logs_applied: list[str] = []
         self._errors = (RegipyException, ConstructError, ValueError, IndexError, KeyError, struct.error,
                         UnicodeError, OverflowError, AttributeError, TypeError, RecursionError)
 
@@ -184,7 +185,7 @@ class Hive:
             return by_name[base]
         try:
             names = {sub.name.upper() for sub in self._regipy.root.iter_subkeys() or ()}
-        except Exception:  # noqa: BLE001 - any regipy failure just means "unknown kind"
+        except Exception:
             return None
         if "SELECT" in names and any(n.startswith("CONTROLSET") for n in names):
             return "system"
@@ -249,6 +250,30 @@ class Hive:
             raise HiveError(self.path, f"this key is in the {want.upper()} hive, but the file is a {self.kind.upper()} hive",
                             key_path=key_path, kind="path")
         return parts
+
+    def full_path(self, key_path: str) -> str:
+        """The key's full path as the running system names it, whatever the typed form (hive-
+        relative ``ControlSet001\\Services`` -> ``HKLM\\SYSTEM\\ControlSet001\\Services``).  A
+        user's hive belongs under HKEY_USERS\\<their SID>, which the file does not record: the
+        path holds the placeholder ``<user SID>``."""
+        parts = self.hive_parts(key_path)
+        tail = "\\".join(parts)
+        mount = {"ntuser": "HKU\\<user SID>", "usrclass": "HKU\\<user SID>_Classes"}.get(self.kind or "")
+        if mount is None:
+            mount = _MOUNT.get(self.kind or "", "")
+        return (mount + ("\\" + tail if tail else "")) if mount else "\\" + tail
+
+    @property
+    def sequences(self) -> tuple[int, int]:
+        """The base block's two sequence numbers (equal when the hive was written cleanly)."""
+        return struct.unpack_from("<II", self.data, 4)
+
+    @property
+    def dirty(self) -> bool:
+        """Sequence numbers that differ: changes sit in the transaction logs (.LOG1/.LOG2), not
+        yet written into the file itself."""
+        first, second = self.sequences
+        return first != second
 
     def display_path(self, parts: list[str]) -> str:
         mount = _MOUNT.get(self.kind or "", "")
@@ -329,7 +354,7 @@ class Hive:
             try:
                 # one by one: the subkeys read before a failure are kept
                 for sub in nk.iter_subkeys() or ():
-                    children.append(sub)  # noqa: PERF402
+                    children.append(sub)
             except self._errors as exc:
                 yield path, HiveError(self.path, f"subkeys cannot be read after {len(children)} of {nk.subkey_count}: "
                                       f"{type(exc).__name__}: {_short(exc)}", offset=BASE_BLOCK + list_offset,
@@ -432,8 +457,35 @@ def _short(exc: Exception) -> str:
     return _printable(text[:160] + ("..." if len(text) > 160 else ""))
 
 
-def open_hive(path: str | os.PathLike) -> Hive:
-    return Hive(path)
+def open_hive(path: str | os.PathLike, logs: list[str] | None = None) -> Hive:
+    """The hive at ``path``; with ``logs`` (its .LOG1/.LOG2 transaction logs) their changes are
+    applied first (regipy's ``apply_transaction_logs``, into a temporary copy), as Windows does
+    when it loads a hive that was not written cleanly."""
+    if not logs:
+        return Hive(path)
+    import tempfile
+
+    from regipy.recovery import apply_transaction_logs
+
+    logs = sorted(logs)
+    fd, restored = tempfile.mkstemp(prefix="rpctrace-hive-", suffix=".restored")
+    os.close(fd)
+    try:
+        try:
+            apply_transaction_logs(os.fspath(path), logs[0], logs[1] if len(logs) > 1 else None,
+                                   restored_hive_path=restored)
+        except Exception as exc:  # noqa: BLE001 - regipy raises many kinds on a damaged log
+            raise HiveError(os.fspath(path), f"its transaction logs cannot be applied ({', '.join(map(os.fspath, logs))}): "
+                                             f"{type(exc).__name__}: {_short(exc)}", kind="open") from None
+        hive = Hive(restored)
+        hive.path = os.fspath(path)
+        hive.logs_applied = list(map(os.fspath, logs))
+        return hive
+    finally:
+        try:
+            os.unlink(restored)
+        except OSError:
+            pass
 
 
 def key_security(hive_path: str | os.PathLike, key_path: str) -> bytes:

@@ -460,7 +460,7 @@ class PmlReader:
     def system_details(self) -> dict:
         try:
             return dict(self._reader.system_details())
-        except Exception:  # noqa: BLE001 - informative only (unknown Windows versions raise KeyError)
+        except Exception:
             return {}
 
     def process_table(self) -> list[dict]:
@@ -529,7 +529,7 @@ class PmlReader:
             pe = self._reader.get_event_at_offset(offset)
         except _PARSE_ERRORS as exc:
             return self._raw(index, offset, process, tid, klass, op, date, result, details_at, dsize, exc)
-        except Exception as exc:  # noqa: BLE001 - procmon-parser's PMLError and anything else it raises
+        except Exception as exc:
             return self._raw(index, offset, process, tid, klass, op, date, result, details_at, dsize, exc)
         return self._map(pe, op, details_at, dsize)
 

@@ -52,7 +52,7 @@ DLLS: dict[str, tuple[int, int, dict[str, int]]] = {
     }),
     "audiosrv.dll": (0xD9000, 0xB0000, {"PolicyConfigSetDefaultEndpoint": 0x12D10, "PolicyConfigGetDeviceFormat": 0x14A80}),
     "MMDevAPI.dll": (0x7A000, 0x68000, {
-        "CSubEndpointDevice::SetRegValue": 0x2A5C4, "CSubEndpointDevice::GetRegValue": 0x1B3E0,
+        "CSubEndpointDevice::SetRegValue": 0x2A5C0, "CSubEndpointDevice::GetRegValue": 0x1B3E0,
     }),
     "AudioEndpointBuilder.dll": (0x8C000, 0x70000, {}),
     "dnsrslvr.dll": (0x4B000, 0x3D000, {}),
@@ -259,6 +259,7 @@ KNOWN_RETURN_OFFSETS = {
     ("KERNEL32.DLL", "BaseThreadInitThunk"): 0x14,
     ("ntdll.dll", "RtlUserThreadStart"): 0x21,
     ("RPCRT4.dll", "Invoke"): 0x70,
+    ("MMDevAPI.dll", "CSubEndpointDevice::SetRegValue"): 0x24D,  # MMDevAPI+0x2a80d, as in the issue
 }
 
 
@@ -278,3 +279,29 @@ def module_size(name: str, pointer_size: int) -> int:
         return s64 if pointer_size == 8 else s32
     base = 0x20000 + (zlib.crc32(name.lower().encode()) % 0x1E0) * 0x1000
     return base if pointer_size == 8 else base * 3 // 4 & ~0xFFF
+
+
+#: PDB identity (GUID, age, PDB name) per (module, pointer size) of the modules whose PE/PDB
+#: pairs tests/data/symbols holds: built by tools/build_symbol_testdata.py (clang + lld-link), which
+#: prints this table; a test checks that it matches tests/data/symbols/manifest.json.
+PDB_IDENTITIES: dict[tuple[str, int], tuple[str, int, str]] = {
+    ("audiosrv.dll", 8): ("d2e7d935-fdb9-3bca-4c4c-44205044422e", 1, "audiosrv.pdb"),
+    ("MMDevAPI.dll", 8): ("6f78c927-a92e-17e4-4c4c-44205044422e", 1, "MMDevAPI.pdb"),
+    ("audiosrv.dll", 4): ("ad7da4cf-86cd-ee18-4c4c-44205044422e", 1, "audiosrv.pdb"),
+    ("MMDevAPI.dll", 4): ("f1890df7-4469-31b0-4c4c-44205044422e", 1, "MMDevAPI.pdb"),
+}
+#: PDB names that are not the image's own name (the kernel's PDB is the multiprocessor build's)
+PDB_NAMES = {"ntoskrnl.exe": "ntkrnlmp.pdb"}
+
+
+def pdb_identity(module: str, pointer_size: int) -> tuple[str, int, str]:
+    """(GUID, age, PDB name) the trace's DbgID_RSDS event gives ``module``: the built test
+    module's for those tests/data/symbols holds, else a stable made-up one (no PDB exists)."""
+    known = PDB_IDENTITIES.get((module, pointer_size))
+    if known is not None:
+        return known
+    name = PDB_NAMES.get(module.lower()) or module.rsplit(".", 1)[0].lower() + ".pdb"  # as Windows' own
+    digest = zlib.crc32(f"pdb:{module}:{pointer_size}".encode())
+    guid = f"{digest:08x}-{digest >> 16 & 0xFFFF:04x}-4{digest & 0xFFF:03x}-8{digest >> 4 & 0xFFF:03x}-" \
+           f"{zlib.crc32(module.lower().encode()):08x}{digest & 0xFFFF:04x}"
+    return guid, 1, name

@@ -30,7 +30,9 @@ import struct
 import uuid
 from typing import Any, Sequence
 
+from rpctrace.synth import imageid
 from rpctrace.synth import payloads as P
+from rpctrace.synth.catalog import pdb_identity
 from rpctrace.synth.etlfile import (
     EVENT_HEADER,
     EVENT_HEADER_FLAG_EXTENDED_INFO,
@@ -472,6 +474,18 @@ class Trace:
             }
             ev = self._event(ts, pid, tid, cpu, P.IMAGE_GUID, 0, opcode, P.VER_IMAGE, kind, fields)
         self.add(cpu, ts, rec, (None, kind, ev) if self.track else None)
+        self._image_identity(ts, cpu, pid, img)
+
+    def _image_identity(self, ts: int, cpu: int, pid: int, img: Image) -> None:
+        """The ImageID and DbgID_RSDS records a WPR/xperf merge adds after each image event."""
+        guid, age, pdb_name = pdb_identity(img.name, self.ptr)
+        for rec, kind, fields in imageid.records(self.ptr, ts, pid, img.base, img.size, img.time_date_stamp, img.name,
+                                                 guid, age, pdb_name):
+            ev = None
+            if self.keep:
+                opcode = imageid.OP_IMAGE_ID if kind == "image.id" else imageid.OP_DBGID_RSDS
+                ev = self._event(ts, pid, None, cpu, imageid.IMAGE_ID_GUID, 0, opcode, imageid.VERSION, kind, fields)
+            self.add(cpu, ts, rec, (None, kind, ev) if self.track else None)
 
     # ------------------------------------------------------------------ RPC registration
     def rpc_interface_register(self, th: Thread, ts: int, interface_uuid: str, flags: int, max_calls: int,

@@ -609,7 +609,8 @@ class EtlWriter:
 
 
 _TS_AT = {HDR_SYSTEM64: 0x10, HDR_SYSTEM32: 0x10, HDR_COMPACT64: 0x10, HDR_COMPACT32: 0x10,
-          HDR_PERFINFO64: 8, HDR_PERFINFO32: 8, HDR_EVENT64: 0x10, HDR_EVENT32: 0x10}
+          HDR_PERFINFO64: 8, HDR_PERFINFO32: 8, HDR_EVENT64: 0x10, HDR_EVENT32: 0x10,
+          0x0A: 0x10, 0x14: 0x10}  # classic FULL32/FULL64 headers (synth.imageid)
 _U64 = struct.Struct("<Q")
 
 

@@ -161,6 +161,29 @@ class Server:
         self.work_mean = 200 * US
 
 
+class MsgTable:
+    """The system's ALPC message ids: the free ones by when they were released, and the next new one."""
+
+    __slots__ = ("heap", "next")
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[int, int]] = []
+        self.next: int | None = None
+
+
+class NoisePort:
+    """An ALPC port that is no RPC endpoint (csrss's ApiPort, lsass's LsaAuthenticationPort):
+    clients exchange messages with it without any RPC event, as real traces are full of."""
+
+    __slots__ = ("proc", "port_name", "workers", "reply")
+
+    def __init__(self, proc: Proc, port_name: str, workers: list[Thread], reply: bool):
+        self.proc = proc
+        self.port_name = port_name
+        self.workers = workers
+        self.reply = reply
+
+
 class CallRec:
     """What the ground truth says about one call (kept only when truth is requested)."""
 
@@ -206,6 +229,7 @@ class World:
         self.clients: list[Proc] = []
         self.client_threads: dict[int, list[Thread]] = {}  # pid -> caller threads
         self.pool_threads: dict[int, Thread] = {}  # pid -> async completion thread
+        self.msg_table = MsgTable()
         self.user_sid = "S-1-5-21-{}-{}-{}-1001".format(
             rng.randrange(10**9, 4 * 10**9), rng.randrange(10**9, 4 * 10**9), rng.randrange(10**8, 10**9)
         )
@@ -379,6 +403,8 @@ class World:
         proc.service = spec.name
         endpoint = spec.endpoint or "LRPC-" + "".join(f"{self.rng.getrandbits(8):02x}" for _ in range(9))
         srv = Server(spec, proc, endpoint, msg_base=self.rng.randrange(0x40, 0x2000) * 4)
+        if self.msg_table.next is None:
+            self.msg_table.next = srv.msg_next  # the first server's draw starts the system's table
         srv.main = proc.threads[0]
         srv.main.tag = spec.tag
         for _ in range(spec.workers):
@@ -421,6 +447,7 @@ class Sim:
         self.track = track
         self.calls: list[CallRec] = []
         self.next_call = 1
+        self.alpc_exchanges = 0  # ALPC exchanges with ports that are no RPC endpoint (no RPC event)
         self.cpus = world.cpus
         self.migrate = 0.2
         self.stop_cache: dict[int, bytes] = {}
@@ -432,16 +459,20 @@ class Sim:
     def activity(self) -> bytes:
         return self.rng.getrandbits(128).to_bytes(16, "little")
 
-    def alloc_msg(self, srv: Server, t: int) -> int:
-        h = srv.msg_heap
+    def alloc_msg(self, srv: Server | None, t: int) -> int:
+        """A message id: ids are handles of one system-wide message table (**GUESS**, see
+        docs/synth.md), so no two live messages share one whatever their ports; the id whose
+        previous use ended longest ago is handed out again, else a new one."""
+        table = self.world.msg_table
+        h = table.heap
         if h and h[0][0] <= t:
             return heapq.heappop(h)[1]
-        mid = srv.msg_next
-        srv.msg_next = (mid + 4) & 0xFFFFFFFF
+        mid = table.next
+        table.next = (mid + 4) & 0xFFFFFFFF
         return mid
 
-    def release_msg(self, srv: Server, mid: int, t: int) -> None:
-        heapq.heappush(srv.msg_heap, (t, mid))
+    def release_msg(self, srv: Server | None, mid: int, t: int) -> None:
+        heapq.heappush(self.world.msg_table.heap, (t, mid))
 
     def pick_worker(self, srv: Server, t: int) -> Thread:
         """A free worker, most recently used first (thread pools reuse hot threads); if all are
@@ -690,10 +721,11 @@ class Sim:
 
     def end_rundown_size(self) -> int:
         w = self.world
-        n = len(w.kernel_images) + len(w.kcbs)
+        per_image = 3  # the image event, then ImageID and DbgID_RSDS (emit.Trace._image_identity)
+        n = per_image * len(w.kernel_images) + len(w.kcbs)
         for proc in w.procs:
             if self._alive(proc, False):
-                n += 1 + len(proc.images) + sum(1 for th in proc.threads if self._alive(th, False))
+                n += 1 + per_image * len(proc.images) + sum(1 for th in proc.threads if self._alive(th, False))
         return n
 
     def spawn(self, parent: Thread, t: int, proc: Proc) -> int:
@@ -760,6 +792,42 @@ class Sim:
             latest = max(latest, ts)
         return latest + 10
 
+    def alpc_exchange(self, cth: Thread, port: NoisePort, t: int) -> None:
+        """An ALPC exchange with a port that is no RPC endpoint: a datagram (Send, the server's
+        Receive, its next wait) or a request and reply (as a synchronous LRPC call's ALPC events,
+        with no RPC event at all)."""
+        r = self.rng.random
+        tr = self.trace
+        w = min(port.workers, key=lambda th: th.free_at)
+        t = max(t, cth.free_at)
+        mid = self.alloc_msg(None, t)
+        tr.alpc(cth, t, P.OP_ALPC_SEND, mid)
+        tc = t
+        if port.reply:
+            tc += 3 + int(r() * 5)
+            tr.alpc(cth, tc, P.OP_ALPC_WAIT_REPLY, mid)
+        ts = max(t + 5, w.free_at) + int(r() * 20)
+        tr.alpc(w, ts, P.OP_ALPC_RECEIVE, mid)
+        ts += 10 * US + int(r() * 40 * US)
+        t_reply = ts
+        if port.reply:
+            tr.alpc(w, ts, P.OP_ALPC_SEND, mid)
+        ts += 3 + int(r() * 5)
+        tr.alpc_wait_new(w, ts, port.port_name, True)
+        w.free_at = ts + 2
+        if port.reply:
+            tc = max(tc, t_reply) + 8 + int(r() * 20)
+            tr.alpc(cth, tc, P.OP_ALPC_UNWAIT, 0)
+            tc += 3 + int(r() * 5)
+            tr.alpc(cth, tc, P.OP_ALPC_RECEIVE, mid)
+            self.release_msg(None, mid, tc)
+        else:
+            self.release_msg(None, mid, ts)
+        cth.free_at = tc + 5
+        self.alpc_exchanges += 1
+        if w.free_at > self.last_end:
+            self.last_end = w.free_at
+
     def reg_noise(self, th: Thread, t: int, op: RegOp, api: str | None) -> int:
         """A registry read by a client outside any call (what a real trace is full of)."""
         frames = self.process_frames(th.proc, api) if api else None
@@ -776,7 +844,7 @@ class Plan:
 
     def __init__(self, *, services: list[str], clients: int, calls: int, events: int | None, gap: int,
                  modes: tuple[tuple[str, float], ...] = (("sync", 1.0),), drop_rate: float = 0.0,
-                 datagrams: bool = False):
+                 datagrams: bool = False, alpc_noise: float = 0.0):
         self.services = services
         self.clients = clients
         self.calls = calls
@@ -785,6 +853,7 @@ class Plan:
         self.modes = modes
         self.drop_rate = drop_rate
         self.datagrams = datagrams
+        self.alpc_noise = alpc_noise  # ALPC exchanges with non-RPC ports per RPC call
         # A logger with small buffers is the one that loses them: lost-events uses 8 KiB.
         self.buffer_size = 0x2000 if drop_rate else 0x10000
 
@@ -828,7 +897,8 @@ def make_plan(name: str, clients: int | None, calls: int | None, events: int | N
         modes = (("sync", 0.45), ("async", 0.55))
     plan = Plan(services=list(services), clients=max(1, clients if clients is not None else d_clients),
                 calls=max(0, calls if calls is not None else d_calls), events=events, gap=gap, modes=modes,
-                drop_rate=0.08 if name == "lost-events" else 0.0, datagrams=name == "async")
+                drop_rate=0.08 if name == "lost-events" else 0.0, datagrams=name == "async",
+                alpc_noise=0.35 if name == "busy-server" else 0.0)
     if events is not None:
         plan.calls = max(0, events // EVENTS_PER_CALL)
     return plan
@@ -847,6 +917,7 @@ class Run:
         self.story_process: Proc | None = None
         self.pairs: list[tuple[Proc, Server, str, int, str]] = []
         self.noise_ops: list[RegOp] = []
+        self.noise_ports: list[NoisePort] = []
 
     # -- background traffic ------------------------------------------------------------------
     def build_background(self) -> None:
@@ -929,6 +1000,9 @@ class Run:
             # of the arrivals; slow the arrivals down so the writer's pending window stays small.
             if sim.last_end - arrival > lag:
                 arrival = sim.last_end - lag
+            ports = self.noise_ports
+            if ports and r() < plan.alpc_noise:
+                sim.alpc_exchange(threads[int(r() * len(threads))], ports[int(r() * len(ports))], arrival + 3)
             if noise and r() < sim.noise_rate:
                 nth = threads[int(r() * len(threads))]
                 tn = arrival + 5 if nth.free_at <= arrival else nth.free_at + 5
@@ -941,6 +1015,30 @@ class Run:
             arrival += gap
             fn(arrival)
         return arrival
+
+    def open_noise_ports(self, t: int) -> int:
+        """csrss's ApiPort (datagrams) and lsass's LsaAuthenticationPort (request and reply),
+        each with two threads waiting on it, when the plan wants ALPC traffic that is not RPC."""
+        r = self.world.rng.random
+        for port in self.noise_ports:
+            for w in port.workers:
+                tw = t + int(r() * 300)
+                self.sim.trace.alpc_wait_new(w, tw, port.port_name, True)
+                w.free_at = tw + 2
+        return t + 400 if self.noise_ports else t
+
+    def add_noise_ports(self) -> None:
+        """The ports of :meth:`open_noise_ports` and their threads (before the start rundown, so
+        the threads are in it like every other thread of a process that was already running)."""
+        if not self.plan.alpc_noise:
+            return
+        world = self.world
+        for image, port, reply in (("csrss.exe", "\\Windows\\ApiPort", False),
+                                   ("lsass.exe", "\\LsaAuthenticationPort", True)):
+            proc = next((p for p in world.procs if p.image == image), None)
+            if proc is not None:
+                self.noise_ports.append(NoisePort(proc, port, [world.new_thread(proc, worker=True) for _ in range(2)],
+                                                  reply))
 
     def pad(self, t: int, target: int | None) -> int:
         """Fill up to exactly ``target`` records with single registry Close events (KCB close
@@ -1165,10 +1263,12 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
     sim = Sim(world, trace, rng, track)
     run = Run(name, plan, world, sim)
     run.build_background()
+    run.add_noise_ports()
     for i, story in enumerate(STORIES[name]):
         story(run, 0.3 + 0.25 * i)
     t = sim.rundown(header_qpc + 300, start=True)
     t = sim.register_servers(t + 2 * MS)
+    t = run.open_noise_ports(t)
     if drop is not None:
         drop.after = t
     duration = max(plan.calls, 20) * plan.gap

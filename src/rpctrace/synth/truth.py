@@ -121,6 +121,8 @@ def build(run: Any, writer: Any, header: dict, *, scenario: str, seed: int, keep
                     "buffer_size": writer.buffer_size},
         "processes": processes,
         "calls": calls,
+        # ALPC exchanges with ports that are no RPC endpoint (no RPC event): not calls
+        "alpc_exchanges": run.sim.alpc_exchanges,
         "dropped": {
             "buffers": writer.buffers_dropped,
             "events": writer.records_dropped,

@@ -1,7 +1,8 @@
 """One trace -> its rows of the index's tables (a pure function: same file, same rows).
 
 :func:`extract` runs the normal pipeline on one plain trace file (:func:`rpctrace.pipeline.calls`
-streamed, then :func:`rpctrace.pipeline.findings` and :func:`rpctrace.pipeline.coverage`) and
+streamed, then :func:`rpctrace.pipeline.findings` and :func:`rpctrace.pipeline.coverage`, the
+coverage ``rpctrace check`` reports) and
 turns the result into columns of the tables :mod:`rpctrace.tables.schema` declares.  It writes
 nothing and depends on nothing but the file, so it runs the same in a local process pool and on a
 cluster worker; :mod:`rpctrace.tables.store` writes what it returns.
@@ -148,17 +149,18 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     if input_bytes is None:
         input_bytes = os.path.getsize(path)
     cols = _empty()
-    base = {"trace_id": trace_id, "path": os.path.abspath(origin or path), "member": member, "input_bytes": input_bytes, "compression": compression,
-            "rpctrace_version": __version__, "schema_version": SCHEMA_VERSION}
+    base = {"trace_id": trace_id, "path": os.path.abspath(origin or path), "member": member,
+            "input_bytes": input_bytes, "compression": compression, "rpctrace_version": __version__,
+            "schema_version": SCHEMA_VERSION}
     try:
-        # every operation of the calls that failed, with stacks (what explain's findings use);
-        # other calls keep none: the tables hold failures, not every operation
-        trace, result = pipeline.calls([path], keep_going=keep_going, operations="report", keep_all_for=0)
+        # the failed operations (every one `calls --format json` lists), with stacks (explain's
+        # findings use them, and the coverage counts them); the tables hold failures, not every operation
+        trace, result = pipeline.calls([path], keep_going=keep_going, operations="failed", stacks=True)
     except InputError as exc:
         error = _renamed(exc, path, display) if damage is None else damage
-        _append(cols["traces"], {**base, "host_source": "fallback: nothing could be read", "events": 0, "calls": 0,
-                                 "failed_calls": 0, "failures": 0, "findings": 0, "processes": 0, "events_lost": 0,
-                                 "buffers_lost": 0, "damaged_regions": 0, "unpaired": 0, "outside_failures_dropped": 0,
+        # nothing was read: every count is zero, nothing can be said present or missing
+        zero = {c.name: 0 for c in TABLES["traces"].columns if c.type == "int64" and not c.nullable}
+        _append(cols["traces"], {**zero, **base, "host_source": "fallback: nothing could be read", "missing": [],
                                  "lacks": [f"nothing could be read: {error.one_line()}"], "error": error.one_line()})
         return Extracted(trace_id, "unknown", UNKNOWN_DAY, cols, error.one_line(), {"traces": 1})
     except RpctraceError as exc:  # pragma: no cover - readers raise InputError
@@ -238,24 +240,40 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
             "service": named[0] if named else None, "start": _us(info.start), "end": _us(info.end),
         })
 
-    cov = pipeline.coverage(trace, result)
-    lacks = cov.lacks()
-    if damage is not None:
-        lacks.insert(0, f"the compressed input is damaged ({damage.one_line()}): what follows is not in the trace")
+    # what the input holds and lacks, as `rpctrace check` reports it (the same function)
+    cov = pipeline.coverage(trace)
+    kinds = cov.events
+
+    def count(*names: str, prefix: str | None = None, but: str | None = None) -> int:
+        n = sum(kinds.get(k, 0) for k in names)
+        if prefix is not None:
+            n += sum(v for k, v in kinds.items() if k.startswith(prefix) and not (but and k.startswith(but)))
+        return n
+
+    lacks = list(cov.advice)
+    lacks += [line for line in pipeline.limits(trace) if line not in lacks]
+    damaged = sum(len(i.get("damage") or []) for i in trace.sources)
+    if damaged:
+        lacks.append(f"{damaged} damaged region(s) were skipped (--keep-going): what they held is missing")
+    if error_line:
+        lacks.append(f"reading stopped at damage ({error_line}): what follows it is not in the trace")
     host, computer, host_source = host_of(trace.sources)
     first, last = trace.time_range if trace.time_range else (None, None)
     header = next((i["header"] for i in trace.sources if i.get("header")), {})
     formats = sorted({str(i.get("format", "etl")) for i in trace.sources})
     _append(cols["traces"], {
         **base, "format": ",".join(formats), "computer_name": computer, "host_source": host_source,
-        "start": _us(first), "end": _us(last), "events": cov.events, "calls": len(result.calls),
-        "failed_calls": failed_calls, "failures": len(fail_cols["trace_id"]), "findings": len(findings),
-        "rpc_events": cov.rpc_events, "rpc_stop_events": cov.rpc_stop_events, "alpc_events": cov.alpc_events,
-        "registry_events": cov.registry_events, "file_events": cov.file_events, "stacks": cov.stacks,
-        "process_rundown": cov.process_rundown, "image_loads": cov.image_loads, "processes": len(proc_cols["pid"]),
-        "events_lost": cov.events_lost, "buffers_lost": cov.buffers_lost, "damaged_regions": cov.damaged_regions,
-        "unpaired": sum(cov.unpaired.values()), "outside_failures_dropped": cov.outside_failures_dropped,
-        "lacks": lacks, "error": error_line, "os_build": _int_or_none(header.get("os_build")),
+        "start": _us(first), "end": _us(last), "events": trace.records if trace.records is not None else sum(kinds.values()),
+        "calls": len(result.calls), "failed_calls": failed_calls, "failures": len(fail_cols["trace_id"]),
+        "findings": len(findings), "rpc_events": count("rpc.client_start", "rpc.server_start"),
+        "rpc_stop_events": count("rpc.client_stop", "rpc.server_stop"), "alpc_events": count(prefix="alpc."),
+        "registry_events": count(prefix="registry.", but="registry.kcb_"), "file_events": count(prefix="file."),
+        "stacks": count("stack"), "process_rundown": count("process.rundown"),
+        "image_loads": count("image.load", "image.rundown"), "processes": len(proc_cols["pid"]),
+        "events_lost": cov.lost_events, "buffers_lost": cov.lost_buffers, "damaged_regions": damaged,
+        "unpaired": sum(result.unpaired.values()), "outside_failures_dropped": result.outside_dropped,
+        "missing": list(cov.missing), "lacks": lacks, "error": error_line,
+        "os_build": _int_or_none(header.get("os_build")),
         "pointer_size": _int_or_none(header.get("pointer_size"))
         or next((i["pointer_size"] for i in trace.sources if _int_or_none(i.get("pointer_size"))), None),
     })

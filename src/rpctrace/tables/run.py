@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
-from rpctrace.errors import InputError, OutputError, printable
+from rpctrace.errors import InputError, OutputError, RpctraceError, printable
 from rpctrace.tables.inputs import DEFAULT_MAX_UNPACKED, InputTask
 
-__all__ = ["IndexOptions", "Outcome", "index_one", "run_local", "run_cluster"]
+__all__ = ["IndexOptions", "Outcome", "index", "index_one", "parse_size", "run_local", "run_cluster"]
 
 OnProgress = Callable[[float, float], None]
 
@@ -129,7 +130,7 @@ def run_local(tasks: Sequence[InputTask], options: IndexOptions, jobs: int = 0,
                     outcomes[i] = fut.result()
                 except OutputError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                except Exception as exc:  # a worker that died (killed, out of memory)
                     outcomes[i] = Outcome(tasks[i].display, "bad", error=f"{printable(tasks[i].display, 200)}: the "
                                           f"worker process failed: {type(exc).__name__}: {printable(str(exc))}")
                 done += 1
@@ -173,7 +174,7 @@ def run_cluster(address: str, tasks: Sequence[InputTask], options: IndexOptions,
                 outcomes[i] = fut.result()
             except OutputError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a lost worker, a task the scheduler gave up on
+            except Exception as exc:  # a lost worker, a task the scheduler gave up on
                 outcomes[i] = Outcome(tasks[i].display, "bad", error=f"{printable(tasks[i].display, 200)}: the cluster "
                                       f"task failed: {type(exc).__name__}: {printable(str(exc))}")
             done += 1
@@ -182,3 +183,57 @@ def run_cluster(address: str, tasks: Sequence[InputTask], options: IndexOptions,
     finally:
         client.close()
     return outcomes  # type: ignore[return-value]
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.I)
+
+
+def parse_size(text: str) -> int:
+    """``123``, ``64M``, ``32G``, ``1TiB`` -> bytes."""
+    m = _SIZE.match(text)
+    if not m:
+        raise RpctraceError(f"--max-unpacked: not a size: {printable(text, 40)} (say e.g. 64G)")
+    return int(m.group(1)) << (10 * " kmgt".index(m.group(2).lower() or " "))
+
+
+def index(inputs: Sequence[str], out: str, jobs: int = 0, cluster: str | None = None, keep_going: bool = False,
+          force: bool = False, max_unpacked: int = DEFAULT_MAX_UNPACKED, on_progress: OnProgress | None = None) -> dict:
+    """Index ``inputs`` into ``out`` (locally on ``jobs`` processes, or on the Dask scheduler at
+    ``cluster``) and return the summary: inputs, traces (distinct contents), indexed now and
+    already, calls, failures, skipped files, bad inputs with their one-line errors, seconds."""
+    import importlib.util
+
+    from rpctrace.tables import store
+    from rpctrace.tables.inputs import expand
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise RpctraceError("rpctrace index needs pyarrow: pip install 'rpctrace[index]'")
+    if jobs < 0:
+        raise RpctraceError("--jobs: give a number of processes, 1 or more (0: every core)")
+    options = IndexOptions(out=out, keep_going=keep_going, force=force, max_unpacked=max_unpacked)
+    store.prepare(out)
+    store.sweep_temporary(out)
+    started = time.perf_counter()
+    found = expand(inputs, exclude=[out])
+    if cluster:
+        outcomes = run_cluster(cluster, found.tasks, options, on_progress=on_progress)
+    else:
+        outcomes = run_local(found.tasks, options, jobs=jobs, on_progress=on_progress)
+    seconds = time.perf_counter() - started
+    traces = [o for o in outcomes if o.status != "bad"]
+    unique = {o.trace_id: o for o in traces}  # the same content given twice is one trace
+    bad = [(b.display, b.error) for b in found.bad] + [(o.display, o.error) for o in outcomes if o.bad]
+    return {
+        "index": out,
+        "inputs": len(found.tasks) + len(found.bad),
+        "traces": len(unique),
+        "same_content": len(traces) - len(unique),
+        "indexed_now": sum(o.status == "indexed" for o in outcomes),
+        "already_indexed": sum(o.status == "already" for o in outcomes),
+        "calls": sum(o.calls for o in unique.values()),
+        "failures": sum(o.failures for o in unique.values()),
+        "skipped_files": found.skipped,
+        "bad_inputs": [{"input": d, "error": e} for d, e in bad],
+        "seconds": round(seconds, 3),
+        "where": cluster or f"{jobs or os.cpu_count() or 1} local process(es)",
+    }

@@ -51,6 +51,8 @@ class Trace:
     error: "InputError | None" = None  # the damage that ended reading early (strict mode)
     records: int | None = None  # events read, when they were streamed rather than kept in ``events``
     time_range: tuple[int, int] | None = None  # first and last event time, when events were streamed
+    kinds: dict[str, int] = field(default_factory=dict)  # events by kind, as read (coverage)
+    formats: list[str] = field(default_factory=list)  # the inputs' formats ("etl", "pml", "pcap", ...)
 
     def pointer_size(self) -> int | None:
         """The recording machine's pointer size (4 or 8) from the trace header, when there is one."""
@@ -103,6 +105,10 @@ class Trace:
         return f"{img.module}+0x{address - img.base:x}"
 
 
+#: the image events that make the image table (image.id/image.dbgid add identities, not images)
+_IMAGE_EVENTS = frozenset({"image.load", "image.unload", "image.rundown"})
+
+
 class TableBuilder:
     """Builds the process and image tables from process and image events, one at a time."""
 
@@ -126,7 +132,7 @@ class TableBuilder:
                 info.start = ev.ts
             elif kind == "process.end":
                 info.end = ev.ts
-        elif kind.startswith("image.") and ev.pid is not None:
+        elif kind in _IMAGE_EVENTS and ev.pid is not None:
             f = ev.fields
             per = self._images.setdefault(ev.pid, {})
             img = per.get(f["image_base"])

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections import Counter
-from operator import itemgetter
 from typing import Iterator
 
 from rpctrace.errors import InputError
@@ -39,15 +37,6 @@ _PASS = frozenset({"alpc.send", "alpc.receive", "alpc.wait_reply", "alpc.wait_ne
                    "rpc.client_start", "rpc.client_stop", "rpc.server_start", "rpc.server_stop"})
 #: how many recent failed operations wait for their stack walk (it follows within microseconds)
 _RECENT_FAILURES = 4096
-#: an event's kind (Event is a NamedTuple; ``kind`` is its 9th field)
-_KIND = itemgetter(8)
-#: counting a batch's kinds in C (what ``Counter.update`` does with an iterable, without its checks)
-try:
-    from collections import _count_elements
-except ImportError:  # pragma: no cover - CPython has it
-    def _count_elements(mapping, iterable):
-        for elem in iterable:
-            mapping[elem] = mapping.get(elem, 0) + 1
 
 
 def _failed(fields: dict) -> bool:
@@ -80,11 +69,7 @@ class TraceStream:
         self._done = False
         self._first_ts: int | None = None
         self._last_ts: int | None = None
-        #: events of each kind that passed (what the trace holds: see rpctrace.explain.coverage)
-        self.kinds: Counter[str] = Counter()
-        #: events that came with their stack attached (Procmon's), as opposed to StackWalk events
-        self.with_stack = 0
-        self._header: dict | None = None  # the fields of the first trace.header record
+        self._header: dict | None = None  # the fields of the first trace.header record (host, OS build)
 
     # ------------------------------------------------------------------ the stream
 
@@ -116,7 +101,6 @@ class TraceStream:
             if kind not in _PASS:
                 self._other(ev, kind)
         self.records += len(batch)
-        _count_elements(self.kinds, map(_KIND, batch))
         if batch:
             if self._first_ts is None:
                 self._first_ts = batch[0].ts
@@ -125,8 +109,6 @@ class TraceStream:
 
     def _other(self, ev: Event, kind: str) -> None:
         """Everything but ALPC and RPC events (rarer): tables, KCBs, stacks, file status."""
-        if ev.stack is not None:
-            self.with_stack += 1
         if kind.startswith("thread."):
             if kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
                 self._live[ev.tid] = ev.pid
@@ -234,8 +216,7 @@ class TraceStream:
     def finish(self) -> Trace:
         """The trace's tables and source facts (its ``events`` list is empty: nothing was kept)."""
         reader = self.reader
-        info = {"path": reader.path, **reader.stats.summary(), "kinds": dict(self.kinds),
-                "events_with_stack": self.with_stack, "stacks_read": self.stacks}
+        info = {"path": reader.path, **reader.stats.summary()}
         if self._header is not None:
             info["header"] = self._header
         trace = Trace([], sources=[info])

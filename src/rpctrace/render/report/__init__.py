@@ -53,7 +53,14 @@ from rpctrace.model import ticks_to_iso
 from rpctrace.render.report.facts import Names, op_target, pids_text, status_text
 from rpctrace.render.report.safe import _finalize, defang
 from rpctrace.render.report.svg import sequence_svg
-from rpctrace.render.report.views import MAX_TREE_DEPTH, call_tree, finding_view, timeline
+from rpctrace.render.report.views import (
+    MAX_BRIEF_CALLS,
+    MAX_TREE_CALLS,
+    MAX_TREE_DEPTH,
+    call_tree,
+    finding_view,
+    timeline,
+)
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 
@@ -110,12 +117,12 @@ def _diagram_order(findings: list[dict], calls: list, by_id: dict) -> tuple[list
             if call not in order:
                 order.append(call)
     finding_calls = {c.id for c in order}
-    order.extend(c for c in calls if c.failures and c.id not in finding_calls)
+    order.extend(c for c in calls if c.blamed and c.id not in finding_calls)
     return order, finding_calls
 
 
 def _diagram(call, trace, names: Names, finding_calls: set) -> dict:
-    fails = call.failures
+    fails = call.blamed
     blame = first_failure(call)
     first = blame.op if blame is not None and blame.call is call else (fails[0] if fails else None)
     iname, where = names.what(call)
@@ -152,7 +159,9 @@ def _time_range(trace, calls) -> tuple[int, int] | None:
 
 
 def render_report(trace, findings: list[dict], calls: list, *, title: str | None = None,
-                  total_calls: int | None = None, scope: str | None = None, commands: dict | None = None) -> str:
+                  total_calls: int | None = None, scope: str | None = None, commands: dict | None = None,
+                  limits: list[str] | None = None,
+                  tree_limit: int = MAX_TREE_CALLS, brief_limit: int = MAX_BRIEF_CALLS) -> str:
     """The report page as a string.  Nothing is computed here: ``findings`` and ``calls`` come
     from the pipeline (:func:`rpctrace.pipeline.report`).
 
@@ -166,7 +175,7 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
     t0 = span[0] if span else 0
     order, finding_calls = _diagram_order(findings, calls, by_id)
     diagrams = [_diagram(call, trace, names, finding_calls) for call in order[:MAX_DIAGRAMS]]
-    tree = call_tree(calls, trace, names, t0)
+    tree = call_tree(calls, trace, names, t0, limit=tree_limit, brief_limit=brief_limit)
     tl = timeline(calls, trace, names)
     processes = sorted(names.pids, key=lambda p: (names.image(p).lower(), p))
     script = _static("report.js")
@@ -184,6 +193,7 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
                           f"{info.get('buffers_lost') or 0} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
     if getattr(trace, "error", None) is not None:
         losses.append(f"reading stopped early: {trace.error.one_line()}")
+    losses.extend(limits or ())  # what the inputs could not show: a banner, never a silent "all fine"
     records = trace.records if getattr(trace, "records", None) is not None else len(trace.events)
     commands = dict(commands or {})
     commands.setdefault("calls_failed", "rpctrace calls FILE --failed")
@@ -204,7 +214,8 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
         total_calls=total_calls if total_calls is not None else len(calls),
         scope=scope,
         nested_calls=sum(1 for c in calls if c.parent is not None),
-        failing_calls=sum(1 for c in calls if c.failures),
+        failing_calls=sum(1 for c in calls if c.blamed),
+        expected_only=sum(1 for c in calls if c.expected_only),
         process_count=len(names.pids),
         findings=[finding_view(f, names) for f in findings],
         diagrams=diagrams,

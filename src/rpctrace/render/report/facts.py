@@ -4,6 +4,7 @@ statuses and operation targets.  Pure lookups over the trace's tables and the kn
 from __future__ import annotations
 
 from rpctrace.knowledge import codes, interfaces
+from rpctrace.model import target_text
 from rpctrace.render.report.safe import defang
 
 def status_text(code, hint: str = "NTSTATUS") -> str:
@@ -12,18 +13,14 @@ def status_text(code, hint: str = "NTSTATUS") -> str:
     if not isinstance(code, int):
         return defang(code, 80)
     if code == 0:
-        return "0 (success)"
+        # an RPC status of 0 says the call came back, not that the procedure succeeded
+        return "0 (the call completed)" if hint == "RPC" else "0 (success)"
     name = codes.name(code, hint=hint)
     return f"0x{code & 0xFFFFFFFF:08X}" + (f" {name}" if name else "")
 
 
 def op_target(op) -> str:
-    f = op.fields
-    target = f.get("path") or f.get("open_path") or f.get("key_name") or ""
-    value = f.get("value_name")
-    if value and op.kind.startswith("registry.") and "value" in op.kind:
-        target = f"{target} [{value}]" if target else str(value)
-    return str(target)
+    return target_text(op)
 
 
 def subtree_failed(call, seen=None) -> bool:
@@ -31,7 +28,7 @@ def subtree_failed(call, seen=None) -> bool:
     if id(call) in seen:
         return False
     seen.add(id(call))
-    return bool(call.failures) or any(subtree_failed(c, seen) for c in call.children)
+    return bool(call.blamed) or any(subtree_failed(c, seen) for c in call.children)
 
 
 class Names:

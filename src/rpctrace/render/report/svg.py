@@ -5,6 +5,7 @@ in red, with its stack) and the calls it made.  Every text is escaped by :func:`
 from __future__ import annotations
 
 from rpctrace.explain.rootcause import first_failure
+from rpctrace.knowledge.failures import event_class, event_expected_reason
 from rpctrace.knowledge.status import is_failure
 from rpctrace.render.report.facts import Names, op_target, status_text, subtree_failed
 from rpctrace.render.report.safe import _el, _short, _wrap
@@ -45,16 +46,19 @@ def sequence_svg(call, trace, names: Names, blamed_op=None) -> str:
     ops = list(call.operations)
     shown = ops
     if len(ops) > MAX_DIAGRAM_OPS:
-        keep = {id(op) for op in ops if is_failure(op.fields.get("status"))}
+        keep = {id(op) for op in ops if event_class(op) == "blame"}
         keep.update(id(op) for op in ops[:MAX_DIAGRAM_OPS])
         shown = [op for op in ops if id(op) in keep]
     for op in shown:
         st = op.fields.get("status")
-        failed = is_failure(st)
+        failed = event_class(op) == "blame"
+        expected = not failed and is_failure(st)
         head = [f"{'FAILED ' if failed else ''}{op.kind} → {status_text(st)}"]
         if len(head[0]) > _TEXT_CHARS - 8:  # bold text is wider: the status goes on a line of its own
             head = [f"{'FAILED ' if failed else ''}{_short(op.kind, 40)}", f"→ {status_text(st)}"]
         lines = head + _wrap(op_target(op), _TEXT_CHARS, 8 if failed else 3)
+        if expected:
+            lines.append(_short(f"expected: {event_expected_reason(op)}", _TEXT_CHARS))
         stack = []
         if failed and op.stack:
             stack = [trace.symbolize(op.pid, a) for a in op.stack]
@@ -91,7 +95,9 @@ def sequence_svg(call, trace, names: Names, blamed_op=None) -> str:
                    else "reply reaches the client thread"])
     if call.has_client and call.end != call.start:
         row(call.end, 9, "client-self", color=_BLUE,
-            lines=["RPC call completes", f"status {status_text(call.status, 'RPC')}"])
+            lines=["RPC call completes", f"RPC status {status_text(call.status, 'RPC')}",
+                   (f"result {status_text(call.result_status)}" if call.result_status is not None
+                    else "the procedure's result is not in the trace")])
     rows.sort(key=lambda r: (r["ts"], r["rank"]))
 
     base = min((r["ts"] for r in rows), default=call.start or 0)

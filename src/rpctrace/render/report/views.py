@@ -7,8 +7,9 @@ from collections import defaultdict
 from typing import Any
 
 from rpctrace.explain.rootcause import SECURITY
+from rpctrace.knowledge.registry import hive_option
 from rpctrace.model import ticks_to_iso
-from rpctrace.knowledge.status import is_failure
+from rpctrace.knowledge.failures import event_class, event_expected_reason
 from rpctrace.render.report.facts import Names, op_target, pids_text, status_text, subtree_failed
 
 MAX_TREE_CALLS = 3000
@@ -35,6 +36,8 @@ def call_view(call, trace, names: Names, t0: int) -> dict:
         "completion": call.completion_tid,
         "message": call.alpc_message_id,
         "status": status_text(status, "RPC") if status is not None else None,
+        "result": (f"{status_text(call.result_status)} ({call.result_source})" if call.result_status is not None
+                   else "not in the trace"),
         "start": ticks_to_iso(call.start) if call.start is not None else None,
         "offset_ms": f"{(call.start - t0) / 10_000:,.3f}" if call.start is not None else None,
         "duration": f"{(call.end - call.start) / 10:,.1f} µs" if call.end is not None and call.start is not None else None,
@@ -45,10 +48,11 @@ def call_view(call, trace, names: Names, t0: int) -> dict:
 
 def op_view(op, trace) -> dict:
     st = op.fields.get("status")
-    failed = is_failure(st)
+    failed = event_class(op) == "blame"
+    expected = event_expected_reason(op) if not failed else None
     stack = [trace.symbolize(op.pid, a) for a in op.stack] if failed and op.stack else []
     return {"kind": op.kind, "target": op_target(op), "status": status_text(st), "failed": failed,
-            "ts": ticks_to_iso(op.ts), "stack": stack, "thread": op.tid}
+            "expected": expected, "ts": ticks_to_iso(op.ts), "stack": stack, "thread": op.tid}
 
 
 #: failing top-level calls beyond the detailed ones are listed one line each, up to this many
@@ -61,8 +65,8 @@ def _brief(call, names: Names) -> dict:
     iname, where = names.what(call)
     first = None
     for c in call.subtree():
-        if c.failures:
-            op = c.failures[0]
+        if c.blamed:
+            op = c.blamed[0]
             first = f"{op.kind} {op_target(op)} → {status_text(op.fields.get('status'))}"
             break
     return {"id": call.id, "iface": iname, "where": where, "iface_key": names.iface(call.interface),
@@ -149,7 +153,7 @@ def timeline(calls, trace, names: Names) -> dict:
     chosen = calls
     if len(calls) > MAX_TIMELINE_CALLS:
         # every failing call's bar first, then the others in order, up to the cap
-        keep = {id(c) for c in [c for c in calls if c.failures][:MAX_TIMELINE_CALLS]}
+        keep = {id(c) for c in [c for c in calls if c.blamed][:MAX_TIMELINE_CALLS]}
         for c in calls:
             if len(keep) >= MAX_TIMELINE_CALLS:
                 break
@@ -170,9 +174,9 @@ def timeline(calls, trace, names: Names) -> dict:
             if begin is not None:
                 spans.append((begin, end))
                 bars[(call.server_pid, call.server_tid)].append(dict(common, begin=begin, end=end, side="server",
-                    red=bool(call.failures),  # red where this thread's own operation failed
+                    red=bool(call.blamed),  # red where this thread's own operation failed
                     title=f"call {call.id} (server): {iname} {where} for {names.image(call.client_pid)}"
-                          + (" — FAILED operation" if call.failures else "")))
+                          + (" — FAILED operation" if call.blamed else "")))
     if not spans:
         return {"rows": [], "ticks": [], "shown": len(chosen), "total": len(calls)}
     t0 = min(b for b, _ in spans)
@@ -220,6 +224,7 @@ def finding_view(f: dict, names: Names) -> dict:
         "f": f,
         "nested": failure.get("call") is not None and f.get("call") is not None and failure.get("call") != f.get("call"),
         "ask_acl": str(failure.get("kind") or "").startswith("registry.") and status in SECURITY,
+        "hive_option": hive_option(failure.get("path") or ""),
         "call": f.get("call"),
         "pids": pids_text(client.get("pid"), server.get("pid")),
         "iface_key": names.iface(iface.get("uuid")),
@@ -233,7 +238,7 @@ def finding_view(f: dict, names: Names) -> dict:
         "acl": acl,
         "aces": aces,
         "fix": f.get("fix"),
-        "confidence": f"{f.get('confidence') or 0:.2f}",
+        "confidence": f"{f['confidence']:.2f}" if f.get("confidence") is not None else None,
     }
 
 

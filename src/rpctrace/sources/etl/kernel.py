@@ -17,6 +17,8 @@ import struct
 from typing import Any, Callable
 
 from rpctrace.knowledge import providers as P
+from rpctrace.security.binary import sid_from_bytes
+from rpctrace.security.model import SecurityDescriptorError
 
 FROM_HEADER = -1
 
@@ -70,15 +72,11 @@ def sid_at(data: bytes, pos: int, end: int, ptr: int) -> tuple[str | None, int]:
     if _U32.unpack_from(data, pos)[0] == 0:
         return None, pos + 4
     start = pos + 2 * ptr  # SID_AND_ATTRIBUTES {PSID, Attributes} padded to two pointers
-    _need(end, start, 8)
-    rev, count = data[start], data[start + 1]
-    if count > 15:
-        raise PayloadError(f"SID with {count} sub-authorities")
-    _need(end, start, 8 + 4 * count)
-    authority = int.from_bytes(data[start + 2 : start + 8], "big")
-    subs = struct.unpack_from(f"<{count}I", data, start + 8)
-    text = f"S-{rev}-{authority}" + "".join(f"-{s}" for s in subs)
-    return text, start + 8 + 4 * count
+    try:
+        text, length = sid_from_bytes(data, start, end)  # the one binary-SID decoder
+    except SecurityDescriptorError as exc:
+        raise PayloadError(f"UserSID: {exc.message}") from None
+    return text, start + length
 
 
 # ---------------------------------------------------------------- Process (group 3)

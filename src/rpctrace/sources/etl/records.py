@@ -22,7 +22,7 @@ import uuid
 
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
-from rpctrace.sources.etl import kernel, manifest
+from rpctrace.sources.etl import imageid, kernel, manifest
 
 # header types (byte 2 of the marker when byte 3 is 0xC0)
 SYSTEM32, SYSTEM64, COMPACT32, COMPACT64 = 0x01, 0x02, 0x03, 0x04
@@ -354,8 +354,14 @@ class BufferDecoder:
             extra.update(instance_id=iid, parent_instance_id=parent_iid,
                          parent_guid=manifest.guid_le(data[pos + 0x38 : pos + 0x48]))
         ts = self.clock(raw)
+        provider = self._provider(guid)
+        if provider == imageid.IMAGE_ID_GUID:  # KernelTraceControl's image identities (imageid.py)
+            decoded = imageid.decode(opcode, data, pos + hsize, pos + size, self.ptr)
+            if decoded is not None:
+                return raw, _new(Event, (ts, None if pid == NO_ID else pid, None if tid == NO_ID else tid, cpu,
+                                         provider, 0, opcode, version, decoded[0], decoded[1], None))
         return raw, _raw_event(ts, None if pid == NO_ID else pid, None if tid == NO_ID else tid, cpu,
-                               self._provider(guid), 0, opcode, version, data, pos + hsize, pos + size, None, extra,
+                               provider, 0, opcode, version, data, pos + hsize, pos + size, None, extra,
                                counts)
 
 

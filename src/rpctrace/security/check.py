@@ -36,37 +36,24 @@ else remove the explicit deny ACE that blocks it, else add one allow ACE for the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
-from rpctrace.explain.security import (
-    CONTAINER_INHERIT_ACE,
-    INHERIT_ONLY_ACE,
-    INHERITED_ACE,
-    NO_PROPAGATE_INHERIT_ACE,
-    OBJECT_INHERIT_ACE,
-    SE_DACL_AUTO_INHERITED,
-    SE_DACL_PROTECTED,
+from rpctrace.knowledge import access, sids
+from rpctrace.security.model import (
     Ace,
     SecurityDescriptor,
     SecurityDescriptorError,
-    ace_to_sddl,
-    to_sddl,
-    with_aces,
 )
-from rpctrace.knowledge import access, sids
-from rpctrace.knowledge.registry import user_path
+from rpctrace.security.sddl import (
+    ace_to_sddl,
+)
 
 __all__ = [
     "AccessVerdict",
     "AceReport",
-    "Fix",
-    "enable_inheritance",
     "evaluate",
-    "inherited_aces",
-    "powershell_path",
-    "ps_quote",
     "resolve_principals",
-    "suggest_fix",
 ]
 
 OWNER_RIGHTS = "S-1-3-4"
@@ -102,7 +89,7 @@ class AceReport:
         origin = "inherited" if self.inherited else "explicit"
         return f"#{self.index} {self.type} {self.name or self.sid} {access.format(self.mask, object_type)} ({origin})"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "type": self.type,
@@ -153,8 +140,9 @@ class AccessVerdict:
         granting = [a for a in self.aces if a.granted]
         return granting if granting else list(self.aces)
 
-    def to_dict(self) -> dict:
-        fmt = lambda m: access.format(m, self.object_type)
+    def to_dict(self) -> dict[str, Any]:
+        def fmt(mask: int) -> str:
+            return access.format(mask, self.object_type)
         return {
             "allowed": self.allowed,
             "verdict": self.verdict,
@@ -213,7 +201,8 @@ def evaluate(sd: SecurityDescriptor, principals: list[str], desired: int, object
     pset = resolve_principals(principals)
     members = set(pset)
     notes: list[str] = []
-    fmt = lambda m: access.format(m, object_type)
+    def fmt(mask: int) -> str:
+        return access.format(mask, object_type)
     desired &= 0xFFFFFFFF
     requested = desired
     if object_type == "key" and requested & access.KEY_WOW64_MASK:
@@ -321,7 +310,8 @@ def evaluate(sd: SecurityDescriptor, principals: list[str], desired: int, object
 
 
 def _verdict_text(v: AccessVerdict) -> tuple[str, str]:
-    fmt = lambda m: access.format(m, v.object_type)
+    def fmt(mask: int) -> str:
+        return access.format(mask, v.object_type)
     protected = " The DACL is protected (inheritance is off)." if v.dacl_protected else ""
     if v.dacl_state in ("null", "absent"):
         what = "a NULL DACL" if v.dacl_state == "null" else "no DACL"
@@ -369,249 +359,3 @@ def _union_text(reports: list[AceReport], object_type: str) -> str:
     return access.format(mask, object_type) if mask else "nothing"
 
 
-# ---------------------------------------------------------------------------------------------
-# inheritance
-
-
-def inherited_aces(parent: SecurityDescriptor, owner: str | None = None, group: str | None = None,
-                   object_type: str = "key", container: bool = True) -> list[Ace]:
-    """The ACEs a child (a container such as a subkey, or a leaf) inherits from ``parent``'s DACL,
-    following the ACE inheritance rules: CONTAINER_INHERIT ACEs reach containers (still
-    inheritable unless NO_PROPAGATE), OBJECT_INHERIT ACEs reach leaves and pass through containers
-    as inherit-only; an ACE for CREATOR OWNER/GROUP or with generic rights splits into an
-    effective copy (the child's owner/group, rights mapped) and an inherit-only copy."""
-    if parent.dacl is None:
-        return []
-    out: list[Ace] = []
-    for ace in parent.dacl.aces:
-        if not (ace.is_allow or ace.is_deny or ace.sid):
-            continue
-        audit_bits = ace.flags & 0xE0
-        inherit_bits = ace.flags & (OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE)
-        applies = ace.container_inherit if container else ace.object_inherit
-        propagate = not ace.no_propagate
-        if applies:
-            creator = ace.sid in (CREATOR_OWNER, CREATOR_GROUP)
-            generic = bool(ace.mask & _GENERIC_BITS)
-            keep_inheriting = propagate and container
-            if creator or generic:
-                sid = (owner if ace.sid == CREATOR_OWNER else group) if creator else ace.sid
-                if sid:
-                    out.append(replace(ace, flags=INHERITED_ACE | audit_bits, sid=sid,
-                                       mask=access.map_generic(ace.mask, object_type), offset=None, size=None))
-                if keep_inheriting:
-                    out.append(replace(ace, flags=inherit_bits | INHERIT_ONLY_ACE | INHERITED_ACE | audit_bits,
-                                       offset=None, size=None))
-            else:
-                flags = (inherit_bits if keep_inheriting else 0) | INHERITED_ACE | audit_bits
-                out.append(replace(ace, flags=flags, offset=None, size=None))
-        elif container and ace.object_inherit and propagate:
-            out.append(replace(ace, flags=inherit_bits | INHERIT_ONLY_ACE | INHERITED_ACE | audit_bits,
-                               offset=None, size=None))
-    return out
-
-
-def enable_inheritance(sd: SecurityDescriptor, parent: SecurityDescriptor, object_type: str = "key") -> SecurityDescriptor:
-    """``sd`` after SetAccessRuleProtection($false, ...): the explicit ACEs stay, first; the ACEs
-    inherited from ``parent`` follow; SE_DACL_PROTECTED is cleared, SE_DACL_AUTO_INHERITED set."""
-    explicit = [a for a in (sd.dacl.aces if sd.dacl is not None else []) if not a.inherited]
-    inherited = inherited_aces(parent, sd.owner, sd.group, object_type, container=True)
-    control = (sd.control & ~SE_DACL_PROTECTED) | SE_DACL_AUTO_INHERITED
-    return with_aces(sd, explicit + inherited, control)
-
-
-# ---------------------------------------------------------------------------------------------
-# fixes
-
-
-@dataclass
-class Fix:
-    kind: str  # "enable-inheritance" | "remove-deny" | "add-ace"
-    text: str
-    short: str
-    sddl_before: str | None
-    sddl_after: str | None
-    sd_after: SecurityDescriptor
-    powershell: str
-    effective: AccessVerdict
-    ace: Ace | None = None
-    removed: list[Ace] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "text": self.text,
-            "short": self.short,
-            "sddl_before": self.sddl_before,
-            "sddl_after": self.sddl_after,
-            "powershell": self.powershell,
-            "ace": _ace_sddl(self.ace, self.effective.object_type) if self.ace else None,
-            "removed": [_ace_sddl(a, self.effective.object_type) for a in self.removed],
-            "after": self.effective.to_dict(),
-        }
-
-
-def _safe_sddl(sd: SecurityDescriptor, object_type: str) -> str | None:
-    try:
-        return to_sddl(sd, object_type)
-    except SecurityDescriptorError:
-        return None
-
-
-def ps_quote(text: str) -> str:
-    """A PowerShell string literal for ``text``: single-quoted (no expansion), every kind of
-    single quote doubled (PowerShell treats U+2018/2019/201A/201B as quotes too); control
-    characters are joined in as ``[char]0x..`` so the snippet stays one line."""
-    quotes = "'\u2018\u2019\u201a\u201b"
-    pieces: list[str] = []
-    current = ""
-    for ch in text:
-        if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029":
-            if current:
-                pieces.append("'" + current + "'")
-                current = ""
-            pieces.append(f"[char]0x{ord(ch):04x}")
-        else:
-            current += ch + ch if ch in quotes else ch
-    if current or not pieces:
-        pieces.append("'" + current + "'")
-    return pieces[0] if len(pieces) == 1 else "(" + " + ".join(pieces) + ")"
-
-
-_PS_ROOTS = (
-    ("HKEY_LOCAL_MACHINE", "HKLM:"), ("HKLM", "HKLM:"),
-    ("HKEY_CURRENT_USER", "HKCU:"), ("HKCU", "HKCU:"),
-    ("HKEY_USERS", "Registry::HKEY_USERS"), ("HKU", "Registry::HKEY_USERS"),
-    ("HKEY_CLASSES_ROOT", "Registry::HKEY_CLASSES_ROOT"), ("HKCR", "Registry::HKEY_CLASSES_ROOT"),
-    ("HKEY_CURRENT_CONFIG", "Registry::HKEY_CURRENT_CONFIG"), ("HKCC", "Registry::HKEY_CURRENT_CONFIG"),
-)
-
-
-def powershell_path(key_path: str) -> str:
-    """``HKLM\\SOFTWARE\\X`` -> ``HKLM:\\SOFTWARE\\X`` (also HKEY_LOCAL_MACHINE\\..., \\REGISTRY\\MACHINE\\...,
-    HKCU; HKU/HKCR go through the ``Registry::`` provider path, which needs no drive)."""
-    path = user_path(key_path.strip())
-    if path.upper().startswith("COMPUTER\\"):
-        path = path[9:]
-    head, _, rest = path.partition("\\")
-    head = head.removesuffix(":")
-    for name, ps in _PS_ROOTS:
-        if head.upper() == name:
-            return ps + "\\" + rest
-    if path.startswith("Registry::"):
-        return path
-    return path
-
-
-def _ps_header(key_path: str | None) -> list[str]:
-    if key_path:
-        return [f"$path = {ps_quote(powershell_path(key_path))}"]
-    return ["$path = 'HKLM:\\<key path>'   # the key this descriptor belongs to"]
-
-
-_DOTNET_KEY_RIGHTS = {access.KEY_ALL_ACCESS: "FullControl", access.KEY_READ: "ReadKey", access.KEY_WRITE: "WriteKey"}
-
-
-def _ps_rule(ace: Ace, allow: bool, object_type: str) -> list[str]:
-    inheritance = [n for bit, n in ((CONTAINER_INHERIT_ACE, "ContainerInherit"), (OBJECT_INHERIT_ACE, "ObjectInherit"))
-                   if ace.flags & bit] or ["None"]
-    propagation = [n for bit, n in ((NO_PROPAGATE_INHERIT_ACE, "NoPropagateInherit"), (INHERIT_ONLY_ACE, "InheritOnly"))
-                   if ace.flags & bit] or ["None"]
-    cls, rights_type = (("RegistryAccessRule", "RegistryRights") if object_type == "key"
-                        else ("FileSystemAccessRule", "FileSystemRights"))
-    mask = ace.mask
-    rights = (f"'{_DOTNET_KEY_RIGHTS[mask]}'" if object_type == "key" and mask in _DOTNET_KEY_RIGHTS else str(mask))
-    return [
-        f"$sid = New-Object System.Security.Principal.SecurityIdentifier({ps_quote(ace.sid or '')})",
-        (f"$rule = New-Object System.Security.AccessControl.{cls}($sid, "
-         f"[System.Security.AccessControl.{rights_type}]{rights}, "
-         f"[System.Security.AccessControl.InheritanceFlags]'{', '.join(inheritance)}', "
-         f"[System.Security.AccessControl.PropagationFlags]'{', '.join(propagation)}', "
-         f"[System.Security.AccessControl.AccessControlType]'{'Allow' if allow else 'Deny'}')"
-         f"   # {access.format(mask, object_type)}"),
-    ]
-
-
-def _grantee(principals: list[str]) -> str:
-    for sid in principals:
-        if sid.startswith("S-1-5-80-") and sid != "S-1-5-80-0":
-            return sid
-    return principals[0]
-
-
-def suggest_fix(sd: SecurityDescriptor, parent_sd: SecurityDescriptor | None, principals: list[str], desired: int,
-                key_path: str | None = None, object_type: str = "key") -> Fix | None:
-    """The change that grants ``desired`` to ``principals``, or None when it is already granted
-    (or no DACL change can grant it, e.g. ACCESS_SYSTEM_SECURITY).
-
-    Order of preference: re-enable inheritance (protected DACL whose parent's inheritable ACEs
-    grant the request), remove explicit deny ACEs that block it, add one allow ACE
-    ``(A;CI;<rights>;;;<sid>)`` for the service SID among the principals (else the first one).
-    """
-    pset = resolve_principals(principals)
-    before = evaluate(sd, pset, desired, object_type)
-    if before.allowed or not pset:
-        return None
-    if before.requested & access.ACCESS_SYSTEM_SECURITY:
-        return None
-    sddl_before = _safe_sddl(sd, object_type)
-    where = key_path or "the key"
-    fmt = lambda m: access.format(m, object_type)
-    ps_lines = _ps_header(key_path) + ["$acl = Get-Acl -LiteralPath $path"]
-    ps_tail = ["Set-Acl -LiteralPath $path -AclObject $acl"]
-
-    # 1. re-enable inheritance
-    if sd.dacl_protected and parent_sd is not None and before.denied_by is None:
-        after = enable_inheritance(sd, parent_sd, object_type)
-        verdict = evaluate(after, pset, desired, object_type)
-        if verdict.allowed:
-            by = ", ".join(a.describe(object_type) for a in verdict.deciding)
-            text = (f"Re-enable inheritance on {where}: its DACL is protected (inheritance off), and the parent's "
-                    f"inheritable ACEs then grant {fmt(verdict.requested)} ({by}). The explicit ACEs can be "
-                    "removed afterwards; the inherited ones alone grant the request.")
-            ps = ps_lines + ["$acl.SetAccessRuleProtection($false, $true)   # inherit from the parent key again"] + ps_tail
-            return Fix("enable-inheritance", text, "re-enable inheritance from the parent key", sddl_before,
-                       _safe_sddl(after, object_type), after, "\n".join(ps), verdict)
-
-    current = sd
-    removed: list[Ace] = []
-    verdict = before
-    ps_body: list[str] = []
-    # 2. remove explicit deny ACEs that block the request
-    while verdict.denied_by is not None and len(removed) < 64:
-        blocking = current.dacl.aces[verdict.denied_by.index] if current.dacl is not None else None
-        if blocking is None or blocking.inherited:
-            break
-        removed.append(blocking)
-        ps_body += _ps_rule(blocking, allow=False, object_type=object_type) + ["$acl.RemoveAccessRuleSpecific($rule)"]
-        current = with_aces(current, [a for i, a in enumerate(current.dacl.aces) if i != verdict.denied_by.index])
-        verdict = evaluate(current, pset, desired, object_type)
-    if removed and verdict.allowed:
-        listing = ", ".join(_ace_sddl(a, object_type) or a.type_name for a in removed)
-        text = f"Remove the explicit deny ACE(s) {listing} from {where}; the remaining ACEs grant {fmt(verdict.requested)}."
-        return Fix("remove-deny", text, f"remove the deny ACE {listing}", sddl_before, _safe_sddl(current, object_type),
-                   current, "\n".join(ps_lines + ps_body + ps_tail), verdict, removed=removed)
-
-    # 3. add an allow ACE
-    rights = verdict.requested & ~access.ACCESS_SYSTEM_SECURITY
-    if not rights:
-        return None
-    grantee = _grantee(pset)
-    flags = CONTAINER_INHERIT_ACE if object_type == "key" else 0
-    new_ace = Ace(0x00, flags, rights, grantee)
-    aces = list(current.dacl.aces) if current.dacl is not None else []
-    position = next((i for i, a in enumerate(aces) if a.inherited), len(aces))
-    after = with_aces(current, aces[:position] + [new_ace] + aces[position:])
-    verdict = evaluate(after, pset, desired, object_type)
-    if not verdict.allowed:
-        return None
-    ace_text = _ace_sddl(new_ace, object_type) or fmt(rights)
-    who = sids.name_of(grantee) or grantee
-    text = f"Add the ACE {ace_text} to {where}: allow {who} {fmt(rights)}"
-    text += ", inherited by subkeys." if flags else "."
-    if removed:
-        text = ("Remove the explicit deny ACE(s) "
-                + ", ".join(_ace_sddl(a, object_type) or a.type_name for a in removed) + " and " + text[0].lower() + text[1:])
-    ps_body += _ps_rule(new_ace, allow=True, object_type=object_type) + ["$acl.AddAccessRule($rule)"]
-    return Fix("add-ace", text, f"add {ace_text}", sddl_before, _safe_sddl(after, object_type), after,
-               "\n".join(ps_lines + ps_body + ps_tail), verdict, ace=new_ace, removed=removed)

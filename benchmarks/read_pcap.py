@@ -1,0 +1,67 @@
+"""Reading a network capture: packets per second and peak memory, on a capture from the writer.
+
+    python benchmarks/read_pcap.py [--packets 1000000] [--keep FILE]
+
+Writes a capture of ``--packets`` frames with ``rpctrace.synth.pcapfile.write_busy_capture``
+(80 connections: Netlogon over TCP and LSARPC over SMB2 pipes, a request and a response segment
+per call), then reads it in a child process (so the peak resident memory is the reader's own):
+``NetReader.events()`` into ``wire_calls`` (every event decoded, every call built and kept).
+Prints frames, calls, seconds, frames/s and the child's peak RSS (ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+CHILD = r"""
+import json, resource, sys, time
+from rpctrace.sources.net import NetReader
+from rpctrace.correlate.remote import wire_calls
+t0 = time.perf_counter()
+with NetReader(sys.argv[1]) as reader:
+    calls, counts = wire_calls(reader.events())
+    stats = reader.stats
+seconds = time.perf_counter() - t0
+print(json.dumps({"frames": stats.frames, "calls": len(calls), "answered": sum(c.end is not None for c in calls),
+                  "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--keep", help="write the capture here and keep it")
+    args = ap.parse_args()
+    from rpctrace.synth.pcapfile import write_busy_capture
+
+    with tempfile.TemporaryDirectory(prefix="rpctrace-bench-pcap-") as tmp:
+        path = args.keep or os.path.join(tmp, "busy.pcap")
+        t0 = time.perf_counter()
+        made = write_busy_capture(path, args.packets)
+        wrote = time.perf_counter() - t0
+        size = os.path.getsize(path)
+        out = subprocess.run([sys.executable, "-c", CHILD, path], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        got = json.loads(out.stdout)
+    print(f"# python benchmarks/read_pcap.py --packets {args.packets}")
+    print(f"# machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+          f"Python {platform.python_version()}")
+    print(f"capture: {made['frames']} frames, {made['calls']} calls, {size / 2**20:.1f} MiB, written in {wrote:.1f} s")
+    print(f"read: {got['frames']} frames, {got['calls']} calls ({got['answered']} answered) in {got['seconds']:.1f} s "
+          f"= {got['frames'] / got['seconds']:,.0f} frames/s; peak RSS {got['peak_rss_mb']:.0f} MiB")
+    return 0 if got["frames"] == made["frames"] and got["calls"] == made["calls"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
