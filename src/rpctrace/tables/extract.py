@@ -260,7 +260,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     host, computer, host_source = host_of(trace.sources)
     first, last = trace.time_range if trace.time_range else (None, None)
     header = next((i["header"] for i in trace.sources if i.get("header")), {})
-    formats = sorted({str(i.get("format", "etl")) for i in trace.sources})
+    formats = sorted(set(trace.formats)) if trace.formats else sorted({str(i.get("format", "etl")) for i in trace.sources})
     _append(cols["traces"], {
         **base, "format": ",".join(formats), "computer_name": computer, "host_source": host_source,
         "start": _us(first), "end": _us(last), "events": trace.records if trace.records is not None else sum(kinds.values()),
