@@ -177,6 +177,10 @@ def etl_trim(data: bytes, keep: list[int] | None = None, max_records: int = 40) 
         struct.pack_into("<III", head, 0, new, new, new)
         struct.pack_into("<I", head, 0x30, new)
         out += head + area[:end]
+    # the logfile header's BuffersWritten (+0x24 of its payload, behind the 0x20-byte record
+    # header) says how many buffers the trimmed trace holds, or every seed reads as cut short
+    if len(out) >= 0x48 + 0x20 + 0x28:
+        struct.pack_into("<I", out, 0x48 + 0x20 + 0x24, len(chosen))
     return bytes(out)
 
 
@@ -245,7 +249,8 @@ def etl_seeds() -> list[Seed]:
     raw["lxcore_kernel.etl"] = _need(DATA / "lxcore_kernel.etl").read_bytes()
     for name in ("AMSITrace.etl", "ShutdownPerfDiagLogger.etl"):
         raw[name] = lzma.decompress(_need(DATA / (name + ".xz")).read_bytes())
-    for z in ("primitive-types.etl.zip", "net.4.5.2.x64.etl.zip", "diaghub-dotnetcore3.1-win-x64-diagsession.zip"):
+    for z in ("primitive-types.etl.zip", "net.4.5.2.x64.etl.zip", "diaghub-dotnetcore3.1-win-x64-diagsession.zip",
+              "sawbuck-win7-classic-kernel.zip"):
         raw.update(_unzip_etls(z))
     made: list[tuple[str, bytes]] = [
         ("smallEtlFile.etl", raw["smallEtlFile.etl"]),
@@ -258,6 +263,9 @@ def etl_seeds() -> list[Seed]:
         ("net.4.5.2.x64.etl[0,100,200,300]", etl_trim(raw["net.4.5.2.x64.etl"], [100, 200, 300], 30)),
         ("diaghub.etl[0,1,50]", etl_trim(raw["diaghub.etl"], [1, 50], 30)),
         ("diaghub.kernel.1.etl[0,1] (compressed)", etl_trim(raw["diaghub.kernel.1.etl"], [1], 30)),
+        # Windows 7 classic-header Process/Image events, 64-bit payloads in a 32-bit logger
+        ("image_data_64_v2.etl", etl_trim(raw["image_data_64_v2.etl"], None, 30)),
+        ("process_data_64_v3.etl", etl_trim(raw["process_data_64_v3.etl"], None, 30)),
     ]
     made += _synth_etl_seeds()
     return [Seed(name, data, etl_fields(data)) for name, data in made]
@@ -275,6 +283,10 @@ def _synth_etl_seeds() -> list[tuple[str, bytes]]:
             data = Path(path).read_bytes()
             out.append((f"synth:{scenario}/{ptr * 8}-bit", etl_trim(data, None, 25)))
         out.append(("synth:audiosrv-access-denied/64-bit compressed", etl_compress(out[0][1])))
+        # stacks as stack-cache references and definitions, deferred user parts
+        path = os.path.join(tmp, "keys.etl")
+        synth.synthesize("audiosrv-access-denied", path, None, seed=1, calls=1, clients=1, stack_cache=2)
+        out.append(("synth:audiosrv-access-denied/64-bit stack keys", etl_trim(Path(path).read_bytes(), None, 40)))
     return out
 
 

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rpctrace"
 
 #: the stages, lowest first; a module may import from its own stage and the ones below
 LEVELS: dict[str, int] = {
-    "errors": 0, "model": 0, "progress": 0,
+    "errors": 0, "model": 0, "progress": 0, "schema": 0,
     "knowledge": 1, "security": 1,
     "sources": 2, "symbols": 2,
     "trace": 3,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, with_evidence
 from rpctrace.knowledge.failures import event_class
@@ -148,7 +148,7 @@ class Call:
             return "LRPC" if self.message is not None else None
         return PROTOCOLS.get(self.protocol, str(self.protocol))
 
-    def subtree(self):
+    def subtree(self) -> Iterator["Call"]:
         yield self
         for child in self.children:
             yield from child.subtree()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from rpctrace.model import Event, target_of, ticks_to_iso
+from rpctrace.schema import CallRecord, FailureRecord
 
 if TYPE_CHECKING:
     from rpctrace.correlate.calls import Call
@@ -53,36 +54,39 @@ class RecordMaker:
 
     def image(self, pid: int | None) -> str | None:
         """The image name of process ``pid``, or None when the trace does not know it."""
-        image = self._images.get(pid, _MISSING)
-        if image is _MISSING:
+        try:
+            return self._images[pid]
+        except KeyError:
             info = self._trace.process(pid)
             image = self._images[pid] = info.image if info else None
-        return image
+            return image
 
     def service(self, pid: int | None, interface: str | None) -> str | None:
         """The service server process ``pid`` hosts: svchost ``-s NAME``, else the owner of
         ``interface`` (see :func:`rpctrace.knowledge.services.service_for`)."""
         key = (pid, interface)
-        service = self._services.get(key, _MISSING)
-        if service is _MISSING:
+        try:
+            return self._services[key]
+        except KeyError:
             from rpctrace.knowledge.services import service_for
 
             info = self._trace.process(pid)
             service = service_for(info.image, info.command_line, interface) if info else None
             self._services[key] = service
-        return service
+            return service
 
     def _status_text(self, status: int) -> str | None:
-        name = self._status_names.get(status, _MISSING)
-        if name is _MISSING:
+        try:
+            return self._status_names[status]
+        except KeyError:
             name = self._status_names[status] = self._status_name(status)  # type: ignore[misc]
-        return name
+            return name
 
-    def failure(self, op: Event) -> dict:
+    def failure(self, op: Event) -> FailureRecord:
         """The record of one failed operation the server did for a call."""
         return _failure(op, self._status_text if self._named_status else None)
 
-    def __call__(self, call: Call) -> dict:
+    def __call__(self, call: Call) -> CallRecord:
         """The record of ``call``."""
         # The lookups are inlined as cache hits (the common case); misses go through the methods.
         interface = call.interface
@@ -91,7 +95,8 @@ class RecordMaker:
             try:
                 iname, proc = self._procedures[interface, opnum]
             except KeyError:
-                iname, proc = self._procedures[interface, opnum] = tuple(self._names(interface, opnum))
+                found = self._names(interface, opnum)
+                iname, proc = self._procedures[interface, opnum] = (found[0], found[1])
         else:
             iname = proc = None
         images = self._images
@@ -117,7 +122,7 @@ class RecordMaker:
         parent = call.parent
         children = call.children
         failures = call.failures
-        record = {
+        record: CallRecord = {
             "id": call.id,
             "client": {"pid": client_pid, "tid": call.client_tid, "image": client_image},
             "server": {"pid": server_pid, "tid": call.server_tid, "image": server_image, "service": service},
@@ -152,7 +157,7 @@ class RecordMaker:
         return record
 
 
-def _add_wire(record: dict, wire: Any) -> None:
+def _add_wire(record: CallRecord, wire: Any) -> None:
     """A call seen in a network capture also has the client's and server's address and port,
     the pipe (named pipes) and the capture's own facts (``wire``); calls from a trace alone keep
     the fixed record shape (see :mod:`rpctrace.render.recordjson`)."""
@@ -164,7 +169,7 @@ def _add_wire(record: dict, wire: Any) -> None:
     record["wire"] = wire.as_dict()
 
 
-def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
+def _failure(op: Event, status_name: StatusNameLookup | None) -> FailureRecord:
     f = op.fields
     status = f.get("status")
     return {
@@ -178,12 +183,12 @@ def _failure(op: Event, status_name: StatusNameLookup | None) -> dict:
     }
 
 
-def failure_record(op: Event, status_name: StatusNameLookup | None = None) -> dict:
+def failure_record(op: Event, status_name: StatusNameLookup | None = None) -> FailureRecord:
     """The record of one failed operation (``status_name`` names its status when given)."""
     return _failure(op, status_name if status_name else None)
 
 
-def call_record(call: Call, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None) -> dict:
+def call_record(call: Call, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None) -> CallRecord:
     """The JSON shape of one call (the `rpctrace calls --format json` contract).
 
     ``names`` (interface uuid, opnum) -> (interface name, procedure) and ``status_name`` are

@@ -26,6 +26,7 @@ from rpctrace.knowledge.failures import event_class
 from rpctrace.knowledge.registry import hive_option
 from rpctrace.knowledge.status import is_failure
 from rpctrace.model import target_of, target_text, ticks_to_iso
+from rpctrace.schema import ClientSide, Finding, Hop, ServerSide
 
 __all__ = ["build_findings", "expected_left_out", "failure_of", "identity_of"]
 
@@ -64,11 +65,14 @@ def _who(identity: dict) -> str:
     return identity.get("user") or identity.get("user_sid") or "the server's account"
 
 
-def failure_of(trace, blame: Blame) -> dict:
+def failure_of(trace: Any, blame: Blame) -> dict[str, Any]:
     op = blame.op
     f = op.fields
     desired = f.get("desired_access")
-    stack = [trace.symbolize(op.pid, a) for a in op.stack] if op.stack else f.get("frames")
+    if op.stack:
+        stack = trace.stack_json(op.pid, op.stack)
+    else:
+        stack = {"stack": f.get("frames"), "stack_kernel": None, "stack_user": None, "stack_addresses": None}
     return {
         "kind": op.kind,
         "path": target_of(op),  # the key (or file): what an ACL belongs to
@@ -84,11 +88,17 @@ def failure_of(trace, blame: Blame) -> dict:
         "tid": op.tid,
         "ts": ticks_to_iso(op.ts),
         "call": blame.call.id,
-        "stack": stack,
+        **stack,
     }
 
 
-def _process(trace, pid, tid) -> dict:
+def _process(trace: Any, pid: int | None, tid: int | None) -> ClientSide:
+    info = trace.process(pid)
+    return {"pid": pid, "tid": tid, "image": info.image if info else None,
+            "command_line": info.command_line if info else None}
+
+
+def _server(trace: Any, pid: int | None, tid: int | None) -> ServerSide:
     info = trace.process(pid)
     return {"pid": pid, "tid": tid, "image": info.image if info else None,
             "command_line": info.command_line if info else None}
@@ -104,9 +114,9 @@ def _target(call: Call) -> tuple[str | None, str | None, str]:
     return iname, proc, text
 
 
-def _hop(trace, call: Call) -> dict:
+def _hop(trace: Any, call: Call) -> Hop:
     iname, proc, _ = _target(call)
-    server = _process(trace, call.server_pid, call.server_tid)
+    server = _server(trace, call.server_pid, call.server_tid)
     server.pop("command_line")
     server["service"] = identity_of(trace, call.server_pid, call.interface)["service"]
     client = _process(trace, call.client_pid, call.client_tid)
@@ -128,24 +138,24 @@ def _operation_text(failure: dict) -> str:
     return failure["kind"].replace("registry.", "registry ").replace("file.", "file ")
 
 
-def finding_for_call(trace, call: Call, blame: Blame | None, acls: AclSources) -> dict[str, Any]:
+def finding_for_call(trace: Any, call: Call, blame: Blame | None, acls: AclSources) -> Finding:
     """The finding of top-level ``call``: every hop down to ``blame``'s, or the RPC status the
     client saw when no operation of the subtree failed."""
     hops_calls = blame.hops if blame is not None else [call]
     failing = hops_calls[-1]
     iname, proc, _ = _target(failing)
     client = _process(trace, call.client_pid, call.client_tid)
-    server = _process(trace, failing.server_pid, failing.server_tid)
+    server = _server(trace, failing.server_pid, failing.server_tid)
     identity = identity_of(trace, failing.server_pid, failing.interface)
     server["service"] = identity["service"]
     who = _who(identity)
     wire = getattr(call, "wire", None)
     if wire is not None:  # a remote call: the client is an address on the wire, not a process here
-        client.update(address=wire.client_address, port=wire.client_port)
+        client["address"], client["port"] = wire.client_address, wire.client_port
     client_name = (f"{wire.client_address}:{wire.client_port}" if wire is not None
                    else client["image"] or (f"pid {client['pid']}" if client["pid"] is not None else "a client not in the trace"))
     route = " -> ".join(_hop_text(trace, c) for c in hops_calls)
-    failure = failure_of(trace, blame) if blame is not None else {
+    failure: dict[str, Any] = failure_of(trace, blame) if blame is not None else {
         "kind": "rpc.status", "path": None, "value_name": None, "target": None, "nt_path": None,
         "status": call.status, "status_name": codes.name(call.status, hint="RPC") if call.status else None,
         "expected": False, "desired_access": None, "desired_access_names": None, "pid": call.client_pid,
@@ -245,11 +255,11 @@ def expected_left_out(trace, correlation: Correlation) -> int:
     return n
 
 
-def build_findings(trace, correlation: Correlation, acls: AclSources | None = None,
-                   include_expected: bool = False) -> list[dict]:
+def build_findings(trace: Any, correlation: Correlation, acls: AclSources | None = None,
+                   include_expected: bool = False) -> list[Finding]:
     """Every finding, in the order a person reads them (module docstring)."""
     acls = acls or AclSources()
-    findings = [finding_for_call(trace, call, blame, acls)
+    findings: list[Finding] = [finding_for_call(trace, call, blame, acls)
                 for call, blame in suspect_calls(correlation.calls, include_expected)]
     from rpctrace.explain.dispatch import outside_findings
 
@@ -262,7 +272,7 @@ def build_findings(trace, correlation: Correlation, acls: AclSources | None = No
         identity = f["identity"]
         if identity.get("service") and not identity.get("service_sid"):
             identity["service_sid"] = sids.service_sid(identity["service"])
-        findings.append(f)
+        findings.append(f)  # type: ignore[arg-type]  # the dispatch module builds the same shape
     return findings
 
 

@@ -6,7 +6,7 @@ import json
 from typing import IO, Any, Iterable
 
 from rpctrace.knowledge.providers import NAMES
-from rpctrace.model import Event, ticks_to_iso
+from rpctrace.model import Event, stack_parts, ticks_to_iso
 
 
 def _plain(value: Any) -> Any:
@@ -49,6 +49,16 @@ def stack_frames(ev: Event, symbolize=None) -> list[str]:
     return [symbolize(ev.pid, a) if symbolize else f"0x{a:x}" for a in ev.stack or ()]
 
 
+def stack_json(ev: Event, symbolize=None) -> dict:
+    """An event's stack as JSON (what :meth:`rpctrace.trace.model.Trace.stack_json` gives, with
+    ``symbolize`` resolving addresses; without one, every frame is its address)."""
+    kernel, user = stack_parts(ev.stack)
+    sym = (lambda a: symbolize(ev.pid, a)) if symbolize else (lambda a: f"0x{a:x}")
+    k = [sym(a) for a in kernel]
+    u = [sym(a) for a in user]
+    return {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in ev.stack]}
+
+
 def event_dict(ev: Event, symbolize=None) -> dict:
     """The JSON shape of one event (the ``events --format jsonl`` contract)."""
     fields = _times(_plain(dict(ev.fields)), ev.kind)
@@ -65,7 +75,7 @@ def event_dict(ev: Event, symbolize=None) -> dict:
         "fields": fields,
     }
     if ev.stack is not None:
-        out["stack"] = stack_frames(ev, symbolize)
+        out.update(stack_json(ev, symbolize))
     return out
 
 

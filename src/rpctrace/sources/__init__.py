@@ -20,6 +20,16 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def losses(info: dict) -> tuple[int, int]:
+    """``(events lost, buffers lost)`` of one source's summary, as a person should be told them:
+    the logger's own counts (the ETL header's EventsLost and BuffersLost), and for buffers the
+    larger of that and the buffers missing between those the file holds (sequence numbers), so
+    a header that undercounts does not hide a gap.  Buffers missing at the end of a cut file are
+    damage, reported as such."""
+    return (info.get("events_lost") or 0,
+            max(info.get("buffers_lost") or 0, info.get("buffers_lost_in_sequence") or 0))
+
+
 def sniff_bytes(head: bytes) -> str | None:
     """The format whose signature starts ``head`` (a file's first 4096 bytes): 'etl', 'pml',
     'evtx', 'eventxml', 'pcap' (pcap and pcapng), or None."""

@@ -551,14 +551,22 @@ class Sim:
         creates the key's KCB), with its StackWalk; returns the thread's next free time."""
         tr = self.trace
         world = self.world
+        created = None
         if op.create_path is not None and status == 0 and op.create_path not in world.kcbs:
             kcb = world.kcb(op.create_path, rundown=False)
-            tr.registry(th, t, P.REG_KCB_CREATE, 0, 0, 0, kcb, op.create_path, op.create_path, cid)
+            kev = tr.registry(th, t, P.REG_KCB_CREATE, 0, 0, 0, kcb, op.create_path, op.create_path, cid)
+            created = (t, kev)
             t += 2 + int(self.rng.random() * 6)
         initial = t - 3 - int(self.rng.random() * 60)
         ev = tr.registry(th, t, op.opcode, initial, status, op.index, op.kcb, op.name, op.path, cid, op.name_bytes)
         if frames is not None:
-            tr.stack(th, t, frames[0], frames[1], ev, cid)
+            if tr.cache is not None and created is not None:
+                # stack caching on (as WPR/PerfView log it): both events of this one system call get
+                # the kernel part when they happen, and one deferred user part when it returns
+                tr.stack(th, created[0], frames[0], None, created[1], cid, user_at=t + 3)
+                tr.stack(th, t, frames[0], None, ev, cid, user_at=t + 3)
+            else:
+                tr.stack(th, t, frames[0], frames[1], ev, cid)
         if status and rec is not None:
             rec.failures.append((P.REGISTRY_KINDS[op.opcode], op.path, status, th.pid, th.tid, t,
                                  frames[2] if frames is not None else None))
@@ -1211,6 +1219,7 @@ class _Dropper:
         self.rate = rate
         self.after = INF
         self.dropped_any = False
+        self.discarded_any = False
 
     def __call__(self, cpu: int, seq: int, first_ts: int) -> bool:
         if first_ts < self.after:
@@ -1219,6 +1228,16 @@ class _Dropper:
             self.dropped_any = True
             return True
         return False
+
+    def discard(self, cpu: int, seq: int, last_ts: int) -> int:
+        """How many of the CPU's next events the logger discards for want of a free buffer
+        (a burst now and then, never before ``after``; the first chance always takes one)."""
+        if last_ts < self.after:
+            return 0
+        if not self.discarded_any or self.rng.random() < self.rate / 4:
+            self.discarded_any = True
+            return self.rng.randrange(2, 12)
+        return 0
 
 
 def _filetime(year: int, month: int, day: int, hour: int) -> int:
@@ -1231,7 +1250,8 @@ CPUS = 4
 
 
 def generate(name: str, out, *, seed: int, clients: int | None, calls: int | None, events: int | None,
-             pointer_size: int, compress: bool, track: bool, keep_limit: int, on_progress=None):
+             pointer_size: int, compress: bool, track: bool, keep_limit: int, on_progress=None,
+             stack_cache: int = 0):
     """Build the machine, run the scenario, write the .etl; return what the truth needs."""
     from rpctrace.synth.etlfile import Clock, EtlWriter
 
@@ -1254,12 +1274,15 @@ def generate(name: str, out, *, seed: int, clients: int | None, calls: int | Non
     writer = EtlWriter(out, clock=clock, pointer_size=pointer_size, cpus=CPUS, compress=compress,
                        buffer_size=plan.buffer_size,
                        controller_pid=ctl.pid, controller_tid=ctl.tid, keep_tags=keep, drop_buffer=drop,
+                       discard_events=drop.discard if drop is not None else None,
                        logfile_name="C:\\Users\\alice\\rpc.etl")
     if on_progress is not None:
         writer.on_drain = lambda done: on_progress(done, max(done, estimate))
     # Records are tagged only when something reads the tags: the truth's events, or the
     # accounting of lost buffers.
     trace = Trace(writer, track=track and (keep or drop is not None), keep_events=keep)
+    if stack_cache:
+        trace.enable_stack_cache(stack_cache)
     sim = Sim(world, trace, rng, track)
     run = Run(name, plan, world, sim)
     run.build_background()

@@ -11,7 +11,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from rpctrace.errors import InputError
-from rpctrace.model import Event
+from rpctrace.model import Event, stack_parts
 
 WOW64_FLAG = 0x2  # Process event Flags (v4): 1 PackageFullName, 2 Wow64, 4 Protected (facts §4)
 
@@ -96,6 +96,16 @@ class Trace:
                     break
                 i -= 1
         return None
+
+    def stack_json(self, pid: int | None, stack) -> dict:
+        """The JSON form of an event's stack, the same in every output: ``stack`` (every frame as
+        ``module+0xoffset``, innermost first), ``stack_kernel`` and ``stack_user`` (its kernel-mode
+        and user-mode parts, same form) and ``stack_addresses`` (the raw addresses, hex)."""
+        kernel, user = stack_parts(stack)
+        sym = self.symbolize
+        k = [sym(pid, a) for a in kernel]
+        u = [sym(pid, a) for a in user]
+        return {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in stack]}
 
     def symbolize(self, pid: int | None, address: int) -> str:
         """``module+0xoffset`` for an address, or the bare address when no module holds it."""

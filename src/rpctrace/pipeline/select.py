@@ -1,0 +1,86 @@
+"""Choosing calls and making their records: the filters, the roots of a tree, the records of a
+listing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+from rpctrace.correlate.calls import Call, Correlation
+from rpctrace.correlate.select import CallFilter
+from rpctrace.schema import CallRecord
+from rpctrace.trace.model import Trace
+
+if TYPE_CHECKING:
+    from rpctrace.correlate.records import RecordMaker
+
+
+def select(result: Correlation, trace: Trace, flt: CallFilter | None, alpc: bool = False) -> Iterable[Call]:
+    """The calls of ``result`` that pass ``flt`` (lazily); with ``alpc`` also the ALPC exchanges
+    that belong to no RPC call.  With ``--failed`` the calls with a failure that deserves blame
+    come first, then those whose failures are all expected results."""
+    from itertools import chain
+
+    pool = chain(result.calls, result.alpc) if alpc and result.alpc else result.calls
+    if flt is None or not flt.active:
+        return pool
+    if not flt.failed:
+        return flt.apply(pool, trace)
+    chosen = list(flt.apply(pool, trace))
+    blamed = [c for c in chosen if c.blamed or c.status]
+    return blamed + [c for c in chosen if not (c.blamed or c.status)]
+
+
+def tree_roots(result: Correlation, trace: Trace, flt: CallFilter | None = None, call_id: int | None = None) -> list[Call]:
+    """Where a call tree starts: the call ``call_id``; else, without filters, every call no other
+    call made; with filters, every call that passes and is not inside another call that passes
+    (so each matching call is shown once, with what it led to)."""
+    if call_id is not None:
+        return [c for c in result.calls if c.id == call_id]
+    if flt is None or not flt.active:
+        return [c for c in result.calls if c.parent is None]
+    match = flt.matcher(trace)
+    chosen = [c for c in result.calls if match(c)]
+    ids = {id(c) for c in chosen}
+    roots = []
+    for c in chosen:
+        p, depth = c.parent, 0
+        while p is not None and id(p) not in ids and depth < 64:
+            p, depth = p.parent, depth + 1
+        if p is None or id(p) not in ids:
+            roots.append(c)
+    return roots
+
+
+def call_with_stacks(trace: Trace, call_id: int) -> dict[str, Any]:
+    """The record of call ``call_id`` of a whole trace, each failure with its stack as
+    ``module+0xoffset`` frames (what the WinDbg script and the report show)."""
+    from rpctrace.correlate import call_record, correlate
+    from rpctrace.errors import RpctraceError
+    from rpctrace.knowledge.interfaces import lookup
+    from rpctrace.knowledge.status import ntstatus_name
+
+    calls = correlate(trace).calls
+    found = [c for c in calls if c.id == call_id]
+    if not found:
+        raise RpctraceError(f"no call {call_id} (calls are numbered 1..{len(calls)})")
+    call = found[0]
+    record: dict[str, Any] = dict(call_record(call, trace, names=lookup, status_name=ntstatus_name))
+    for rec, op in zip(record["failures"], call.failures):
+        if op.stack:
+            rec["stack"] = [trace.symbolize(op.pid, addr) for addr in op.stack]
+    return record
+
+
+def record_maker(trace: Trace) -> RecordMaker:
+    """The maker of call records (the ``calls --format json`` shape) for ``trace``, with names
+    from the interface database and status names."""
+    from rpctrace.correlate.records import RecordMaker
+    from rpctrace.knowledge.interfaces import lookup
+    from rpctrace.knowledge.status import ntstatus_name
+
+    return RecordMaker(trace, names=lookup, status_name=ntstatus_name)
+
+
+def call_records(trace: Trace, chosen: Iterable[Call]) -> Iterator[CallRecord]:
+    """The records of ``chosen`` calls, one at a time (a listing can hold a million calls)."""
+    return map(record_maker(trace), chosen)
