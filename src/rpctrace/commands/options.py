@@ -17,6 +17,8 @@ and the parser agree and that a shared option has the same help text in every co
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
+from typing import Iterator
 
 #: help texts of the shared options (one text per option, whatever the command)
 HELP = {
@@ -40,6 +42,7 @@ HELP = {
                   "SizeOfImage and TimeDateStamp names its PDB; its PDB may sit beside it",
     "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format) whose names take precedence "
              "over the packaged ones; also read from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
+    "on": "an index `rpctrace index` wrote (its directory): the tables to query, or where --call TRACE:ID is found",
     "keep_going": "skip damaged parts of the inputs, count them and go on (default: stop at the first damage, "
                   "after printing what was read before it)",
 }
@@ -112,3 +115,36 @@ def call_filter(args):
 
     return CallFilter(client=getattr(args, "client", None), server=getattr(args, "server", None),
                       interface=getattr(args, "interface", None), failed=bool(getattr(args, "failed", False)))
+
+
+def add_index_call(p: argparse.ArgumentParser) -> None:
+    """``--call ID`` (or ``TRACE:ID`` with ``--on DIR``): one call, from the FILEs or from an index."""
+    p.add_argument("--call", metavar="ID|TRACE:ID",
+                   help="one call: its number from `rpctrace calls`; with --on, TRACE:ID (a trace id, path or file "
+                        "name from the index's traces table, a colon, the call's number)")
+    p.add_argument("--on", metavar="DIR", help=HELP["on"])
+
+
+@contextmanager
+def call_source(args) -> Iterator[tuple[list[str], "int | None"]]:
+    """``(files, call id)`` a command reads: its FILEs and ``--call ID``, or with ``--on DIR``
+    the input the index records for ``--call TRACE:ID`` (decompressed while in use, checked to
+    be the trace that was indexed)."""
+    from rpctrace.errors import RpctraceError
+
+    if getattr(args, "on", None) is None:
+        if not args.files:
+            raise RpctraceError("give the trace files (FILE...), or --on DIR --call TRACE:ID for a call of an index")
+        call = args.call
+        if call is not None and not call.isdigit():
+            raise RpctraceError(f"--call {call}: a call's number (TRACE:ID needs --on DIR)")
+        yield list(args.files), int(call) if call is not None else None
+        return
+    if args.files:
+        raise RpctraceError("--on DIR takes the trace from the index: give no FILE")
+    if not args.call:
+        raise RpctraceError("--on DIR needs --call TRACE:ID (which call of which trace)")
+    from rpctrace.pipeline import indexed_trace
+
+    with indexed_trace(args.on, args.call) as (path, call_id):
+        yield [path], call_id

@@ -54,14 +54,16 @@ def _symbols(trace: Trace, symbols: str | None, image_path: Sequence[str]) -> No
 
 
 def calls(files: Sequence[str], keep_going: bool = False, operations: str = "all",
-          on_progress: OnProgress | None = None, keep_all_for: int = 0, symbols: str | None = None,
+          on_progress: OnProgress | None = None, keep_all_for: int = 0,
+          stacks: bool | None = None, symbols: str | None = None,
           image_path: Sequence[str] = ()) -> tuple[Trace, Correlation]:
     """``(trace, correlation)``, streamed when there is one file (see the module docstring).
 
     ``operations="failed"`` keeps only the servers' failed operations (a listing shows no
-    others); ``"all"`` keeps every operation and the stacks of failed ones (the tree)."""
+    others); ``"all"`` keeps every operation and the stacks of failed ones (the tree).
+    ``stacks`` reads stack walks (default: unless ``operations="failed"``)."""
     trace, result = correlate_files(files, keep_going=keep_going, operations=operations, on_progress=on_progress,
-                                    keep_all_for=keep_all_for)
+                                    keep_all_for=keep_all_for, stacks=stacks)
     if trace.error is not None and not trace.records:
         raise trace.error
     _symbols(trace, symbols, image_path)
@@ -91,8 +93,8 @@ def gc_paused() -> AbstractContextManager[None]:
 
 
 def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = False, operations: str = "all",
-                    on_progress: OnProgress | None = None, keep_all_for: int = 0, symbols: str | None = None,
-          image_path: Sequence[str] = ()) -> tuple[Trace, Correlation]:
+                    on_progress: OnProgress | None = None, keep_all_for: int = 0,
+                    stacks: bool | None = None) -> tuple[Trace, Correlation]:
     """``(trace, correlation)`` for the files of one incident.
 
     One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
@@ -126,7 +128,7 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
             correlator.feed(trace.events)
             return trace, correlator.finish()
     # a listing of calls (operations="failed") shows no stacks: they need not be kept
-    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed")
+    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed" if stacks is None else stacks)
     try:
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)

@@ -74,6 +74,10 @@ PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
 PML_MAGIC = b"PML_"
 PML_VERSIONS = (9,)  # what procmon-parser reads (Process Monitor 3.x logs)
 HEADER_SIZE = 0x3A8
+#: the capturing machine's computer name in the header: UTF-16LE, 16 characters with the NUL
+#: (procmon-parser reads the same field: ``Header.computer_name``, 0x20 bytes after the
+#: pointer-size flag)
+COMPUTER_NAME = (0x0C, 0x20)
 _COMMON = struct.Struct("<IIIHHIQQIHHII")  # the record header procmon-parser reads (52 bytes)
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -268,11 +272,13 @@ class PmlStats:
     unknown_versions: int = 0
     pml_version: int | None = None
     pointer_size: int | None = None
+    computer: str | None = None  # the computer name of the header (None when empty)
     damage: list[InputError] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
             "format": "pml",
+            "computer": self.computer,
             "records": self.records,
             "declared_events": self.declared_events,
             "raw_records": self.raw_records,
@@ -383,6 +389,9 @@ class PmlReader:
             raise InputError(self.path, f"bad PML header: pointer-size flag {is64}", offset=8)
         self.pointer_size = 8 if is64 else 4
         self.stats.pointer_size = self.pointer_size
+        at, size_ = COMPUTER_NAME
+        name = bytes(v[at:at + size_]).decode("utf-16-le", "replace").split("\0", 1)[0].strip()
+        self.stats.computer = name or None
         self.declared = _U32.unpack_from(v, 0x234)[0]
         self.stats.declared_events = self.declared
         names = ("events", "event offsets", "process table", "strings table", "icon table")
