@@ -49,6 +49,9 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
+            if name == "rpctrace":  # `from rpctrace import pipeline` imports the package rpctrace.pipeline
+                out += [(node.lineno, f"rpctrace.{a.name}") for a in node.names]
+                continue
             out.append((node.lineno, name))
     return [(line, name) for line, name in out if name == "rpctrace" or name.startswith("rpctrace.")]
 

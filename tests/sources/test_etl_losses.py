@@ -36,7 +36,9 @@ def _run(path) -> tuple[int, list[str], list[str]]:
 
 def _record_ends(data: bytes) -> list[list[int]]:
     """Per buffer, the file offsets where its records end (the writer's header types only:
-    SYSTEM/COMPACT/PERFINFO carry their size at +4, EVENT_HEADER in the marker's low half)."""
+    SYSTEM/COMPACT/PERFINFO carry their size at +4; EVENT_HEADER (0x12, 0x13) and the classic
+    full and instance headers (0x0A, 0x0B, 0x14, 0x15: KernelTraceControl's ImageID/DbgID) in
+    the marker's low half)."""
     out = []
     for start in range(0, len(data), BUFFER):
         filled = struct.unpack_from("<I", data, start + 0x30)[0]
@@ -44,7 +46,9 @@ def _record_ends(data: bytes) -> list[list[int]]:
         while pos < start + filled:
             marker = struct.unpack_from("<I", data, pos)[0]
             htype = (marker >> 16) & 0xFF
-            size = marker & 0xFFFF if htype in (0x12, 0x13) else struct.unpack_from("<H", data, pos + 4)[0]
+            size = marker & 0xFFFF if htype in (0x0A, 0x0B, 0x12, 0x13, 0x14, 0x15) else \
+                struct.unpack_from("<H", data, pos + 4)[0]
+            assert size > 0, f"record of header type {htype:#x} at {pos:#x}: not a type this walk knows"
             ends.append(pos + size)
             pos += (size + 7) & ~7
         out.append(ends)
