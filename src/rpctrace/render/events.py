@@ -46,14 +46,16 @@ def _times(fields: dict, kind: str) -> dict:
 def stack_frames(ev: Event, trace=None) -> list[str]:
     """An event's stack as text, innermost first: ``module!function+0xdisp`` where symbols name
     it, ``module+0xoffset`` where a loaded module holds the address, else the address in hex."""
-    return [trace.symbolize(ev.pid, a) if trace is not None else f"0x{a:x}" for a in ev.stack or ()]
+    pid = ev.fields["stack_pid"] if "stack_pid" in ev.fields else ev.pid
+    return [trace.symbolize(pid, a) if trace is not None else f"0x{a:x}" for a in ev.stack or ()]
 
 
 def stack_json(ev: Event, trace=None) -> dict:
     """An event's stack as JSON: what :meth:`rpctrace.trace.model.Trace.stack_json` gives (with
     ``stack_symbols`` when symbols are attached); without a trace, every frame is its address."""
     if trace is not None:
-        return trace.stack_json(ev.pid, ev.stack)
+        # a Procmon Process Start's stack is its creator's (``stack_pid``), not the new process's
+        return trace.stack_json(ev.fields["stack_pid"] if "stack_pid" in ev.fields else ev.pid, ev.stack)
     kernel, user = stack_parts(ev.stack)
     k = [f"0x{a:x}" for a in kernel]
     u = [f"0x{a:x}" for a in user]
