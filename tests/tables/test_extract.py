@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rpctrace import synth
-from rpctrace.tables.extract import extract, host_of
+from rpctrace.pipeline.extract import extract
+from rpctrace.tables.rows import host_of
 from rpctrace.tables.schema import SCHEMA_VERSION, TABLES
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -21,11 +21,12 @@ def index(inputs: Sequence[str], out: str, jobs: int = 0, cluster: str | None = 
           force: bool = False, max_unpacked: str = "32G", on_progress: OnProgress | None = None) -> dict[str, Any]:
     """``rpctrace index``: every trace of ``inputs`` into the Parquet tables under ``out``; the
     summary (traces, calls, failures, the bad inputs with their one-line errors)."""
+    from rpctrace.pipeline.extract import extract
     from rpctrace.tables.run import index as run_index
     from rpctrace.tables.run import parse_size
 
     return run_index(inputs, out, jobs=jobs, cluster=cluster, keep_going=keep_going, force=force,
-                     max_unpacked=parse_size(max_unpacked), on_progress=on_progress)
+                     max_unpacked=parse_size(max_unpacked), on_progress=on_progress, extractor=extract)
 
 
 def named_queries() -> tuple[NamedQuery, ...]:

@@ -3,7 +3,8 @@
 * :mod:`~rpctrace.tables.schema` - the tables (``calls``, ``failures``, ``processes``,
   ``traces``), their typed columns and the schema version, declared once;
 * :mod:`~rpctrace.tables.inputs` - files, directories and compressed inputs -> one task per trace;
-* :mod:`~rpctrace.tables.extract` - one trace -> its rows (a pure function of the file);
+* :mod:`~rpctrace.tables.rows` - the rows of one trace (ids, hosts, days); the pipeline's
+  :func:`rpctrace.pipeline.extract.extract` fills them (a pure function of the file);
 * :mod:`~rpctrace.tables.store` - the layout on disk, written a file set per trace, atomically;
 * :mod:`~rpctrace.tables.run` - the tasks in this process, a process pool, or a Dask cluster;
 * :mod:`~rpctrace.tables.query` - DuckDB views over the committed files, the named queries.

@@ -159,7 +159,7 @@ def indexed_trace(on: str, spec: str) -> Iterator[tuple[str, int]]:
     checked to hold the very bytes that were indexed (a file changed since would give other
     call numbers)."""
     from rpctrace.errors import InputError
-    from rpctrace.tables.extract import trace_id_of
+    from rpctrace.tables.rows import trace_id_of
     from rpctrace.tables.inputs import InputTask, materialize
 
     row, call_id = resolve_call(on, spec)

@@ -1,7 +1,8 @@
 """Running the index: one task per trace, in this process, a local process pool, or a cluster.
 
 :func:`index_one` is the whole work of one trace (decompress if needed, hash, skip it if its
-file set is already committed, :func:`~rpctrace.tables.extract.extract`, write the file set) and
+file set is already committed, the extractor (:func:`rpctrace.pipeline.extract.extract`, given by
+the pipeline), write the file set) and
 never raises for a bad input: it returns an :class:`Outcome` naming the error, so one damaged
 file never stops a run.  :func:`run_local` runs it on ``jobs`` processes; :func:`run_cluster`
 sends one task per trace to a Dask distributed scheduler, whose workers write to the same
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 
 from rpctrace.errors import InputError, OutputError, RpctraceError, printable
 from rpctrace.tables.inputs import DEFAULT_MAX_UNPACKED, InputTask
+from rpctrace.tables.rows import Extracted
 
 __all__ = ["IndexOptions", "Outcome", "index", "index_one", "parse_size", "run_local", "run_cluster"]
 
@@ -34,6 +36,9 @@ class IndexOptions:
     max_unpacked: int = DEFAULT_MAX_UNPACKED
     tmpdir: str | None = None
     serial: bool = False  # one trace per process: the ETL reader starts no pool of its own
+    #: one trace -> its rows (:func:`rpctrace.pipeline.extract.extract`): a module-level function,
+    #: so that it pickles by name to worker processes and cluster workers
+    extractor: Callable[..., Extracted] | None = None
 
 
 @dataclass
@@ -60,7 +65,7 @@ def index_one(task: InputTask, options: IndexOptions) -> Outcome:
     """Index one trace (see the module docstring); raises only OutputError (the index cannot be
     written: no other trace could be either)."""
     from rpctrace.tables import store
-    from rpctrace.tables.extract import extract, trace_id_of
+    from rpctrace.tables.rows import trace_id_of
     from rpctrace.tables.inputs import materialize
 
     if options.serial:
@@ -76,7 +81,9 @@ def index_one(task: InputTask, options: IndexOptions) -> Outcome:
                     return Outcome(task.display, "already", trace_id, rows.get("calls", 0), rows.get("failures", 0),
                                    done.get("error"), done.get("host"), done.get("day"),
                                    time.perf_counter() - started)
-            ex = extract(m.path, sha256=m.sha256, display=task.display, origin=task.path, member=task.member,
+            if options.extractor is None:
+                raise RpctraceError("index: no extractor given (rpctrace.pipeline.index gives it)")
+            ex = options.extractor(m.path, sha256=m.sha256, display=task.display, origin=task.path, member=task.member,
                          input_bytes=m.size,
                          compression=task.compression, keep_going=options.keep_going, damage=m.damage)
             written = store.write_file_set(options.out, ex, {"input": task.display, "sha256": m.sha256})
@@ -197,7 +204,8 @@ def parse_size(text: str) -> int:
 
 
 def index(inputs: Sequence[str], out: str, jobs: int = 0, cluster: str | None = None, keep_going: bool = False,
-          force: bool = False, max_unpacked: int = DEFAULT_MAX_UNPACKED, on_progress: OnProgress | None = None) -> dict:
+          force: bool = False, max_unpacked: int = DEFAULT_MAX_UNPACKED, on_progress: OnProgress | None = None,
+          extractor: Callable[..., Extracted] | None = None) -> dict:
     """Index ``inputs`` into ``out`` (locally on ``jobs`` processes, or on the Dask scheduler at
     ``cluster``) and return the summary: inputs, traces (distinct contents), indexed now and
     already, calls, failures, skipped files, bad inputs with their one-line errors, seconds."""
@@ -210,7 +218,7 @@ def index(inputs: Sequence[str], out: str, jobs: int = 0, cluster: str | None = 
         raise RpctraceError("rpctrace index needs pyarrow: pip install 'rpctrace[index]'")
     if jobs < 0:
         raise RpctraceError("--jobs: give a number of processes, 1 or more (0: every core)")
-    options = IndexOptions(out=out, keep_going=keep_going, force=force, max_unpacked=max_unpacked)
+    options = IndexOptions(out=out, keep_going=keep_going, force=force, max_unpacked=max_unpacked, extractor=extractor)
     store.prepare(out)
     store.sweep_temporary(out)
     started = time.perf_counter()

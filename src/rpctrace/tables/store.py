@@ -112,7 +112,7 @@ class Written:
 
 
 def write_file_set(out: str, extracted, extra: dict | None = None) -> Written:
-    """Write the tables of one trace (an :class:`~rpctrace.tables.extract.Extracted`) and commit
+    """Write the tables of one trace (an :class:`~rpctrace.tables.rows.Extracted`) and commit
     them with its manifest; an earlier file set of the same trace is replaced."""
     import pyarrow as pa
     import pyarrow.parquet as pq

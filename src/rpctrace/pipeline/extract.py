@@ -2,128 +2,39 @@
 
 :func:`extract` runs the normal pipeline on one plain trace file (:func:`rpctrace.pipeline.calls`
 streamed, then :func:`rpctrace.pipeline.findings` and :func:`rpctrace.pipeline.coverage`, the
-coverage ``rpctrace check`` reports) and
-turns the result into columns of the tables :mod:`rpctrace.tables.schema` declares.  It writes
-nothing and depends on nothing but the file, so it runs the same in a local process pool and on a
-cluster worker; :mod:`rpctrace.tables.store` writes what it returns.
+coverage ``rpctrace check`` reports) and turns the result into columns of the tables
+:mod:`rpctrace.tables.schema` declares.  It writes nothing and depends on nothing but the file,
+so it runs the same in a local process pool and on a cluster worker; :mod:`rpctrace.tables.store`
+writes what it returns.  It lives in the pipeline (it runs the stages) and is handed to
+:func:`rpctrace.tables.run.index` as the extractor, so that :mod:`rpctrace.tables` stays below the
+pipeline (no package cycle).
 
 The ``calls`` rows are the records ``rpctrace calls --format json`` prints (the same
-:class:`~rpctrace.correlate.records.RecordMaker`), one column per field; times are microseconds
-since 1970 UTC (Parquet's timestamp; the 100 ns digit of ETW's clock is dropped).
+:class:`~rpctrace.correlate.records.RecordMaker`), one column per field.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import os
-import re
-from dataclasses import dataclass, field
 
 from rpctrace import __version__
-from rpctrace.errors import InputError, RpctraceError, printable
+from rpctrace.errors import InputError, RpctraceError
+from rpctrace.tables.rows import (
+    UNKNOWN_DAY,
+    Extracted,
+    append_row,
+    day_of,
+    empty_columns,
+    failure_key,
+    host_of,
+    int_or_none,
+    renamed_error,
+    trace_id_of,
+    us_of,
+)
 from rpctrace.tables.schema import SCHEMA_VERSION, TABLES
 
-__all__ = ["Extracted", "extract", "trace_id_of", "host_of", "UNKNOWN_DAY"]
-
-#: hex digits of the SHA-256 that name a trace (80 bits: no collision in any fleet's traces)
-TRACE_ID_DIGITS = 20
-#: the day partition of a trace with no time (nothing could be read)
-UNKNOWN_DAY = "unknown"
-#: longest host partition value
-MAX_HOST = 63
-
-_EPOCH_1601_TO_1970_US = 11_644_473_600 * 1_000_000
-_MAX_TICKS = (_dt.datetime(9999, 12, 31, tzinfo=_dt.timezone.utc)
-              - _dt.datetime(1601, 1, 1, tzinfo=_dt.timezone.utc)) // _dt.timedelta(microseconds=1) * 10
-
-
-def trace_id_of(sha256_hex: str) -> str:
-    return sha256_hex[:TRACE_ID_DIGITS]
-
-
-def _us(ticks: int | None) -> int | None:
-    """100 ns ticks since 1601 -> microseconds since 1970 (clamped like ``ticks_to_iso``)."""
-    if ticks is None:
-        return None
-    ticks = min(max(ticks, 0), _MAX_TICKS)
-    return ticks // 10 - _EPOCH_1601_TO_1970_US
-
-
-def day_of(ticks: int | None) -> str:
-    if ticks is None:
-        return UNKNOWN_DAY
-    us = _us(ticks)
-    return (_dt.datetime(1970, 1, 1) + _dt.timedelta(microseconds=us)).strftime("%Y-%m-%d")  # type: ignore[operator]
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def _partition_value(name: str) -> str:
-    """A computer name as a directory name every reader takes as is: letters, digits, ``.``,
-    ``_`` and ``-`` (anything else becomes ``_``), at most :data:`MAX_HOST` characters."""
-    value = _UNSAFE.sub("_", name.strip())[:MAX_HOST].strip(".")
-    return value or "_"
-
-
-def host_of(infos: list[dict]) -> tuple[str, str | None, str]:
-    """``(host partition value, computer name as written or None, where it came from)``.
-
-    The computer name where the source has one (a Procmon log's header, an event log's
-    records); an ETL file's logfile header names no computer, so its host is a stable fallback:
-    ``unnamed-`` and a digest of what the header says of the machine and its boot (boot time,
-    OS build, CPUs, clock), the same for every trace of one boot of one machine."""
-    for info in infos:
-        name = info.get("computer")
-        if isinstance(name, str) and name.strip():
-            fmt = info.get("format", "etl")
-            where = "the Procmon log's header" if fmt == "pml" else "the event records' Computer"
-            if info.get("computers", 1) > 1:
-                where += f" (the first of {info['computers']} computers the records name)"
-            return _partition_value(name), printable(name, 256), where
-    for info in infos:
-        header = info.get("header")
-        if header:
-            facts = [str(header.get(k)) for k in ("boot_time", "os_build", "cpus", "cpu_mhz", "perf_freq", "pointer_size")]
-            digest = hashlib.sha256("\0".join(facts).encode()).hexdigest()[:12]
-            return (f"unnamed-{digest}", None,
-                    "fallback: the trace names no computer; unnamed- and a digest of the ETL header's boot time, OS "
-                    "build, CPU count and clock (one boot of one machine)")
-    return "unknown", None, "fallback: the trace names no computer and has no header"
-
-
-@dataclass
-class Extracted:
-    """The rows of one trace, as columns per table (:data:`rpctrace.tables.schema.TABLES`)."""
-
-    trace_id: str
-    host: str
-    day: str
-    columns: dict[str, dict[str, list]]
-    error: str | None = None  # the damage that ended reading (one line), if any
-    counts: dict[str, int] = field(default_factory=dict)  # rows per table
-
-    @property
-    def calls(self) -> int:
-        return self.counts.get("calls", 0)
-
-    @property
-    def failures(self) -> int:
-        return self.counts.get("failures", 0)
-
-
-def _empty() -> dict[str, dict[str, list]]:
-    return {name: {c: [] for c in table.names} for name, table in TABLES.items()}
-
-
-def _append(cols: dict[str, list], row: dict) -> None:
-    for name, values in cols.items():
-        values.append(row.get(name))
-
-
-def _failure_key(pid, tid, ts_iso, kind) -> tuple:
-    return (pid, tid, ts_iso, kind)
+__all__ = ["extract"]
 
 
 def extract(path: str, *, sha256: str, display: str | None = None, origin: str | None = None,
@@ -148,7 +59,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     trace_id = trace_id_of(sha256)
     if input_bytes is None:
         input_bytes = os.path.getsize(path)
-    cols = _empty()
+    cols = empty_columns()
     base = {"trace_id": trace_id, "path": os.path.abspath(origin or path), "member": member,
             "input_bytes": input_bytes, "compression": compression, "rpctrace_version": __version__,
             "schema_version": SCHEMA_VERSION}
@@ -157,10 +68,10 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
         # findings use them, and the coverage counts them); the tables hold failures, not every operation
         trace, result = pipeline.calls([path], keep_going=keep_going, operations="failed", stacks=True)
     except InputError as exc:
-        error = _renamed(exc, path, display) if damage is None else damage
+        error = renamed_error(exc, path, display) if damage is None else damage
         # nothing was read: every count is zero, nothing can be said present or missing
         zero = {c.name: 0 for c in TABLES["traces"].columns if c.type == "int64" and not c.nullable}
-        _append(cols["traces"], {**zero, **base, "host_source": "fallback: nothing could be read", "missing": [],
+        append_row(cols["traces"], {**zero, **base, "host_source": "fallback: nothing could be read", "missing": [],
                                  "lacks": [f"nothing could be read: {error.one_line()}"], "error": error.one_line()})
         return Extracted(trace_id, "unknown", UNKNOWN_DAY, cols, error.one_line(), {"traces": 1})
     except RpctraceError as exc:  # pragma: no cover - readers raise InputError
@@ -170,7 +81,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     if damage is not None:
         error_line = damage.one_line()
     elif trace.error is not None:
-        error_line = _renamed(trace.error, path, display).one_line()
+        error_line = renamed_error(trace.error, path, display).one_line()
 
     make = RecordMaker(trace, names=lookup, status_name=ntstatus_name)
     calls_cols = cols["calls"]
@@ -180,7 +91,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
         failures = call.failures
         failed = bool(failures or call.status or call.server_status)
         failed_calls += failed
-        _append(calls_cols, {
+        append_row(calls_cols, {
             "trace_id": trace_id, "call_id": call.id,
             "client_pid": call.client_pid, "client_tid": call.client_tid, "client_image": rec["client"]["image"],
             "server_pid": call.server_pid, "server_tid": call.server_tid, "server_image": rec["server"]["image"],
@@ -188,8 +99,8 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
             "interface_uuid": call.interface, "interface_name": rec["interface"]["name"], "opnum": call.opnum,
             "procedure": rec["procedure"], "endpoint": call.endpoint, "protocol": rec["protocol"], "mode": rec["mode"],
             "completion_tid": rec["completion_tid"], "alpc_message_id": rec["alpc_message_id"],
-            "start": _us(call.start), "end": _us(call.end), "server_start": _us(call.server_start),
-            "server_end": _us(call.server_end), "duration_us": rec["duration_us"], "status": rec["status"],
+            "start": us_of(call.start), "end": us_of(call.end), "server_start": us_of(call.server_start),
+            "server_end": us_of(call.server_end), "duration_us": rec["duration_us"], "status": rec["status"],
             "failed": failed, "failure_count": len(failures), "auth_level": call.auth_level,
             "auth_service": call.auth_service, "confidence": float(call.confidence), "evidence": list(call.evidence),
             "ambiguous": bool(call.ambiguous), "parent_call_id": call.parent.id if call.parent else None,
@@ -200,7 +111,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     blamed: dict[tuple, dict] = {}
     for f in findings:
         fail = f.get("failure") or {}
-        key = _failure_key(fail.get("pid"), fail.get("tid"), fail.get("ts"), fail.get("kind"))
+        key = failure_key(fail.get("pid"), fail.get("tid"), fail.get("ts"), fail.get("kind"))
         blamed.setdefault(key, f)
 
     fail_cols = cols["failures"]
@@ -212,16 +123,16 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
             "trace_id": trace_id, "call_id": call_id, "kind": op.kind,
             "path": fields.get("path") or fields.get("open_path") or fields.get("key_name"),
             "status": status, "status_name": ntstatus_name(status) if status is not None else None,
-            "desired_access": fields.get("desired_access"), "pid": op.pid, "tid": op.tid, "ts": _us(op.ts),
+            "desired_access": fields.get("desired_access"), "pid": op.pid, "tid": op.tid, "ts": us_of(op.ts),
             "finding": False,
         }
-        f = blamed.get(_failure_key(op.pid, op.tid, ticks_to_iso(op.ts), op.kind))
+        f = blamed.get(failure_key(op.pid, op.tid, ticks_to_iso(op.ts), op.kind))
         if f is not None:
             identity = f.get("identity") or {}
             row.update(finding=True, finding_call_id=f.get("call"), finding_summary=f.get("summary"),
                        identity_user=identity.get("user"), identity_service=identity.get("service"),
                        identity_service_sid=identity.get("service_sid"))
-        _append(fail_cols, row)
+        append_row(fail_cols, row)
 
     for call in result.calls:
         for op in call.failures:
@@ -233,11 +144,11 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     for pid in sorted(trace.processes):
         info = trace.processes[pid]
         named = services_of(info.command_line) if info.command_line else None
-        _append(proc_cols, {
+        append_row(proc_cols, {
             "trace_id": trace_id, "pid": pid, "image": info.image, "command_line": info.command_line,
             "parent_pid": info.parent_pid, "session_id": info.session_id, "user_sid": info.user_sid,
             "user": sids.name_of(info.user_sid) if info.user_sid else None,
-            "service": named[0] if named else None, "start": _us(info.start), "end": _us(info.end),
+            "service": named[0] if named else None, "start": us_of(info.start), "end": us_of(info.end),
         })
 
     # what the input holds and lacks, as `rpctrace check` reports it (the same function)
@@ -261,9 +172,9 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     first, last = trace.time_range if trace.time_range else (None, None)
     header = next((i["header"] for i in trace.sources if i.get("header")), {})
     formats = sorted(set(trace.formats)) if trace.formats else sorted({str(i.get("format", "etl")) for i in trace.sources})
-    _append(cols["traces"], {
+    append_row(cols["traces"], {
         **base, "format": ",".join(formats), "computer_name": computer, "host_source": host_source,
-        "start": _us(first), "end": _us(last), "events": trace.records if trace.records is not None else sum(kinds.values()),
+        "start": us_of(first), "end": us_of(last), "events": trace.records if trace.records is not None else sum(kinds.values()),
         "calls": len(result.calls), "failed_calls": failed_calls, "failures": len(fail_cols["trace_id"]),
         "findings": len(findings), "rpc_events": count("rpc.client_start", "rpc.server_start"),
         "rpc_stop_events": count("rpc.client_stop", "rpc.server_stop"), "alpc_events": count(prefix="alpc."),
@@ -273,20 +184,9 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
         "events_lost": cov.lost_events, "buffers_lost": cov.lost_buffers, "damaged_regions": damaged,
         "unpaired": sum(result.unpaired.values()), "outside_failures_dropped": result.outside_dropped,
         "missing": list(cov.missing), "lacks": lacks, "error": error_line,
-        "os_build": _int_or_none(header.get("os_build")),
-        "pointer_size": _int_or_none(header.get("pointer_size"))
-        or next((i["pointer_size"] for i in trace.sources if _int_or_none(i.get("pointer_size"))), None),
+        "os_build": int_or_none(header.get("os_build")),
+        "pointer_size": int_or_none(header.get("pointer_size"))
+        or next((i["pointer_size"] for i in trace.sources if int_or_none(i.get("pointer_size"))), None),
     })
     counts = {name: len(next(iter(c.values()))) for name, c in cols.items()}
     return Extracted(trace_id, host, day_of(first), cols, error_line, counts)
-
-
-def _int_or_none(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _renamed(exc: InputError, path: str, display: str) -> InputError:
-    """The error named after the input as given (not the temporary copy it was read from)."""
-    if exc.path == path and display != path:
-        return InputError(display, exc.message, offset=exc.offset, record=exc.record)
-    return exc
