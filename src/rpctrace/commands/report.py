@@ -25,6 +25,7 @@ def cmd_report(args) -> int:
         files = " ".join(shlex.quote(f) for f in inputs)
         size = write_report(model.trace, args.output, findings=model.findings, calls=model.calls,
                             total_calls=model.total_calls, scope=model.scope, limits=model.limits + model.warnings,
+                             losses=model.losses,
                             commands={"calls_failed": f"rpctrace calls {files} --failed",
                                       "report_call": f"rpctrace report {files} --call ID -o call.html"})
     failing = sum(1 for c in model.calls if c.blamed)

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Sequence
 from rpctrace.correlate.calls import Call
 from rpctrace.correlate.select import CallFilter
 from rpctrace.pipeline.explain import acl_sources, findings
-from rpctrace.pipeline.read import OnProgress, calls, limits
+from rpctrace.pipeline.read import OnProgress, calls, limits, source_warnings
 from rpctrace.pipeline.select import tree_roots
 from rpctrace.schema import Finding
 from rpctrace.trace.model import Trace
@@ -30,6 +30,7 @@ class ReportModel:
     detailed: int = REPORT_DETAILED_CALLS
     limits: list[str] = field(default_factory=list)  # what the inputs could not show
     warnings: list[str] = field(default_factory=list)  # about the descriptors given (a dirty hive)
+    losses: list[str] = field(default_factory=list)  # what the readers lost, skipped or stopped at
 
 
 def _with_descendants(chosen: Iterable[Call]) -> list[Call]:
@@ -76,7 +77,16 @@ def report(files: Sequence[str], keep_going: bool = False, flt: CallFilter | Non
         found = [f for f in found if f.get("call") in ids
                  or (f.get("call") is None and call_id is None and _process_matches(flt, trace, f))]
     return ReportModel(trace, list(chosen), found, len(result.calls), scope, result.unpaired,
-                       limits=limits(trace), warnings=list(acls.warnings))
+                       limits=limits(trace), warnings=list(acls.warnings), losses=_losses(trace))
+
+
+def _losses(trace: Trace) -> list[str]:
+    """The report's lines about lost events, skipped damage and where reading stopped (the same
+    lines the commands print on stderr)."""
+    lines = source_warnings(trace)
+    if trace.error is not None:
+        lines.append(f"reading stopped early: {trace.error.one_line()}")
+    return lines
 
 
 def _process_matches(flt: CallFilter | None, trace: Trace, finding: Finding) -> bool:
