@@ -31,7 +31,8 @@ from rpctrace.synth import catalog as C
 from rpctrace.synth import payloads as P
 from rpctrace.synth import pcapfile as W
 from rpctrace.synth.emit import Thread, Trace
-from rpctrace.synth.scenarios import CPUS, MS, US, RegOp, Sim, World, _filetime
+from rpctrace.synth.simulate import Sim
+from rpctrace.synth.world import CPUS, MS, US, RegOp, World, filetime as _filetime
 
 __all__ = ["synthesize_remote", "NETLOGON_IF", "LSARPC_IF", "EPM_IF"]
 
