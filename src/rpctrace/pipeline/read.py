@@ -7,11 +7,14 @@ import os
 from collections import Counter
 from contextlib import AbstractContextManager
 from operator import itemgetter
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rpctrace.correlate.calls import Correlation
 from rpctrace.trace.coverage import Coverage
 from rpctrace.trace.model import Trace
+
+if TYPE_CHECKING:
+    from rpctrace.sources.net.etw import PacketTap
 
 OnProgress = Callable[[float, float], None]
 
@@ -125,9 +128,9 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
             from rpctrace.sources.net.etw import packet_events
 
             etls = ", ".join(os.fspath(p) for p, f in zip(paths, formats) if f == "etl")
-            _wire, tap = packet_events(trace.events, etls)
-            if tap.found:
-                result = _join_packets(trace, result, tap, offset=None)
+            _wire, found = packet_events(trace.events, etls)
+            if found.found:
+                result = _join_packets(trace, result, found, offset=None)
         return trace, result
     # a listing of calls (operations="failed") shows no stacks: they need not be kept
     stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed")
@@ -163,13 +166,13 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
     return trace, result
 
 
-def _packet_tap(path: str | os.PathLike[str]):
+def _packet_tap(path: str | os.PathLike[str]) -> PacketTap:
     from rpctrace.sources.net.etw import PacketTap
 
     return PacketTap(os.fspath(path))
 
 
-def _join_packets(trace: Trace, corr: Correlation, tap, offset: int | None) -> Correlation:
+def _join_packets(trace: Trace, corr: Correlation, tap: PacketTap, offset: int | None) -> Correlation:
     """The remote calls of a trace's own packets (``tap``: a finished or fed
     :class:`~rpctrace.sources.net.etw.PacketTap`) joined with its calls, as a capture's are
     (:func:`rpctrace.correlate.remote.correlate_remote`); the packets' reading summary and the

@@ -20,7 +20,6 @@ PktMon), never from rpctrace's reader; tests read the written events back with d
 from __future__ import annotations
 
 import struct
-from typing import Callable
 
 from rpctrace.synth.etlfile import EtlWriter, event_record
 from rpctrace.synth.payloads import guid_le
@@ -146,7 +145,3 @@ class PktmonPackets(_Packets):
             head = PKTMON_HEAD.pack(self.group, 1, n + 1, PKTMON_TX if send else PKTMON_RX, PKTMON_ETHERNET,
                                     component, 1, 0, 0, 0, len(data), len(data))
             self._add(cpu, ts + n, 160, LEVEL_INFORMATIONAL, 0x10, head + data)
-
-
-#: packets mode of rpctrace.synth.remote -> writer class
-WRITERS: dict[str, Callable[..., _Packets]] = {"ndis": NdisPackets, "pktmon": PktmonPackets}

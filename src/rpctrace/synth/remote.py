@@ -84,9 +84,9 @@ def synthesize_remote(capture: str | Path | None, trace: str | Path, truth: str 
     every mode (``capture`` is not written, and may be None, unless ``packets="pcap"``).
     """
     from rpctrace.synth.etlfile import Clock, EtlWriter
-    from rpctrace.synth.packetetw import WRITERS
+    from rpctrace.synth.packetetw import NdisPackets, PktmonPackets
 
-    if packets != "pcap" and packets not in WRITERS:
+    if packets not in ("pcap", "ndis", "pktmon"):
         raise ValueError(f"packets must be 'pcap', 'ndis' or 'pktmon', not {packets!r}")
     if packets == "pcap" and capture is None:
         raise ValueError("packets='pcap' needs a capture path")
@@ -128,14 +128,13 @@ def synthesize_remote(capture: str | Path | None, trace: str | Path, truth: str 
     order = [0]
     server_ip = socket.inet_aton(SERVER_IP)
     tick = 10 if packets == "pcap" else 1  # a pcap keeps microseconds, an ETL trace 100 ns ticks
+    etw: NdisPackets | PktmonPackets | None = None
     if packets == "ndis":
-        etw = WRITERS[packets](writer, CPUS, fragment=fragment)
+        etw = NdisPackets(writer, CPUS, fragment=fragment)
         etw.attach(t)
     elif packets == "pktmon":
-        etw = WRITERS[packets](writer, CPUS, appearances=appearances)
+        etw = PktmonPackets(writer, CPUS, appearances=appearances)
         etw.components(t)
-    else:
-        etw = None
 
     def cap(ticks_trace_qpc: int, data: list[bytes], step: int = 3) -> int:
         """Frames at a trace-clock QPC time: into the capture (its clock), or events of the trace."""
