@@ -28,7 +28,7 @@ pe      ``read_pe(path)`` (pefile headers, sections, debug directory, CodeView) 
 ======  =========================================================================  =========================
 
 Seeds come from the real samples, read at run time: tests/data (ETL traces, trimmed to a few
-buffers of a few dozen records each so one input costs milliseconds; Procmon logs reduced to a
+buffers of a few dozen records each so one input costs milliseconds, and a real pktmon trace whole; Procmon logs reduced to a
 window of events with the tables they need), ../shared/samples/evtx (GPL: read from ../shared
 only, never copied), ../shared/samples/hives (the small SECURITY and SAM hives; security
 descriptors of every hive), SDDL rendered from those descriptors, and small XML exports written
@@ -268,6 +268,8 @@ def etl_seeds() -> list[Seed]:
         # Windows 7 classic-header Process/Image events, 64-bit payloads in a 32-bit logger
         ("image_data_64_v2.etl", etl_trim(raw["image_data_64_v2.etl"], None, 30)),
         ("process_data_64_v3.etl", etl_trim(raw["process_data_64_v3.etl"], None, 30)),
+        # a real pktmon trace (PktMon 160 packet events among component and counter events)
+        ("demikernel-PktMon.etl", _need(DATA / "net" / "demikernel-PktMon.etl").read_bytes()),
     ]
     made += _synth_etl_seeds()
     return [Seed(name, data, etl_fields(data)) for name, data in made]

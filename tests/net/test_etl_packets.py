@@ -167,6 +167,41 @@ def test_written_packet_events_read_by_dissect(twins):
         assert min(abs(t - u) for u in by_frame[b]) <= 20  # both sides keep microseconds here
 
 
+# ---------------------------------------------------------------------- a real pktmon trace
+
+DATA = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "net"
+
+
+def test_real_pktmon_trace_gives_pktmons_own_conversion():
+    """microsoft/demikernel's PktMon.etl (Windows Server 2022, MIT) and the pcapng pktmon made of it:
+    the frames rpctrace takes from the 160 events are that capture's, frame for frame and to the
+    microsecond (pings: no TCP, so no calls, and nothing called damage)."""
+    from rpctrace.sources.etl.reader import EtlReader
+
+    frames = EtwFrames(lambda n, t, m: pytest.fail(m))
+    got, components = [], {}
+    with EtlReader(DATA / "demikernel-PktMon.etl") as reader:
+        for ev in reader.events():
+            if ev.kind == "pktmon.component":
+                components[ev.fields["id"]] = ev.fields["name"]
+            elif ev.kind == "pktmon.packet":
+                assert ev.fields["logged_payload_size"] == ev.fields["original_payload_size"] == 98
+                assert ev.fields["component_id"] in (48, 50, 59, 61) and ev.fields["direction"] in (3, 4)
+                frame = frames.event(ev)
+                got.append((frame[1], frame[2], frame[3]))
+    assert len(components) == 44 and components[75] == "http.sys"
+    with open(DATA / "demikernel-PktMon.cap", "rb") as fh:
+        want = [(round(ts * 1e6) * 10 + W.EPOCH_1970_TICKS, 1, bytes(buf)) for ts, buf in dpkt.pcapng.Reader(fh)]
+    assert len(got) == len(want) == 114
+    assert [(t - t % 10, lt, b) for t, lt, b in got] == want
+    with EtlPacketReader(DATA / "demikernel-PktMon.etl") as reader:
+        assert list(reader.events()) == []
+        assert (reader.stats.frames, reader.stats.not_tcp, reader.summary()) == (114, 114, None)
+    trace, result = correlate_files([DATA / "demikernel-PktMon.etl"])
+    info = next(s for s in trace.sources if s.get("format") == "etl packets")
+    assert info["frames"] == 114 and info["summary"] is None and result.calls == []
+
+
 # ---------------------------------------------------------------------- damage
 
 T0 = 5 * 10**7
