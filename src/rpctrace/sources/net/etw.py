@@ -89,7 +89,7 @@ _KIND = itemgetter(8)
 class EtwPacketStats:
     """What the packet events of a trace held."""
 
-    packet_events: int = 0  # events of the two providers
+    provider_events: int = 0  # events of the two packet providers (packets, components, counters...)
     fragments: int = 0  # NDIS fragment events
     packets: int = 0  # frames handed to the decoder
     joined: int = 0  # of those, packets joined from several events
@@ -141,7 +141,7 @@ class EtwFrames:
         """The frame ``ev`` completes, or None."""
         kind = ev.kind
         st = self.stats
-        st.packet_events += 1
+        st.provider_events += 1
         if kind in _FRAGMENTS:
             return self._fragment(ev)
         if kind in _PKTMON:
@@ -249,7 +249,7 @@ class PacketTap:
 
     @property
     def found(self) -> bool:
-        return self.etw.packet_events > 0
+        return self.etw.provider_events > 0
 
     def _damage(self, number: int, ts: int, message: str) -> None:
         self.events.extend(self._decoder.damage(number, ts, message))
@@ -290,7 +290,7 @@ class PacketTap:
     def source_info(self) -> dict:
         """This trace's packets as an entry of ``Trace.sources``."""
         return {"path": self.path, "format": "etl packets", "frames": self.etw.packets,
-                "packet_events": self.etw.packet_events, "summary": self.summary()}
+                "provider_events": self.etw.provider_events, "summary": self.summary()}
 
 
 class EtlPacketReader:
