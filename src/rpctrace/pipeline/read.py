@@ -39,7 +39,8 @@ def source_warnings(trace: Trace) -> list[str]:
     return lines
 
 
-def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress | None = None) -> Trace:
+def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress | None = None,
+         symbols: str | None = None, image_path: Sequence[str] = ()) -> Trace:
     """Every event of ``files``, assembled.  Damage that ended reading is in ``trace.error`` (the
     caller reports it after using what was read); it is raised only when nothing was read."""
     from rpctrace.trace import load as load_trace
@@ -47,19 +48,30 @@ def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress
     trace = load_trace(files, keep_going=keep_going, on_progress=on_progress)
     if trace.error is not None and not trace.events:
         raise trace.error
+    _symbols(trace, symbols, image_path)
     return trace
 
 
+def _symbols(trace: Trace, symbols: str | None, image_path: Sequence[str]) -> None:
+    from rpctrace.pipeline.symbols import attach_symbols
+
+    attach_symbols(trace, symbols, image_path)
+
+
 def calls(files: Sequence[str], keep_going: bool = False, operations: str = "all",
-          on_progress: OnProgress | None = None, keep_all_for: int = 0) -> tuple[Trace, Correlation]:
+          on_progress: OnProgress | None = None, keep_all_for: int = 0,
+          stacks: bool | None = None, symbols: str | None = None,
+          image_path: Sequence[str] = ()) -> tuple[Trace, Correlation]:
     """``(trace, correlation)``, streamed when there is one file (see the module docstring).
 
     ``operations="failed"`` keeps only the servers' failed operations (a listing shows no
-    others); ``"all"`` keeps every operation and the stacks of failed ones (the tree)."""
+    others); ``"all"`` keeps every operation and the stacks of failed ones (the tree).
+    ``stacks`` reads stack walks (default: unless ``operations="failed"``)."""
     trace, result = correlate_files(files, keep_going=keep_going, operations=operations, on_progress=on_progress,
-                                    keep_all_for=keep_all_for)
+                                    keep_all_for=keep_all_for, stacks=stacks)
     if trace.error is not None and not trace.records:
         raise trace.error
+    _symbols(trace, symbols, image_path)
     return trace, result
 
 
@@ -86,7 +98,8 @@ def gc_paused() -> AbstractContextManager[None]:
 
 
 def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = False, operations: str = "all",
-                    on_progress: OnProgress | None = None, keep_all_for: int = 0) -> tuple[Trace, Correlation]:
+                    on_progress: OnProgress | None = None, keep_all_for: int = 0,
+                    stacks: bool | None = None) -> tuple[Trace, Correlation]:
     """``(trace, correlation)`` for the files of one incident.
 
     Packets in an ETL trace (netsh trace, pktmon: :mod:`rpctrace.sources.net.etw`) are taken
@@ -133,7 +146,7 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
                 result = _join_packets(trace, result, found, offset=None)
         return trace, result
     # a listing of calls (operations="failed") shows no stacks: they need not be kept
-    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed")
+    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed" if stacks is None else stacks)
     tap = _packet_tap(paths[0]) if formats[0] == "etl" else None
     try:
         with gc_paused():

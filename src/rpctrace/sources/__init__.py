@@ -30,16 +30,9 @@ def losses(info: dict) -> tuple[int, int]:
             max(info.get("buffers_lost") or 0, info.get("buffers_lost_in_sequence") or 0))
 
 
-def sniff(path: str) -> str:
-    """Name the format of ``path`` from its first bytes ('etl', 'pml', 'evtx', 'eventxml', 'pcap'
-    (pcap and pcapng)), or raise InputError."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise InputError(path, f"cannot open: {exc.strerror or exc}") from None
-    if not head:
-        raise InputError(path, "the file is empty", offset=0)
+def sniff_bytes(head: bytes) -> str | None:
+    """The format whose signature starts ``head`` (a file's first 4096 bytes): 'etl', 'pml',
+    'evtx', 'eventxml', 'pcap' (pcap and pcapng), or None."""
     if head[:4] == b"PML_":
         return "pml"
     if head[:8] == b"ElfFile\0":
@@ -54,12 +47,27 @@ def sniff(path: str) -> str:
 
     if looks_like_event_xml(head):
         return "eventxml"
-    raise InputError(
-        path,
-        "unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs, "
-        "event XML exports and pcap/pcapng network captures)",
-        offset=0,
-    )
+    return None
+
+
+#: what sniff says of a file in no format rpctrace reads
+UNKNOWN_FORMAT = ("unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs, "
+                  "event XML exports and pcap/pcapng network captures)")
+
+
+def sniff(path: str) -> str:
+    """Name the format of ``path`` from its first bytes (see :func:`sniff_bytes`), or raise InputError."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise InputError(path, f"cannot open: {exc.strerror or exc}") from None
+    if not head:
+        raise InputError(path, "the file is empty", offset=0)
+    fmt = sniff_bytes(head)
+    if fmt is None:
+        raise InputError(path, UNKNOWN_FORMAT, offset=0)
+    return fmt
 
 
 def open_source(path: str | os.PathLike, keep_going: bool = False) -> Source:

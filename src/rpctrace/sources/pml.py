@@ -65,15 +65,22 @@ from rpctrace.knowledge.stackframes import (  # noqa: F401 - re-exported for cal
 )
 from rpctrace.errors import InputError
 from rpctrace.knowledge import access
+from rpctrace.knowledge.providers import PROCMON
 from rpctrace.knowledge.status import ntstatus_name
 from rpctrace.model import Event, Stack
 
 #: The provider GUID rpctrace gives Procmon events: uuid5(NAMESPACE_URL, "rpctrace:procmon").
-PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
 
 PML_MAGIC = b"PML_"
 PML_VERSIONS = (9,)  # what procmon-parser reads (Process Monitor 3.x logs)
+MAX_THREADS = 1 << 20  # thread ids remembered with their process (creators of Process Start)
+MAX_CREATOR_CANDIDATES = 4096  # processes tried as the creator of one Process Start
+MAX_CREATOR_FRAMES = 64  # user frames compared per candidate
 HEADER_SIZE = 0x3A8
+#: the capturing machine's computer name in the header: UTF-16LE, 16 characters with the NUL
+#: (procmon-parser reads the same field: ``Header.computer_name``, 0x20 bytes after the
+#: pointer-size flag)
+COMPUTER_NAME = (0x0C, 0x20)
 _COMMON = struct.Struct("<IIIHHIQQIHHII")  # the record header procmon-parser reads (52 bytes)
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -224,6 +231,10 @@ class ModuleMap:
             steps += 1
         return None
 
+    def holds(self, address: int) -> bool:
+        """Whether one of this map's own modules (not the kernel's) holds ``address``."""
+        return self._find(address & self._mask) is not None
+
     def frame(self, address: int) -> Frame:
         hit = self._cache.get(address)
         if hit is not None:
@@ -268,11 +279,13 @@ class PmlStats:
     unknown_versions: int = 0
     pml_version: int | None = None
     pointer_size: int | None = None
+    computer: str | None = None  # the computer name of the header (None when empty)
     damage: list[InputError] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
             "format": "pml",
+            "computer": self.computer,
             "records": self.records,
             "declared_events": self.declared_events,
             "raw_records": self.raw_records,
@@ -383,6 +396,9 @@ class PmlReader:
             raise InputError(self.path, f"bad PML header: pointer-size flag {is64}", offset=8)
         self.pointer_size = 8 if is64 else 4
         self.stats.pointer_size = self.pointer_size
+        at, size_ = COMPUTER_NAME
+        name = bytes(v[at:at + size_]).decode("utf-16-le", "replace").split("\0", 1)[0].strip()
+        self.stats.computer = name or None
         self.declared = _U32.unpack_from(v, 0x234)[0]
         self.stats.declared_events = self.declared
         names = ("events", "event offsets", "process table", "strings table", "icon table")
@@ -458,6 +474,45 @@ class PmlReader:
                 kernel_mods.extend((m.base_address, m.size, m.path) for m in proc.modules)
         self._kernel = ModuleMap(kernel_mods, self.pointer_size, is_kernel=True)
         self._maps: dict[int, ModuleMap] = {}
+        self._by_pid: dict[int, list] = {}  # pid -> its processes (pids are reused), for creators
+        self._thread_owner: dict[int, Any] = {}  # tid -> the process it last logged an event in
+        for proc in table.values():
+            if isinstance(proc.pid, int):
+                self._by_pid.setdefault(proc.pid, []).append(proc)
+
+    def _creator(self, tid, parent_pid, child, when: int, stack):
+        """``(creator, helper)`` for ``child``'s Process Start: the process whose thread ``tid``
+        logged it, and so whose address space the stack is; ``helper`` is another process whose
+        module list names the system modules' frames the creator's list does not (their bases
+        are the same in every process of a boot), or None.
+
+        The creator is the process ``tid`` last logged an event in; else a process that holds a
+        frame of a module of its own (not a system module: appinfo, rpcss, an .exe), the one
+        holding the most frames; else the declared parent.  The parent id alone is not enough:
+        a process created on another's behalf names that other one as its parent (UAC's Appinfo
+        service creates elevated processes with the caller's Explorer as their parent, DCOM's
+        launcher those of the activating client, and Procmon logs the Process Create there too).
+        (None, None) when the log has none of them."""
+        parents = [p for p in self._by_pid.get(parent_pid, ()) if p is not child] if isinstance(parent_pid, int) else []
+        alive = [p for p in self._processes.values()
+                 if p is not child and p.pid != 4 and p.process_name != "System"
+                 and (not p.start_time or p.start_time <= when) and (not p.end_time or when <= p.end_time)]
+        user = [a for a in stack if not self._kernel.holds(a)][:MAX_CREATOR_FRAMES]
+        best, best_score, best_own = None, 0, False
+        seen: set[int] = set()
+        for proc in (parents + alive)[:MAX_CREATOR_CANDIDATES]:
+            if id(proc) in seen:
+                continue
+            seen.add(id(proc))
+            mm = self.module_map(proc)
+            held = [mm.frame(a) for a in user if mm.holds(a)]
+            own = any(f.klass == OTHER for f in held)
+            if (own, len(held)) > (best_own, best_score):
+                best, best_score, best_own = proc, len(held), own
+        owner = self._thread_owner.get(tid) if isinstance(tid, int) else None
+        if owner is None or owner is child:
+            owner = best if best_own else (parents[0] if parents else best)
+        return owner, (best if best is not owner else None)
 
     def module_map(self, process) -> ModuleMap:
         key = id(process)
@@ -663,8 +718,22 @@ class PmlReader:
         fields["duration"] = pe.duration
         fields["details"] = details
         stack = tuple(pe.stacktrace) if pe.stacktrace else None
-        if stack:
-            frames = self._frames(process, stack)
+        owner = process
+        if stack and kind == "process.start":
+            # Procmon logs Process Start under the new process, but the thread that logged it,
+            # and so the stack, is the creator's: the frames are the creator's modules
+            fields["creator_tid"] = pe.tid
+            owner, helper = self._creator(pe.tid, fields.get("parent_pid"), process, pe.date_filetime, stack)
+            fields["stack_pid"] = owner.pid if owner is not None else None
+        if stack and owner is None:
+            # the creator is not in the log: its modules are unknown, so are the frames' names
+            fields["frames"] = [f"0x{a:x}" for a in stack]  # the split is inferred from the addresses
+        elif stack:
+            frames = self._frames(owner, stack)
+            if owner is not process and helper is not None:  # a Process Start: see _creator
+                named = self.module_map(helper)
+                frames = [named.frame(f.address) if f.module_path is None and named.holds(f.address)
+                          and named.frame(f.address).klass in (SYSTEM, RPC) else f for f in frames]
             fields["frames"] = [f.text for f in frames]
             kernel = 0
             while kernel < len(frames) and frames[kernel].klass == KERNEL:
@@ -680,6 +749,10 @@ class PmlReader:
         fields.setdefault("image_path", process.image_path or None)
         fields.setdefault("command_line", process.command_line or None)
         fields["session"] = process.session
+        if klass != CLASS_PROCESS and isinstance(pe.tid, int) \
+                and (pe.tid in self._thread_owner or len(self._thread_owner) < MAX_THREADS):
+            # (not process events: Procmon logs them under the new or the declared parent process)
+            self._thread_owner[pe.tid] = process
         return Event(pe.date_filetime, pid, tid, None, PROCMON, klass, raw_op, 0, kind, fields, stack)
 
 

@@ -73,6 +73,7 @@ class TraceStream:
         self._done = False
         self._first_ts: int | None = None
         self._last_ts: int | None = None
+        self._header: dict | None = None  # the fields of the first trace.header record (host, OS build)
 
     # ------------------------------------------------------------------ the stream
 
@@ -134,6 +135,8 @@ class TraceStream:
         elif kind == "trace.header":
             if ev.fields.get("pointer_size"):
                 self._stacks.set_pointer_size(ev.fields["pointer_size"])
+            if self._header is None:
+                self._header = dict(ev.fields)
         elif kind == "file.create":
             if ev.fields.get("irp") is not None:
                 self._creates[ev.fields["irp"]] = ev
@@ -200,6 +203,8 @@ class TraceStream:
         """The trace's tables and source facts (its ``events`` list is empty: nothing was kept)."""
         reader = self.reader
         info = {"path": reader.path, **reader.stats.summary()}
+        if self._header is not None:
+            info["header"] = self._header
         trace = Trace([], sources=[info])
         self._tables.finish(trace)
         if hasattr(reader, "process_table"):

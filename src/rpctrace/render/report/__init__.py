@@ -160,14 +160,16 @@ def _time_range(trace, calls) -> tuple[int, int] | None:
 
 def render_report(trace, findings: list[dict], calls: list, *, title: str | None = None,
                   total_calls: int | None = None, scope: str | None = None, commands: dict | None = None,
-                  limits: list[str] | None = None,
+                  limits: list[str] | None = None, losses: list[str] | None = None,
                   tree_limit: int = MAX_TREE_CALLS, brief_limit: int = MAX_BRIEF_CALLS) -> str:
     """The report page as a string.  Nothing is computed here: ``findings`` and ``calls`` come
     from the pipeline (:func:`rpctrace.pipeline.report`).
 
     ``calls`` are the calls the page is about; ``total_calls`` how many the trace has (when the
     page is about some of them, ``scope`` says which: the filters as typed); ``commands`` the
-    command lines the page offers for seeing what it leaves out (``calls_failed``, ``report_call``)."""
+    command lines the page offers for seeing what it leaves out (``calls_failed``, ``report_call``);
+    ``losses`` what the readers lost, skipped or stopped at, and ``limits`` what the inputs could
+    not show (both a banner: never a silent "all fine")."""
     calls = sorted(calls, key=lambda c: c.id)
     by_id = {c.id: c for c in calls}
     names = Names(trace, calls, findings)
@@ -185,18 +187,7 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
         title = "rpctrace report" + (f": {os.path.basename(sources[0])}" if sources else "")
         if len(sources) > 1:
             title += f" (+{len(sources) - 1} more)"
-    losses = []
-    from rpctrace.sources import losses as lost_counts
-
-    for info in trace.sources:
-        if "path" not in info:
-            continue  # a capture's join report, not a source
-        events_lost, buffers_lost = lost_counts(info)
-        if events_lost or buffers_lost or info.get("damage"):
-            losses.append(f"{info.get('path')}: the logger lost {events_lost} events and "
-                          f"{buffers_lost} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
-    if getattr(trace, "error", None) is not None:
-        losses.append(f"reading stopped early: {trace.error.one_line()}")
+    losses = list(losses or ())  # what the readers lost or skipped (the pipeline's source_warnings)
     losses.extend(limits or ())  # what the inputs could not show: a banner, never a silent "all fine"
     records = trace.records if getattr(trace, "records", None) is not None else len(trace.events)
     commands = dict(commands or {})

@@ -3,6 +3,7 @@ statuses and operation targets.  Pure lookups over the trace's tables and the kn
 
 from __future__ import annotations
 
+from rpctrace.correlate.procedure import procedure_of
 from rpctrace.knowledge import codes, interfaces
 from rpctrace.model import target_text
 from rpctrace.render.report.safe import defang
@@ -112,8 +113,10 @@ class Names:
 
     def what(self, call) -> tuple[str, str]:
         """(interface name or uuid, procedure or 'opnum N')."""
-        iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
+        iname, proc, source = procedure_of(self.trace, call)
         where = proc or (f"opnum {call.opnum}" if call.opnum is not None else "?")
+        if source == "symbols":
+            where += " (from symbols)"
         return iname or call.interface or (f"endpoint {call.endpoint}" if call.endpoint else "ALPC"), where
 
 

@@ -251,7 +251,15 @@ class EtlReader:
         partial = None
         while offset + BUFFER_HEADER_SIZE <= size:
             if _U32.unpack_from(view, offset)[0] == 0 and index > 0:
-                break  # preallocated tail of a file that was not filled
+                # the preallocated tail of a file that was not filled - unless buffers follow it
+                # (a zeroed header in the middle of a trace: damage, not the end)
+                stride = buffers[-1][0].size if buffers else 0
+                later = next((at for at in range(offset + stride, size - BUFFER_HEADER_SIZE + 1, stride or 1)
+                              if stride and _U32.unpack_from(view, at)[0] == stride), None)
+                if later is not None:
+                    self._defer_damage(f"buffer {index} has a zeroed header, but buffers follow it (at offset "
+                                       f"{later})", offset)
+                break
             try:
                 buf = read_buffer(view, offset, index, size, inflate=False, copy=False)
             except ContainerError as exc:
