@@ -57,3 +57,8 @@ ETL_SAMPLES = [
     "primitive-types.etl",
     "smallEtlFile.etl",
 ]
+#: Windows 7 traces of Process and Image events with classic headers (google/syzygy sawbuck)
+CLASSIC_SAMPLES = [f"image_data_{bits}_v{v}.etl" for bits in (32, 64) for v in (0, 1, 2)] + [
+    "process_data_32_v1.etl", "process_data_32_v2.etl", "process_data_32_v3.etl",
+    "process_data_64_v2.etl", "process_data_64_v3.etl"]
+ETL_SAMPLES += CLASSIC_SAMPLES

@@ -23,7 +23,8 @@ LEVELS: dict[str, int] = {
     "render": 6,
     "record": 6,  # the capture recipe: writes a profile with render.recipe
     "synth": 6,  # writes traces from documented layouts; a test below keeps it away from readers
-    "pipeline": 7, "tables": 7,
+    "tables": 6,  # tables of many traces: schema, inputs, rows, store, run, query (the pipeline gives the extractor)
+    "pipeline": 7,
     "commands": 8,
     "cli": 9, "__main__": 9, "__init__": 9,
 }
@@ -49,6 +50,9 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
+            if name == "rpctrace":  # `from rpctrace import pipeline` imports the package rpctrace.pipeline
+                out += [(node.lineno, f"rpctrace.{a.name}") for a in node.names]
+                continue
             out.append((node.lineno, name))
     return [(line, name) for line, name in out if name == "rpctrace" or name.startswith("rpctrace.")]
 

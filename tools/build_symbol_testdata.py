@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "tools" / "symbol_testdata"
 sys.path.insert(0, str(ROOT / "src"))
 
-from rpctrace.synth import catalog as C  # noqa: E402
+from rpctrace.synth import catalog as C
 
 BUILD_DIR = "C:\\build\\rpctrace-symbols"
 #: module -> (source, [(function as the catalog names it, how the map file spells it), ...])
@@ -63,7 +62,7 @@ def tool(name: str) -> str:
 
 
 def timestamp(name: str) -> int:
-    """The TimeDateStamp rpctrace.synth gives the module (scenarios.World._tds)."""
+    """The TimeDateStamp rpctrace.synth gives the module (rpctrace.synth.world.World._tds)."""
     return 0x5A000000 + (zlib.crc32(name.encode()) % 0x02000000)
 
 
@@ -98,7 +97,7 @@ def build_one(module: str, arch: str, work: Path, out: Path) -> dict:
     order: list[str] | None = None
     for name in (source, "common.h"):  # built where only relative names are recorded in the PDB
         shutil.copyfile(SOURCES / name, work / name)
-    for attempt in range(8):
+    for _attempt in range(8):
         obj = f"{stem}-{arch}.obj"
         compile_args = [f"--target={triple}", "-c", "-O2", "-g", "-gcodeview", "-fms-extensions",
                         "-ffunction-sections", "-fno-exceptions", "-fno-rtti", "-fno-stack-protector", "-ffreestanding",

@@ -20,7 +20,7 @@ from rpctrace.errors import RpctraceError
 
 #: command modules under rpctrace.commands, in the order `rpctrace --help` lists them
 COMMANDS = ("demo", "explain", "calls", "tree", "events", "check", "report", "export", "windbg", "acl", "names", "symbols",
-            "record", "synth")
+            "record", "synth", "index", "query")
 
 
 def build_parser() -> argparse.ArgumentParser:

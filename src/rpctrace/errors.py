@@ -33,6 +33,9 @@ class InputError(RpctraceError):
         self.record = record
         super().__init__(self.one_line())
 
+    def __reduce__(self):  # pickled whole (errors cross process boundaries in `rpctrace index`)
+        return (type(self), (self.path, self.message, self.offset, self.record))
+
     def one_line(self) -> str:
         where = []
         if self.offset is not None:
@@ -50,3 +53,6 @@ class OutputError(RpctraceError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot write {printable(self.path, 200)}: {printable(reason)}")
+
+    def __reduce__(self):  # pickled whole (errors cross process boundaries in `rpctrace index`)
+        return (type(self), (self.path, self.reason))

@@ -16,7 +16,8 @@ Conventions (shared by every source and by the trace writer's ground truth):
 * ``kind`` is a short dotted name (see :data:`KINDS`); events a reader does not understand are
   kept with kind ``raw`` and their payload bytes in ``fields["data"]``, never dropped.
 * ``stack`` is the tuple of return addresses (innermost first) of the stack walk that belongs
-  to this event, or ``None``.
+  to this event, or ``None``.  Sources that know which frames ran in kernel mode give a
+  :class:`Stack` (a tuple that also says where its kernel part ends).
 """
 
 from __future__ import annotations
@@ -85,6 +86,70 @@ KINDS: frozenset[str] = frozenset(
         "raw",
     }
 )
+
+
+#: Where kernel space starts, by pointer size: 32-bit Windows puts the kernel at 0x80000000 and
+#: up; 64-bit kernel addresses have the top bit set (canonical 0xFFFF8000_00000000 and up), so
+#: every user address of a 64-bit process, WOW64 ones included, is below 0x80000000_00000000.
+KERNEL_START = {4: 0x80000000, 8: 0x8000000000000000}
+
+
+def kernel_start_for(addresses, pointer_size: int | None = None) -> int:
+    """The kernel-space boundary to judge ``addresses`` by: from the pointer size when the source
+    says it, else 64-bit when any address needs more than 32 bits."""
+    if pointer_size in KERNEL_START:
+        return KERNEL_START[pointer_size]
+    return KERNEL_START[8] if any(a > 0xFFFFFFFF for a in addresses) else KERNEL_START[4]
+
+
+class Stack(tuple):
+    """A stack's return addresses, innermost first: the kernel-mode part, then the user-mode part.
+
+    A plain tuple of frames (``ev.stack == (a, b)`` still holds) that also says how many of its
+    first frames are the kernel part (``kernel_frames``).  The two parts of an ETW stack are
+    logged separately (StackWalk key references, deferred user stacks), so the split is known
+    exactly where a stack is put together; the user part may hold kernel frames between user
+    frames (user-mode callbacks), which is why the split is kept rather than recomputed.
+    """
+
+    kernel_frames: int
+
+    def __new__(cls, kernel=(), user=()):
+        self = super().__new__(cls, (*kernel, *user))
+        self.kernel_frames = len(kernel)
+        return self
+
+    def __reduce__(self):  # pickles (worker processes) with its split
+        return (Stack, (tuple(self[: self.kernel_frames]), tuple(self[self.kernel_frames :])))
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        return tuple(self[: self.kernel_frames])
+
+    @property
+    def user(self) -> tuple[int, ...]:
+        return tuple(self[self.kernel_frames :])
+
+    @classmethod
+    def split(cls, frames, pointer_size: int | None = None) -> "Stack":
+        """A whole stack walk (kernel frames first, then user frames) split at its first user-mode
+        frame, for sources that give both parts in one list."""
+        if isinstance(frames, Stack):
+            return frames
+        frames = tuple(frames)
+        start = kernel_start_for(frames, pointer_size)
+        n = 0
+        for a in frames:
+            if a < start:
+                break
+            n += 1
+        return cls(frames[:n], frames[n:])
+
+
+def stack_parts(stack, pointer_size: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(kernel part, user part)`` of an event's stack (a :class:`Stack` or a plain tuple)."""
+    s = Stack.split(stack, pointer_size)
+    return s.kernel, s.user
 
 
 class Event(NamedTuple):

@@ -37,6 +37,9 @@ class InterfaceRef(TypedDict, total=False):
     name: str | None
     opnum: int | None
     procedure: str | None
+    #: where the procedure's name came from: "database", "symbols" (the server's PDB named the
+    #: function above the RPC runtime's dispatch), None when nothing names it
+    procedure_source: str | None
     endpoint: str | None
     protocol: str | None
 
@@ -62,6 +65,9 @@ class CallRecord(TypedDict):
     interface: InterfaceRef
     opnum: int | None
     procedure: str | None
+    #: where the procedure's name came from: "database", "symbols" (the server's PDB named the
+    #: function above the RPC runtime's dispatch), None when nothing names it
+    procedure_source: str | None
     endpoint: str | None
     protocol: str | None
     mode: str | None
@@ -83,6 +89,9 @@ class CallRecord(TypedDict):
     parent: int | None
     children: list[int]
     failures: list[FailureRecord]
+    #: ``"symbols"`` when no database names the procedure and the server's PDB named the function
+    #: its stack ran (rpctrace.correlate.procedure); absent when a database named it
+    procedure_source: NotRequired[str]
     pipe: NotRequired[str | None]  # calls seen in a network capture: the named pipe
     wire: NotRequired[dict[str, Any]]  # and what the capture says of them
 
@@ -95,6 +104,7 @@ class Hop(TypedDict):
     server: ServerSide
     interface: InterfaceRef
     procedure: str | None
+    procedure_source: str | None  # "database", "symbols" or None (see InterfaceRef)
     alpc_message_id: int | None
     status: int | None
 

@@ -120,6 +120,10 @@ def test_demo_prints_the_sddl_pair_and_the_fix(tmp_path, capsys):
     assert "re-enable inheritance" in out.lower() and "SetAccessRuleProtection" in out
     assert out.count("SetAccessRuleProtection") == 1 and out.count("verdict: DENIED") == 1  # nothing twice
     assert len(out.splitlines()) <= 40 and max(map(len, out.splitlines())) < 600
+    # the failing stack named from the demo modules' PDBs, read at run time from the copied store
+    assert "audiosrv!PolicyConfigSetDefaultEndpoint+0x1e9" in out
+    assert "MMDevAPI!CSubEndpointDevice::SetRegValue+0x24d" in out
+    assert sorted(p.name for p in (tmp_path / "symbols").iterdir()) == ["MMDevAPI.pdb", "audiosrv.pdb"]
 
 
 def test_explain_procmon_log_reports_failures_inside_rpc_dispatch(tmp_path, capsys):

@@ -67,3 +67,25 @@ def test_simple_layouts_match_their_decoders(key, ptr):
     with pytest.raises(kernel.PayloadError):
         decoder(b"\x00" * (st.size - 1), 0, st.size - 1, ptr, 0, opcode)
     assert provider == P.ALPC and isinstance(st, struct.Struct)
+
+
+def test_workers_send_stacks_back_without_falling_back(samples, monkeypatch):
+    """Events with a stack (CLR events' STACK_TRACE64 items) come back from the workers with
+    their kernel/user split, and no buffer had to be decoded here instead."""
+    monkeypatch.setattr("rpctrace.sources.etl.reader.PARALLEL_MIN_DECODE_BUFFERS", 2)
+    fallbacks = []
+    start = parallel.DecodePool.start.__func__
+
+    def counting_start(cls, path, size, decoder, workers, fallback):
+        def counted(job):
+            fallbacks.append(job)
+            return fallback(job)
+        return start(cls, path, size, decoder, workers, counted)
+
+    monkeypatch.setattr(parallel.DecodePool, "start", classmethod(counting_start))
+    here, _ = _read(samples["net.4.5.2.x64.etl"], 1)
+    there, _ = _read(samples["net.4.5.2.x64.etl"], 2)
+    assert fallbacks == []
+    stacked = [(a, b) for a, b in zip(here, there) if a.stack is not None]
+    assert len(stacked) > 100
+    assert all(a.stack.kernel_frames == b.stack.kernel_frames and a.stack == b.stack for a, b in stacked)

@@ -176,6 +176,32 @@ def test_kinds_and_process_events(parsed):
     assert tests["registry.open"] == 14177 and tests["file.create"] == 1076 and tests["procmon.tcp_send"] == 54
 
 
+def test_process_start_stacks_are_the_creators(parsed):
+    """Procmon logs Process Start under the new process, but its stack was taken on the creating
+    thread: the frames are named from the creator's modules.  The declared parent is not always
+    the creator: UAC's Appinfo (svchost pid 8 here) creates elevated processes with Explorer
+    (3344) as their parent, DCOM's launcher (rpcss, svchost 888) those of the activating client."""
+    starts = [e for e in parsed["LogFileUTC64Process"]["events"] if e.kind == "process.start" and e.stack]
+    assert len(starts) == 44
+    for ev in starts:
+        assert isinstance(ev.fields["creator_tid"], int) and ev.fields["stack_pid"] is not None
+    by_image = {}
+    for ev in starts:
+        by_image.setdefault((ev.fields["image"], ev.fields["parent_pid"]), []).append(ev)
+    elevated = by_image[("vminstall.exe", 3344)]
+    on_behalf = [ev for ev in elevated if any(f.startswith("appinfo+") for f in ev.fields["frames"])]
+    assert len(on_behalf) == 1 and on_behalf[0].fields["stack_pid"] == 8
+    assert not any(f.startswith("0x7ff") for f in on_behalf[0].fields["frames"])  # every user frame named
+    (consent,) = by_image[("consent.exe", 8)]
+    assert consent.fields["stack_pid"] == 8 and any(f.startswith("appinfo+") for f in consent.fields["frames"])
+    dcom = [ev for ev in starts if any(f.startswith("rpcss+") for f in ev.fields["frames"])]
+    assert len(dcom) == 5 and {ev.fields["stack_pid"] for ev in dcom} == {888}
+    assert {ev.fields["parent_pid"] for ev in dcom} == {764}
+    # a plain start: the parent's own thread, the parent's modules
+    own = [ev for ev in starts if ev.fields["stack_pid"] == ev.fields["parent_pid"]]
+    assert len(own) == 44 - 1 - 5
+
+
 def test_value_operations_split_key_and_value(parsed):
     ev = next(e for e in parsed["LogFileUTC64Registry"]["events"] if e.kind == "registry.query_value")
     assert ev.fields["procmon_path"] == ev.fields["path"] + "\\" + ev.fields["value_name"]

@@ -51,7 +51,7 @@ def test_every_public_function_agrees(arch, pdb):
     functions = [(name, sec, off) for name, sec, off, fn in dump.publics if fn]
     assert len(functions) >= 6
     probes = []
-    for name, sec, off in functions:
+    for _name, sec, off in functions:
         proc = procs[(sec, off)]
         start = dump.rva(sec, off)
         probes += [start, start + proc.size // 2, start + proc.size - 1]

@@ -42,11 +42,15 @@ def ours(path):
     return out
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-@pytest.mark.parametrize("pointer_size", [8, 4])
-def test_reader_reads_what_the_writer_wrote(tmp_path, scenario, pointer_size):
+CASES = [(scenario, ptr, 0) for scenario in sorted(SCENARIOS) for ptr in (8, 4)]
+#: stacks logged as stack-cache references and definitions, with deferred user parts
+CASES += [("audiosrv-access-denied", 8, 4), ("nested", 4, 4)]
+
+
+@pytest.mark.parametrize("scenario,pointer_size,stack_cache", CASES)
+def test_reader_reads_what_the_writer_wrote(tmp_path, scenario, pointer_size, stack_cache):
     etl, truth_path = tmp_path / "t.etl", tmp_path / "t.json"
-    synthesize(scenario, etl, truth_path, seed=9, calls=300, pointer_size=pointer_size)
+    synthesize(scenario, etl, truth_path, seed=9, calls=300, pointer_size=pointer_size, stack_cache=stack_cache)
     truth = json.loads(truth_path.read_text())
     expected = truth["events"]
     for e in expected:

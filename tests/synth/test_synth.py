@@ -332,22 +332,26 @@ def test_buffers_per_cpu_and_file_order_is_not_time_order(written, name):
 
 
 def test_lost_events(written):
-    """Lost buffers: records missing from the file, counted in EventsLost, flagged on the CPU's
-    next buffer and visible as gaps in the sequence numbers; the truth names the calls hit."""
+    """Losses as Windows writes them: lost buffers are missing from the file, counted in
+    BuffersLost, visible as gaps in the sequence numbers and flagged BUFFER_LOST on the CPU's next
+    buffer; events discarded for want of a free buffer are counted in EventsLost and flagged
+    EVENTS_LOST; the truth names the calls hit."""
     path, truth, summary = written["lost-events"]
     dropped = truth["dropped"]
-    assert dropped["buffers"] >= 1 and dropped["events"] == summary["events_lost"] > 0
+    assert dropped["buffers"] == summary["buffers_lost"] >= 1
+    assert dropped["events"] == summary["events_lost"] > 0
+    assert dropped["records"] == dropped["events"] + dropped["buffer_records"] == summary["records_lost"]
     fh, etl = _read(path)
     with fh:
         assert etl.logfile_header.header.EventsLost == dropped["events"]
-        assert etl.logfile_header.header.BufferLost == 0  # kept 0 for etl-parser (reference §5.3)
+        assert etl.logfile_header.header.BufferLost == dropped["buffers"]
         seqs = [b.header.SequenceNumber for b in etl.buffers()]
         flags = [int(b.header.BufferFlag) for b in etl.buffers()]
     assert len(set(range(max(seqs) + 1)) - set(seqs)) == dropped["buffers"]
-    assert sum(1 for f in flags if f & 0x02) >= 1
+    assert sum(1 for f in flags if f & 0x02) >= 1 and sum(1 for f in flags if f & 0x04) >= 1
     hit = {c["id"]: c["events"] for c in dropped["calls"]}
     assert hit and all(c["events_dropped"] == hit.get(c["id"], 0) for c in truth["calls"])
-    assert sum(dropped["by_kind"].values()) == dropped["events"]
+    assert sum(dropped["by_kind"].values()) == dropped["records"]
 
 
 # --------------------------------------------------------------------------- (e) independence

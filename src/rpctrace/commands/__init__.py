@@ -31,6 +31,9 @@ def finish(trace) -> int:
 
     for line in source_warnings(trace):
         warn(line)
+    symbols = getattr(trace, "symbols", None)
+    for line in (symbols.symbolizer.problems if symbols is not None else ()):
+        warn(line)
     error: InputError | None = getattr(trace, "error", None)
     if error is not None:
         err(error.one_line())

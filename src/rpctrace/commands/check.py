@@ -13,7 +13,9 @@ def cmd_check(args) -> int:
     from rpctrace.render import check
 
     with progress_for(args, "reading") as bar:
-        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, operations="failed", on_progress=bar)
+        # stack walks must be read to be counted (a listing skips them: check would say there are none)
+        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, operations="failed", stacks=True,
+                                       on_progress=bar)
     doc = {"files": list(args.files), "calls": len(result.calls), **pipeline.coverage(trace).to_dict()}
     (check.write_json if args.format == "json" else check.write_text)(doc, sys.stdout)
     sys.stdout.flush()

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from rpctrace.commands import EXIT_OK, RpctraceError, finish, progress_for, warn
-from rpctrace.commands.options import add_command, add_filters, add_inputs, add_output, call_filter
+from rpctrace.commands.options import add_command, add_filters, add_inputs, add_output, add_symbols, call_filter
 
 
 def cmd_export(args) -> int:
@@ -20,7 +20,7 @@ def cmd_export(args) -> int:
     if output != "-":
         check_output(output)
     with progress_for(args, "reading") as bar:
-        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, on_progress=bar)
+        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, on_progress=bar, symbols=args.symbols, image_path=args.image_path)
         calls = list(pipeline.select(result, trace, call_filter(args)))
         bar.stage("writing")
         doc = perfetto.to_trace_events(trace, calls)
@@ -46,4 +46,5 @@ def register(sub) -> None:
                    help="perfetto: Chrome trace-event JSON (the only format so far; default)")
     p.add_argument("--perfetto", metavar="OUT.json", help=argparse.SUPPRESS)  # the option's old name
     add_filters(p)
+    add_symbols(p)
     p.set_defaults(func=cmd_export)

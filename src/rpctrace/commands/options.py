@@ -17,6 +17,8 @@ and the parser agree and that a shared option has the same help text in every co
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
+from typing import Iterator
 
 #: help texts of the shared options (one text per option, whatever the command)
 HELP = {
@@ -34,8 +36,13 @@ HELP = {
             "key to get inheritance fixes",
     "hive_log": "a hive's transaction log (SYSTEM.LOG1, SYSTEM.LOG2) to apply before reading it, as Windows "
                 "does for a hive not written cleanly; goes with the --hive of its name",
+    "symbols": "symbol path, debugger syntax: srv*CACHE*URL, srv*URL, cache*DIR, plain directories, separated "
+               "by ';' (default: $_NT_SYMBOL_PATH); the network is used only for the http(s) servers it names",
+    "image_path": "directory of binaries copied from the traced machine (repeatable): a DLL matched by name, "
+                  "SizeOfImage and TimeDateStamp names its PDB; its PDB may sit beside it",
     "rpcdb": "extra RPC interface database (RPCMon rpcdb.json or rpctrace's format) whose names take precedence "
              "over the packaged ones; also read from $RPCTRACE_RPCDB and ~/.config/rpctrace/rpcdb/",
+    "on": "an index `rpctrace index` wrote (its directory): the tables to query, or where --call TRACE:ID is found",
     "keep_going": "skip damaged parts of the inputs, count them and go on (default: stop at the first damage, "
                   "after printing what was read before it)",
 }
@@ -92,6 +99,12 @@ def add_acl_sources(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hive-log", action="append", default=[], metavar="PATH", help=HELP["hive_log"])
 
 
+def add_symbols(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("symbols (stack frames named module!function)")
+    g.add_argument("--symbols", metavar="PATH", help=HELP["symbols"])
+    g.add_argument("--image-path", action="append", default=[], metavar="DIR", help=HELP["image_path"])
+
+
 def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str) -> None:
     p.add_argument("--format", choices=choices, default=choices[0], help=f"{help} (default {choices[0]})")
 
@@ -102,3 +115,36 @@ def call_filter(args):
 
     return CallFilter(client=getattr(args, "client", None), server=getattr(args, "server", None),
                       interface=getattr(args, "interface", None), failed=bool(getattr(args, "failed", False)))
+
+
+def add_index_call(p: argparse.ArgumentParser) -> None:
+    """``--call ID`` (or ``TRACE:ID`` with ``--on DIR``): one call, from the FILEs or from an index."""
+    p.add_argument("--call", metavar="ID|TRACE:ID",
+                   help="one call: its number from `rpctrace calls`; with --on, TRACE:ID (a trace id, path or file "
+                        "name from the index's traces table, a colon, the call's number)")
+    p.add_argument("--on", metavar="DIR", help=HELP["on"])
+
+
+@contextmanager
+def call_source(args) -> Iterator[tuple[list[str], "int | None"]]:
+    """``(files, call id)`` a command reads: its FILEs and ``--call ID``, or with ``--on DIR``
+    the input the index records for ``--call TRACE:ID`` (decompressed while in use, checked to
+    be the trace that was indexed)."""
+    from rpctrace.errors import RpctraceError
+
+    if getattr(args, "on", None) is None:
+        if not args.files:
+            raise RpctraceError("give the trace files (FILE...), or --on DIR --call TRACE:ID for a call of an index")
+        call = args.call
+        if call is not None and not call.isdigit():
+            raise RpctraceError(f"--call {call}: a call's number (TRACE:ID needs --on DIR)")
+        yield list(args.files), int(call) if call is not None else None
+        return
+    if args.files:
+        raise RpctraceError("--on DIR takes the trace from the index: give no FILE")
+    if not args.call:
+        raise RpctraceError("--on DIR needs --call TRACE:ID (which call of which trace)")
+    from rpctrace.pipeline import indexed_trace
+
+    with indexed_trace(args.on, args.call) as (path, call_id):
+        yield [path], call_id

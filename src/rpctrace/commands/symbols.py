@@ -10,10 +10,8 @@ from __future__ import annotations
 import sys
 
 from rpctrace.commands import EXIT_INPUT, EXIT_OK, err, finish
-from rpctrace.commands.options import GLOBAL, add_command, add_format
+from rpctrace.commands.options import GLOBAL, HELP, add_command, add_format
 
-SYMBOLS_HELP = ("symbol path, debugger syntax: srv*CACHE*URL, srv*URL, cache*DIR, plain directories, separated "
-                "by ';' (default: $_NT_SYMBOL_PATH); the network is used only for the http(s) servers it names")
 
 
 def cmd_resolve(args) -> int:
@@ -45,10 +43,8 @@ def cmd_fetch(args) -> int:
 
 
 def _common(p) -> None:
-    p.add_argument("--symbols", metavar="PATH", help=SYMBOLS_HELP)
-    p.add_argument("--image-path", action="append", default=[], metavar="DIR",
-                   help="directory of binaries copied from the traced machine (repeatable): a DLL matched by name, "
-                        "SizeOfImage and TimeDateStamp names its PDB; its PDB may sit beside it")
+    p.add_argument("--symbols", metavar="PATH", help=HELP["symbols"])
+    p.add_argument("--image-path", action="append", default=[], metavar="DIR", help=HELP["image_path"])
     p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
                    help="seconds to wait for a symbol server before retrying (default 20)")
     add_format(p, ("text", "json"), "text for people, json for programs")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from rpctrace.commands import EXIT_OK, RpctraceError, finish, progress_for
-from rpctrace.commands.options import add_command, add_filters, add_inputs, call_filter
+from rpctrace.commands.options import add_command, add_filters, add_inputs, add_symbols, call_filter
 
 
 def cmd_tree(args) -> int:
@@ -13,7 +13,7 @@ def cmd_tree(args) -> int:
     from rpctrace.render.calls import write_tree
 
     with progress_for(args, "reading") as bar:
-        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, on_progress=bar)
+        trace, result = pipeline.calls(args.files, keep_going=args.keep_going, on_progress=bar, symbols=args.symbols, image_path=args.image_path)
     roots = pipeline.tree_roots(result, trace, call_filter(args), args.call)
     if args.call is not None and not roots:
         raise RpctraceError(f"no call {args.call} (calls are numbered 1..{len(result.calls)})")
@@ -28,4 +28,5 @@ def register(sub) -> None:
     add_inputs(p)
     p.add_argument("--call", type=int, metavar="ID", help="show this call (from `rpctrace calls`) and what it led to")
     add_filters(p)
+    add_symbols(p)
     p.set_defaults(func=cmd_tree)

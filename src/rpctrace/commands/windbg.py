@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from rpctrace.commands import EXIT_OK, RpctraceError, finish, warn
-from rpctrace.commands.options import add_command, add_inputs, add_output
+from rpctrace.commands.options import add_command, add_inputs, add_output, add_symbols
 
 
 def _number(text: str) -> int:
@@ -36,7 +36,7 @@ def cmd_windbg(args) -> int:
     if args.files:
         if args.call is None and (args.client_pid is None or args.client_tid is None):
             raise RpctraceError("with a trace, say which call: --call ID (see `rpctrace calls FILE`)")
-        trace = pipeline.load(args.files, keep_going=args.keep_going)
+        trace = pipeline.load(args.files, keep_going=args.keep_going, symbols=args.symbols, image_path=args.image_path)
         if args.call is not None:
             record = pipeline.call_with_stacks(trace, args.call)
             pid = record["server"]["pid"] if record["server"]["pid"] is not None else record["client"]["pid"]
@@ -75,4 +75,5 @@ def register(sub) -> None:
     p.add_argument("--arch", choices=("x64", "x86", "wow64"),
                    help="the server process's architecture (default: from the trace, else x64)")
     add_output(p, "FILE", "write the script to FILE instead of stdout")
+    add_symbols(p)
     p.set_defaults(func=cmd_windbg)

@@ -157,6 +157,13 @@ class RecordMaker:
             "children": [c.id for c in children] if children else [],
             "failures": [self.failure(op) for op in failures] if failures else [],
         }
+        if proc is None and self._trace.symbols is not None:
+            from rpctrace.correlate.procedure import derived_procedure
+
+            derived = derived_procedure(self._trace, call)
+            if derived:  # named by the server's PDB, not a database: said so in the record
+                record["procedure"] = derived
+                record["procedure_source"] = "symbols"
         wire = call.wire
         if wire is not None:
             _add_wire(record, wire)

@@ -273,7 +273,8 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
                 tolerance: int = TOLERANCE) -> tuple[set[int], JoinReport]:
     """Join wire calls with server-only calls (see the module docstring).  Returns the ids
     (``id()``) of the server calls folded into wire calls, and a report.  ``offset`` (ticks,
-    trace minus capture) skips the estimate when the clocks' difference is known."""
+    trace minus capture) skips the estimate (and its refinement) when the clocks' difference is
+    known, as it is for packets recorded in the server's own trace (offset 0)."""
     pool = _server_pool(server_calls)
     index: dict[tuple, tuple[list[int], list[Call]]] = {}
     for s in sorted(pool, key=lambda c: c.server_start):
@@ -286,6 +287,7 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
             w.wire.join = "no server call over TCP or named pipes in the server trace"
             w.evidence = with_evidence(w.evidence, "join: no server-side RPC events to join")
         return set(), JoinReport(None, 0, 0, len(wires), 0)
+    known = offset is not None  # a known offset (one clock: packets in the trace itself) is not refined
     if offset is None:
         offset = _estimate_offset(sorted(wires, key=lambda c: c.start), index, tolerance)
     if offset is None:
@@ -294,7 +296,7 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
             w.evidence = with_evidence(w.evidence, "join: no server call with the same protocol, endpoint and opnum")
         return set(), JoinReport(None, 0, 0, len(wires), len(pool))
     pairs, fits = _match(wires, index, offset, tolerance)
-    for _ in range(REFINE_ROUNDS):
+    for _ in range(0 if known else REFINE_ROUNDS):
         refined = _refine(pairs)
         if refined is None or refined == offset:
             break

@@ -94,7 +94,8 @@ def _record(trace, ev: Event, dispatch: dict | None, frames: list[str]) -> dict[
         "desired_access_names": f.get("desired_access_names") or (access.decode(desired, object_type) if desired is not None else None),
         "status": status,
         "status_name": f.get("status_name") or status_name(status),
-        "stack": frames,
+        **(trace.stack_json(ev.pid, ev.stack) if ev.stack else
+           {"stack": frames, "stack_kernel": None, "stack_user": None, "stack_addresses": None}),
         "dispatch_entry": dispatch.get("entry"),
         "dispatch_symbol": dispatch.get("symbol"),
         "dispatch_frames": dispatch.get("frames"),
@@ -183,6 +184,8 @@ def outside_findings(trace, acls=None, events=None) -> list[dict]:
             "status": first["status"], "status_name": first["status_name"], "desired_access": desired,
             "desired_access_names": first["desired_access_names"], "desired_access_text": first["desired_access_text"],
             "pid": first["pid"], "tid": first["tid"], "ts": first["ts"], "call": None, "stack": first["stack"],
+            "stack_kernel": first["stack_kernel"], "stack_user": first["stack_user"],
+            "stack_addresses": first["stack_addresses"],
             "count": g["count"],
         }
         verdict = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from rpctrace.correlate.calls import Call, Correlation
+from rpctrace.correlate.procedure import procedure_of, server_function
 from rpctrace.explain.acl_sources import AclSources
 from rpctrace.explain.rootcause import Blame, blame_rank, first_failure, suspect_calls
 from rpctrace.knowledge import access, codes, interfaces, services, sids
@@ -69,7 +70,10 @@ def failure_of(trace: Any, blame: Blame) -> dict[str, Any]:
     op = blame.op
     f = op.fields
     desired = f.get("desired_access")
-    stack = [trace.symbolize(op.pid, a) for a in op.stack] if op.stack else f.get("frames")
+    if op.stack:
+        stack = trace.stack_json(op.pid, op.stack)
+    else:
+        stack = {"stack": f.get("frames"), "stack_kernel": None, "stack_user": None, "stack_addresses": None}
     return {
         "kind": op.kind,
         "path": target_of(op),  # the key (or file): what an ACL belongs to
@@ -85,7 +89,7 @@ def failure_of(trace: Any, blame: Blame) -> dict[str, Any]:
         "tid": op.tid,
         "ts": ticks_to_iso(op.ts),
         "call": blame.call.id,
-        "stack": stack,
+        **stack,
     }
 
 
@@ -101,9 +105,13 @@ def _server(trace: Any, pid: int | None, tid: int | None) -> ServerSide:
             "command_line": info.command_line if info else None}
 
 
-def _target(call: Call) -> tuple[str | None, str | None, str]:
-    """(interface name, procedure, what a person calls it: ``audiosrv!PolicyConfigSetDefaultEndpoint``)."""
-    iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
+def _target(trace: Any, call: Call) -> tuple[str | None, str | None, str]:
+    """(interface name, procedure, what a person calls it: ``audiosrv!PolicyConfigSetDefaultEndpoint``).
+    A procedure no database names but the server's PDB does is marked ``(from symbols)``."""
+    iname, proc, source = procedure_of(trace, call)
+    if source == "symbols":
+        sym = server_function(trace, call)
+        return iname, proc, f"{sym.module}!{proc} (named from symbols; no interface database names it)"
     where = proc or f"opnum {call.opnum}"
     known = interfaces.info(call.interface) if call.interface else None
     module = known.module if known else None
@@ -112,7 +120,7 @@ def _target(call: Call) -> tuple[str | None, str | None, str]:
 
 
 def _hop(trace: Any, call: Call) -> Hop:
-    iname, proc, _ = _target(call)
+    iname, proc, source = procedure_of(trace, call)
     server = _server(trace, call.server_pid, call.server_tid)
     server.pop("command_line")
     server["service"] = identity_of(trace, call.server_pid, call.interface)["service"]
@@ -120,11 +128,11 @@ def _hop(trace: Any, call: Call) -> Hop:
     client.pop("command_line")
     return {"call": call.id, "client": client, "server": server,
             "interface": {"uuid": call.interface, "name": iname}, "procedure": proc,
-            "alpc_message_id": call.alpc_message_id, "status": call.status if call.status is not None else call.server_status}
+            "procedure_source": source, "alpc_message_id": call.alpc_message_id, "status": call.status if call.status is not None else call.server_status}
 
 
 def _hop_text(trace, call: Call) -> str:
-    _, _, target = _target(call)
+    _, _, target = _target(trace, call)
     info = trace.process(call.server_pid)
     image = (info.image if info else None) or "an unseen server"
     service = identity_of(trace, call.server_pid, call.interface)["service"]
@@ -140,7 +148,8 @@ def finding_for_call(trace: Any, call: Call, blame: Blame | None, acls: AclSourc
     client saw when no operation of the subtree failed."""
     hops_calls = blame.hops if blame is not None else [call]
     failing = hops_calls[-1]
-    iname, proc, _ = _target(failing)
+    iname, proc, _ = _target(trace, failing)
+    proc_source = procedure_of(trace, failing)[2]
     client = _process(trace, call.client_pid, call.client_tid)
     server = _server(trace, failing.server_pid, failing.server_tid)
     identity = identity_of(trace, failing.server_pid, failing.interface)
@@ -196,7 +205,9 @@ def finding_for_call(trace: Any, call: Call, blame: Blame | None, acls: AclSourc
     for n, c in enumerate(hops_calls):
         hop_server = _process(trace, c.server_pid, c.server_tid)
         service = identity_of(trace, c.server_pid, c.interface)["service"]
-        hi, hp, _ = _target(c)
+        hi, hp, hsrc = procedure_of(trace, c)
+        if hsrc == "symbols":
+            hp = f"{hp} (named from symbols)"
         chain.append((f"hop {n + 1}: " if len(hops_calls) > 1 else "")
                      + f"server {hop_server['image'] or '?'} pid {hop_server['pid']}"
                      + (f" ({service})" if service else "") + f" thread {hop_server['tid']}"
@@ -219,7 +230,7 @@ def finding_for_call(trace: Any, call: Call, blame: Blame | None, acls: AclSourc
         "client": client,
         "server": server,
         "interface": {"uuid": failing.interface, "name": iname, "opnum": failing.opnum, "procedure": proc,
-                      "endpoint": failing.endpoint, "protocol": failing.protocol_name},
+                      "procedure_source": proc_source, "endpoint": failing.endpoint, "protocol": failing.protocol_name},
         "hops": [_hop(trace, c) for c in hops_calls],
         "status": {"rpc": call.status, "result": call.result_status, "result_source": call.result_source,
                    "note": None if call.result_status is not None else

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.read` (inputs, whole or streamed; coverage), :mod:`.select` (filters, trees,
 records), :mod:`.explain` (findings, the ACL check), :mod:`.report` (the HTML report's model),
-:mod:`.tools` (names, the demo, symbols).  Everything is re-exported here.
+:mod:`.tools` (names, the demo, symbols), :mod:`.tables` (``index`` and ``query`` over many traces).
+Everything is re-exported here.
 
 Commands parse their arguments, call one function here and hand the result to a renderer;
 renderers never compute.  Two ways through the stages:
@@ -30,21 +31,14 @@ from rpctrace.pipeline.read import (
 )
 from rpctrace.pipeline.report import REPORT_DETAILED_CALLS, ReportModel, report
 from rpctrace.pipeline.select import call_records, call_with_stacks, record_maker, select, tree_roots
-from rpctrace.pipeline.tools import (
-    DemoModel,
-    demo,
-    fetch_symbols,
-    has_symbol_source,
-    interface_names,
-    resolve_offsets,
-    search_names,
-    symbolizer,
-)
+from rpctrace.pipeline.symbols import attach_symbols, has_symbol_source, symbolizer
+from rpctrace.pipeline.tables import index, indexed_trace, named_queries, query
+from rpctrace.pipeline.tools import DemoModel, demo, fetch_symbols, interface_names, resolve_offsets, search_names
 
 __all__ = [
-    "REPORT_DETAILED_CALLS", "CallFilter", "DemoModel", "Explanation", "OnProgress", "ReportModel", "acl_check",
+    "REPORT_DETAILED_CALLS", "CallFilter", "attach_symbols", "DemoModel", "Explanation", "OnProgress", "ReportModel", "acl_check",
     "acl_sources", "call_records", "call_with_stacks", "calls", "correlate_files", "coverage", "demo", "explain",
-    "fetch_symbols", "findings", "gc_paused", "has_symbol_source", "interface_names", "limits", "load",
-    "record_maker", "report", "resolve_offsets", "search_names", "select", "source_warnings", "symbolizer",
-    "tree_roots",
+    "fetch_symbols", "findings", "gc_paused", "has_symbol_source", "index", "indexed_trace", "interface_names",
+    "limits", "load", "named_queries", "query", "record_maker", "report", "resolve_offsets", "search_names", "select",
+    "source_warnings", "symbolizer", "tree_roots",
 ]

@@ -53,14 +53,24 @@ class Explanation:
 
 def explain(files: Sequence[str], keep_going: bool = False, acls: AclSources | None = None,
             include_expected: bool = False,
-            on_progress: OnProgress | None = None, on_stage: Callable[[str], None] | None = None) -> Explanation:
-    """Read the inputs streamed (calls keep their operations; captures join in) and explain them."""
+            on_progress: OnProgress | None = None, on_stage: Callable[[str], None] | None = None,
+            call_id: int | None = None, symbols: str | None = None, image_path: Sequence[str] = ()) -> Explanation:
+    """Read the inputs streamed (calls keep their operations; captures join in) and explain them;
+    with ``call_id``, only the findings about that call (its own, or one whose hops or failure
+    run through it: a nested call's failure is blamed in its root call's finding).  ``symbols``
+    and ``image_path`` name frames from PDBs (see :func:`rpctrace.pipeline.attach_symbols`)."""
+    from rpctrace.errors import RpctraceError
     from rpctrace.explain.findings import expected_left_out
 
-    trace, result = calls(files, keep_going=keep_going, on_progress=on_progress)
+    trace, result = calls(files, keep_going=keep_going, on_progress=on_progress, symbols=symbols,
+                          image_path=image_path)
+    if call_id is not None and not any(c.id == call_id for c in result.calls):
+        raise RpctraceError(f"no call {call_id} (calls are numbered 1..{len(result.calls)})")
     if on_stage is not None:
         on_stage("explaining")
     found = findings(trace, result, acls=acls, include_expected=include_expected)
+    if call_id is not None:
+        found = [f for f in found if _about(f, call_id)]
     left_out = 0 if include_expected else expected_left_out(trace, result)
     return Explanation(trace, found, left_out, limits(trace), len(result.calls))
 
@@ -152,3 +162,11 @@ def acl_check(key: str | None, hives: Sequence[str], sddl_pairs: Sequence[str], 
         "access": verdict.to_dict(),
         "fix": fix.to_dict() if fix else None,
     }
+
+
+def _about(finding: Finding, call_id: int) -> bool:
+    """Whether ``finding`` is about call ``call_id``: its own call, a hop of its chain, or the
+    call its failure happened in."""
+    failure = finding.get("failure") or {}
+    return (finding.get("call") == call_id or failure.get("call") == call_id
+            or any(hop["call"] == call_id for hop in finding.get("hops") or ()))

@@ -7,11 +7,14 @@ import os
 from collections import Counter
 from contextlib import AbstractContextManager
 from operator import itemgetter
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rpctrace.correlate.calls import Correlation
 from rpctrace.trace.coverage import Coverage
 from rpctrace.trace.model import Trace
+
+if TYPE_CHECKING:
+    from rpctrace.sources.net.etw import PacketTap
 
 OnProgress = Callable[[float, float], None]
 
@@ -19,19 +22,25 @@ OnProgress = Callable[[float, float], None]
 def source_warnings(trace: Trace) -> list[str]:
     """One line per loss or damage the readers counted (commands print them on stderr, so that
     stdout stays machine-readable)."""
+    from rpctrace.sources import losses
+
     lines = []
     for info in trace.sources:
-        lost = info.get("events_lost", 0) + info.get("buffers_lost", 0)
-        if lost or info.get("buffers_flagged_lost"):
-            lines.append(f"{info['path']}: the logger lost {info.get('events_lost', 0)} events and "
-                         f"{info.get('buffers_lost', 0)} buffers")
+        if "path" not in info:
+            continue  # a capture's join report, not a source
+        events, buffers = losses(info)
+        if events or buffers or info.get("buffers_flagged_lost"):
+            lines.append(f"{info['path']}: the logger lost {events} events and {buffers} buffers")
         damage = info.get("damage") or []
         if damage:
             lines.append(f"{info['path']}: skipped {len(damage)} damaged region(s); first: {damage[0]}")
+        if info.get("summary"):  # a capture's, or a trace's packets' (what was stepped over)
+            lines.append(info["summary"])
     return lines
 
 
-def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress | None = None) -> Trace:
+def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress | None = None,
+         symbols: str | None = None, image_path: Sequence[str] = ()) -> Trace:
     """Every event of ``files``, assembled.  Damage that ended reading is in ``trace.error`` (the
     caller reports it after using what was read); it is raised only when nothing was read."""
     from rpctrace.trace import load as load_trace
@@ -39,19 +48,30 @@ def load(files: Sequence[str], keep_going: bool = False, on_progress: OnProgress
     trace = load_trace(files, keep_going=keep_going, on_progress=on_progress)
     if trace.error is not None and not trace.events:
         raise trace.error
+    _symbols(trace, symbols, image_path)
     return trace
 
 
+def _symbols(trace: Trace, symbols: str | None, image_path: Sequence[str]) -> None:
+    from rpctrace.pipeline.symbols import attach_symbols
+
+    attach_symbols(trace, symbols, image_path)
+
+
 def calls(files: Sequence[str], keep_going: bool = False, operations: str = "all",
-          on_progress: OnProgress | None = None, keep_all_for: int = 0) -> tuple[Trace, Correlation]:
+          on_progress: OnProgress | None = None, keep_all_for: int = 0,
+          stacks: bool | None = None, symbols: str | None = None,
+          image_path: Sequence[str] = ()) -> tuple[Trace, Correlation]:
     """``(trace, correlation)``, streamed when there is one file (see the module docstring).
 
     ``operations="failed"`` keeps only the servers' failed operations (a listing shows no
-    others); ``"all"`` keeps every operation and the stacks of failed ones (the tree)."""
+    others); ``"all"`` keeps every operation and the stacks of failed ones (the tree).
+    ``stacks`` reads stack walks (default: unless ``operations="failed"``)."""
     trace, result = correlate_files(files, keep_going=keep_going, operations=operations, on_progress=on_progress,
-                                    keep_all_for=keep_all_for)
+                                    keep_all_for=keep_all_for, stacks=stacks)
     if trace.error is not None and not trace.records:
         raise trace.error
+    _symbols(trace, symbols, image_path)
     return trace, result
 
 
@@ -78,8 +98,14 @@ def gc_paused() -> AbstractContextManager[None]:
 
 
 def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = False, operations: str = "all",
-                    on_progress: OnProgress | None = None, keep_all_for: int = 0) -> tuple[Trace, Correlation]:
+                    on_progress: OnProgress | None = None, keep_all_for: int = 0,
+                    stacks: bool | None = None) -> tuple[Trace, Correlation]:
     """``(trace, correlation)`` for the files of one incident.
+
+    Packets in an ETL trace (netsh trace, pktmon: :mod:`rpctrace.sources.net.etw`) are taken
+    from the events as they pass; when there are any, their remote calls are joined with the
+    trace's RPC events (:func:`_join_packets`: one file has one clock, so with one file the
+    clock offset is 0, not estimated).
 
     One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
     reconstructed as the events pass and only the calls and their servers' operations are kept,
@@ -110,16 +136,30 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)
             correlator.feed(trace.events)
-            return trace, correlator.finish()
+            result = correlator.finish()
+        if "etl" in formats:
+            from rpctrace.sources.net.etw import packet_events
+
+            etls = ", ".join(os.fspath(p) for p, f in zip(paths, formats) if f == "etl")
+            _wire, found = packet_events(trace.events, etls)
+            if found.found:
+                result = _join_packets(trace, result, found, offset=None)
+        return trace, result
     from rpctrace.correlate import fast
 
+    # the optional C engine: the same result, faster (None: the Python stream below does it)
+    tap = _packet_tap(paths[0]) if formats[0] == "etl" else None
     got = fast.correlate_file(paths[0], keep_going=keep_going, operations=operations, on_progress=on_progress,
-                              keep_all_for=keep_all_for)  # the optional C engine: the same result, faster
+                              keep_all_for=keep_all_for, stacks=stacks, tap=tap)
     if got is not None:
-        got[0].formats = formats
-        return got
+        trace, result = got
+        trace.formats = formats
+        if tap is not None and tap.found:
+            result = _join_packets(trace, result, tap, offset=0)
+        return trace, result
     # a listing of calls (operations="failed") shows no stacks: they need not be kept
-    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed")
+    stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed" if stacks is None else stacks)
+    tap = _packet_tap(paths[0]) if formats[0] == "etl" else None
     try:
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)
@@ -128,6 +168,8 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
             for batch in stream.batches():
                 kinds.update(map(_KIND, batch))
                 correlator.feed(batch)
+                if tap is not None:
+                    tap.feed(batch)
                 if on_progress is not None:
                     pos = getattr(reader, "position", None)
                     if pos and pos[1]:
@@ -144,7 +186,32 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
     trace.records = stream.records
     trace.kinds = dict(kinds)
     trace.formats = formats
+    if tap is not None and tap.found:
+        result = _join_packets(trace, result, tap, offset=0)
     return trace, result
+
+
+def _packet_tap(path: str | os.PathLike[str]) -> PacketTap:
+    from rpctrace.sources.net.etw import PacketTap
+
+    return PacketTap(os.fspath(path))
+
+
+def _join_packets(trace: Trace, corr: Correlation, tap: PacketTap, offset: int | None) -> Correlation:
+    """The remote calls of a trace's own packets (``tap``: a finished or fed
+    :class:`~rpctrace.sources.net.etw.PacketTap`) joined with its calls, as a capture's are
+    (:func:`rpctrace.correlate.remote.correlate_remote`); the packets' reading summary and the
+    join's report go into ``trace.sources``, their ``net.*`` kinds into ``trace.kinds``."""
+    from rpctrace.correlate.remote import correlate_remote
+
+    events = tap.finish()
+    trace.sources.append(tap.source_info())
+    trace.kinds = dict(Counter(trace.kinds) + Counter(map(_KIND, events)))
+    if "etl packets" not in trace.formats:
+        trace.formats = list(trace.formats) + ["etl packets"]
+    result, report, counts = correlate_remote(corr, events, offset=offset)
+    trace.sources.append({"join": report, "wire": counts})
+    return result
 
 
 #: an Event's kind (a NamedTuple field: itemgetter is the fast way in C)

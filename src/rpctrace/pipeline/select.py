@@ -52,9 +52,11 @@ def tree_roots(result: Correlation, trace: Trace, flt: CallFilter | None = None,
 
 
 def call_with_stacks(trace: Trace, call_id: int) -> dict[str, Any]:
-    """The record of call ``call_id`` of a whole trace, each failure with its stack as
-    ``module+0xoffset`` frames (what the WinDbg script and the report show)."""
+    """The record of call ``call_id`` of a whole trace, each failure with its stack as every
+    output names frames (``module!function+0xdisp`` with symbols, else ``module+0xoffset``), and
+    with symbols the ``server_function`` its stack ran (what the WinDbg script breaks on)."""
     from rpctrace.correlate import call_record, correlate
+    from rpctrace.correlate.procedure import server_function
     from rpctrace.errors import RpctraceError
     from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.status import ntstatus_name
@@ -68,6 +70,9 @@ def call_with_stacks(trace: Trace, call_id: int) -> dict[str, Any]:
     for rec, op in zip(record["failures"], call.failures):
         if op.stack:
             rec["stack"] = [trace.symbolize(op.pid, addr) for addr in op.stack]
+    sym = server_function(trace, call)
+    if sym is not None:  # the function above the RPC runtime's dispatch, named by its PDB
+        record["server_function"] = f"{sym.module}!{sym.function}"
     return record
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from rpctrace.pipeline.explain import findings
 from rpctrace.pipeline.read import load
+from rpctrace.pipeline.symbols import symbolizer
 from rpctrace.schema import Finding
 from rpctrace.trace.model import Trace
 
 if TYPE_CHECKING:
     from rpctrace.knowledge.interfaces import InterfaceInfo
-    from rpctrace.symbols import Symbolizer
 
 
 def interface_names(uuid_text: str) -> tuple[str | None, InterfaceInfo | None]:
@@ -29,6 +30,10 @@ def search_names(text: str) -> list[Any]:
     from rpctrace.knowledge import interfaces
 
     return interfaces.search(text)
+
+
+#: PDBs of the demo's audiosrv.dll and MMDevAPI.dll (see the README beside them)
+DEMO_SYMBOLS = Path(__file__).resolve().parents[1] / "data" / "demo-symbols"
 
 
 @dataclass
@@ -68,7 +73,15 @@ def demo(out_dir: str, seed: int = 1) -> DemoModel:
             f"{article.AUDIO_RENDER_PARENT_PATH}={article.AUDIO_RENDER_PARENT_SDDL}"]
     with open_output(acl_args) as fh:
         fh.write("".join(f"--sddl\n{pair}\n" for pair in sddl))
-    trace = load([etl])
+    # the demo's modules have PDBs in the package: the failing stack is named as a debugger names it;
+    # a copy beside the trace serves the suggested commands (--symbols symbols)
+    import shutil
+
+    symbols_dir = os.path.join(out_dir, "symbols")
+    os.makedirs(symbols_dir, exist_ok=True)
+    for pdb in DEMO_SYMBOLS.glob("*.pdb"):
+        shutil.copyfile(pdb, os.path.join(symbols_dir, pdb.name))
+    trace = load([etl], symbols=symbols_dir)
     result = correlate(trace)
     found = findings(trace, result, (), sddl)
     return DemoModel(out_dir, etl, truth, acl_args, summary["record_count"], len(result.calls),
@@ -76,21 +89,6 @@ def demo(out_dir: str, seed: int = 1) -> DemoModel:
 
 
 # ------------------------------------------------------------------ symbols
-
-def symbolizer(symbols: str | None = None, image_path: Sequence[str] = (), timeout: float = 20.0) -> Symbolizer:
-    """The run's :class:`~rpctrace.symbols.Symbolizer` from a symbol path (debugger syntax; None:
-    ``_NT_SYMBOL_PATH``) and directories of binaries copied from the traced machine."""
-    from rpctrace.symbols import Symbolizer, symbol_path_from
-    from rpctrace.symbols.download import Downloader
-
-    return Symbolizer(symbol_path_from(symbols), list(image_path), downloader=Downloader(timeout=timeout))
-
-
-def has_symbol_source(symbols: str | None, image_path: Sequence[str]) -> bool:
-    """Whether a symbol path (given or from the environment) or image directories were given."""
-    from rpctrace.symbols import symbol_path_from
-
-    return symbol_path_from(symbols) is not None or bool(image_path)
 
 
 def resolve_offsets(offsets: Sequence[str], pdb: str | None = None, image: str | None = None,

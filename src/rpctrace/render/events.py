@@ -6,7 +6,7 @@ import json
 from typing import IO, Any, Iterable
 
 from rpctrace.knowledge.providers import NAMES
-from rpctrace.model import Event, ticks_to_iso
+from rpctrace.model import Event, stack_parts, ticks_to_iso
 
 
 def _plain(value: Any) -> Any:
@@ -43,13 +43,26 @@ def _times(fields: dict, kind: str) -> dict:
     return fields
 
 
-def stack_frames(ev: Event, symbolize=None) -> list[str]:
-    """An event's stack as text, innermost first: ``module+0xoffset`` where a loaded module holds
-    the address, else the address in hexadecimal."""
-    return [symbolize(ev.pid, a) if symbolize else f"0x{a:x}" for a in ev.stack or ()]
+def stack_frames(ev: Event, trace=None) -> list[str]:
+    """An event's stack as text, innermost first: ``module!function+0xdisp`` where symbols name
+    it, ``module+0xoffset`` where a loaded module holds the address, else the address in hex."""
+    pid = ev.fields["stack_pid"] if "stack_pid" in ev.fields else ev.pid
+    return [trace.symbolize(pid, a) if trace is not None else f"0x{a:x}" for a in ev.stack or ()]
 
 
-def event_dict(ev: Event, symbolize=None) -> dict:
+def stack_json(ev: Event, trace=None) -> dict:
+    """An event's stack as JSON: what :meth:`rpctrace.trace.model.Trace.stack_json` gives (with
+    ``stack_symbols`` when symbols are attached); without a trace, every frame is its address."""
+    if trace is not None:
+        # a Procmon Process Start's stack is its creator's (``stack_pid``), not the new process's
+        return trace.stack_json(ev.fields["stack_pid"] if "stack_pid" in ev.fields else ev.pid, ev.stack)
+    kernel, user = stack_parts(ev.stack)
+    k = [f"0x{a:x}" for a in kernel]
+    u = [f"0x{a:x}" for a in user]
+    return {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in ev.stack]}
+
+
+def event_dict(ev: Event, trace=None) -> dict:
     """The JSON shape of one event (the ``events --format jsonl`` contract)."""
     fields = _times(_plain(dict(ev.fields)), ev.kind)
     out = {
@@ -65,15 +78,15 @@ def event_dict(ev: Event, symbolize=None) -> dict:
         "fields": fields,
     }
     if ev.stack is not None:
-        out["stack"] = stack_frames(ev, symbolize)
+        out.update(stack_json(ev, trace))
     return out
 
 
-def write_jsonl(events: Iterable[Event], out: IO[str], symbolize=None) -> int:
+def write_jsonl(events: Iterable[Event], out: IO[str], trace=None) -> int:
     n = 0
     dumps = json.dumps
     for ev in events:
-        out.write(dumps(event_dict(ev, symbolize), ensure_ascii=False) + "\n")
+        out.write(dumps(event_dict(ev, trace), ensure_ascii=False) + "\n")
         n += 1
     return n
 
@@ -92,7 +105,7 @@ def _short(fields: dict, kind: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def write_text(events: Iterable[Event], out: IO[str], symbolize=None) -> int:
+def write_text(events: Iterable[Event], out: IO[str], trace=None) -> int:
     """A line per event: ISO time, cpu, pid:tid, provider/event, kind, fields (addresses in hex,
     times in ISO as in the JSON form), then the stack's first frames."""
     n = 0
@@ -103,7 +116,7 @@ def write_text(events: Iterable[Event], out: IO[str], symbolize=None) -> int:
         line = (f"{ticks_to_iso(ev.ts)} cpu{'-' if ev.cpu is None else ev.cpu:<3} {who:>13} {what:<24} {ev.kind:<22} "
                 f"{_short(ev.fields, ev.kind)}")
         if ev.stack:
-            frames = stack_frames(ev, symbolize)
+            frames = stack_frames(ev, trace)
             shown = " ".join(frames[:4])
             line += f" [stack {len(frames)} frames: {shown}{' …' if len(frames) > 4 else ''}]"
         out.write(line + "\n")

@@ -88,13 +88,13 @@ def write_demo(demo, out: IO[str]) -> None:
     first = next((f["call"] for f in demo.findings if f.get("call") is not None), None)
     call = first if first is not None else 1
     name, args_name = os.path.basename(demo.etl), "@" + os.path.basename(demo.acl_args)
-    write_text(demo.findings[:1], out, brief=True, stack_lines=6,
-               stack_hint=f"rpctrace tree {name} --call {call} shows them all")
+    write_text(demo.findings[:1], out, brief=True, stack_lines=7,
+               stack_hint=f"rpctrace tree {name} --call {call} --symbols symbols shows them all")
     out.write(f"Try:\n  cd {shlex.quote(demo.out_dir)}\n")
     for line in (f"rpctrace calls {name} --failed",
-                 f"rpctrace tree {name} --call {call}",
-                 f"rpctrace explain {name} {args_name}",
-                 f"rpctrace report {name} {args_name} -o report.html",
-                 f"rpctrace windbg {name} --call {call}",
+                 f"rpctrace tree {name} --call {call} --symbols symbols",
+                 f"rpctrace explain {name} {args_name} --symbols symbols",
+                 f"rpctrace report {name} {args_name} --symbols symbols -o report.html",
+                 f"rpctrace windbg {name} --call {call} --symbols symbols",
                  f"rpctrace export {name} -o calls.json   # open in ui.perfetto.dev"):
         out.write(f"  {line}\n")

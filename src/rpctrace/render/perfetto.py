@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from rpctrace import __version__
-from rpctrace.knowledge import interfaces
+from rpctrace.correlate.procedure import procedure_of
 from rpctrace.knowledge.failures import event_expected_reason
 from rpctrace.knowledge.status import is_failure, ntstatus_name
 from rpctrace.model import target_of, ticks_to_iso
@@ -55,10 +55,15 @@ def _services(trace, calls) -> dict[int, str]:
     return out
 
 
-def _label(call) -> str:
-    """A slice's name: the procedure (``PolicyConfigSetDefaultEndpoint``), else the interface's
-    name or UUID with the opnum, else the endpoint."""
-    iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
+#: frames of a failed operation's stack in its instant's args (a stack walk has at most 192)
+STACK_FRAMES = 192
+
+
+def _label(trace, call) -> str:
+    """A slice's name: the procedure (``PolicyConfigSetDefaultEndpoint``; from the server's PDB
+    when no database names it), else the interface's name or UUID with the opnum, else the
+    endpoint."""
+    iname, proc, _ = procedure_of(trace, call)
     if proc:
         return proc
     what = iname or call.interface or call.endpoint or "?"
@@ -174,15 +179,16 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
     flows = 0
     seen_ops: set[int] = set()
     for call in calls:
-        label = _label(call)
+        label = _label(trace, call)
         status = call.status if call.status is not None else call.server_status
-        iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
+        iname, proc, proc_source = procedure_of(trace, call)
         mode = call.mode
         common = {
             "call": call.id,
             "interface": call.interface,
             "interface_name": iname,
             "procedure": proc,
+            "procedure_source": proc_source,
             "opnum": call.opnum,
             "mode": mode,
             "completion_tid": call.completion_tid,
@@ -242,6 +248,10 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
                 "failed": failed and expected is None,
                 "expected": expected,
             }
+            if failed and op.stack:
+                # the failing operation's stack, innermost first, as every output names frames
+                # (module!function+0xdisp with symbols, else module+0xoffset); bounded
+                args["stack"] = [trace.symbolize(pid, a) for a in op.stack[:STACK_FRAMES]]
             if failed and expected is None:
                 name = f"FAILED {op.kind} {name_of or _hex(st)}"
             elif failed:

@@ -78,6 +78,13 @@ LAYOUTS: dict[str, PortMessageLayout] = {
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}\Z")
 _FRAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}\+0x[0-9a-fA-F]{1,16}\Z")
+#: a frame a PDB named, ``module!function+0xdisp``; only names a debugger's ``bp`` takes as they
+#: are (C identifiers, C++ scopes and destructors) become breakpoints: a PDB from a compromised
+#: machine must not put a quote, semicolon or space into a command line
+_SYMBOL_FRAME = re.compile(r"([A-Za-z0-9_.\-]{1,100})!([A-Za-z_][A-Za-z0-9_]{0,200}(?:::~?[A-Za-z_][A-Za-z0-9_]{0,200}){0,8})"
+                           r"(?:\+0x[0-9a-fA-F]{1,16})?\Z")
+#: modules whose frames are the system's plumbing, not who asked (the registry or file API)
+_SYSTEM_MODULES = {"ntdll", "kernelbase", "kernel32", "advapi32", "win32u", "rpcrt4", "combase", "ucrtbase", "msvcrt"}
 _KERNEL_MODULES = {"ntoskrnl", "ntkrnlmp", "ntkrnlpa", "ntkrpamp", "hal", "win32k", "win32kbase", "win32kfull"}
 
 
@@ -177,7 +184,7 @@ def _article_breakpoint(lay: PortMessageLayout, pid: int, tid: int) -> str:
 
 def _build(arch: str, pid: int, tid: int, *, call_id=None, client_image=None, server_pid=None, server_tid=None,
            server_image=None, service=None, endpoint=None, interface=None, opnum=None, procedure=None,
-           message_id=None, failures=(), incident: bool = False) -> str:
+           message_id=None, failures=(), incident: bool = False, server_function=None) -> str:
     lay = layout(arch)
     _check_ids(pid, tid)
     if server_pid is not None:
@@ -312,26 +319,36 @@ def _build(arch: str, pid: int, tid: int, *, call_id=None, client_image=None, se
     s.verbatim(f"? {lay.port_handle}")
     s.note("Step 10: let the server run and make the client do the call again.")
     s.cmd("g")
+    named = _symbol_name(server_function)
     s.note("Step 11: the hit. This worker thread now holds the client's request: the dump shows the PORT_MESSAGE "
            f"header (ClientId {hexn(pid)} {hexn(tid)}, MessageId at +{hexn(lay.message_id_offset)}), k the receive "
            "loop (RPCRT4!LRPC_ADDRESS::ProcessIO, ntdll!TppAlpcpExecuteCallback). Follow the request into the server "
-           "procedure with a one-shot breakpoint on RPCRT4!Invoke for this thread only.")
+           + (f"procedure with a one-shot breakpoint on {named} for this thread only." if named else
+              "procedure with a one-shot breakpoint on RPCRT4!Invoke for this thread only."))
     if arch == "wow64":
         s.note("WOW64: the RPC runtime and the server procedure are 32-bit code. Switch the view back to it "
                "(.effmach x86, or !wow64exts.sw) so that k shows the 32-bit stack and eax the result.")
         s.cmd(".effmach x86")
-    s.cmd("~. bp /1 RPCRT4!Invoke")
-    s.cmd("g")
-    s.cmd("k")
-    target = procedure or "the server procedure"
-    s.note("Shows RPCRT4!Invoke under RPCRT4!NdrStubCall3 / NdrServerCallAll and LRPC_SCALL::DispatchRequest. Invoke "
-           "calls the server procedure through a register (call r10 on x64): pc runs to the next call (repeat until "
-           f"it is that one), t steps into it, k names it ({target}"
-           + ("; the article: audiosrv!PolicyConfigSetDefaultEndpoint" if incident else "")
-           + (f" in {server_image}" if server_image and not incident else "") + ").")
-    s.cmd("pc")
-    s.cmd("t")
-    s.cmd("k")
+    if named:
+        s.note(f"The trace's symbols name the server function: {named}. Break on it on this thread, then k shows "
+               "it under RPCRT4!Invoke (NdrStubCall3 / NdrServerCallAll, LRPC_SCALL::DispatchRequest). Symbols for "
+               "the same build must load here (.sympath, .reload).")
+        s.cmd(f"~. bp /1 {named}")
+        s.cmd("g")
+        s.cmd("k")
+    else:
+        s.cmd("~. bp /1 RPCRT4!Invoke")
+        s.cmd("g")
+        s.cmd("k")
+        target = procedure or "the server procedure"
+        s.note("Shows RPCRT4!Invoke under RPCRT4!NdrStubCall3 / NdrServerCallAll and LRPC_SCALL::DispatchRequest. Invoke "
+               "calls the server procedure through a register (call r10 on x64): pc runs to the next call (repeat until "
+               f"it is that one), t steps into it, k names it ({target}"
+               + ("; the article: audiosrv!PolicyConfigSetDefaultEndpoint" if incident else "")
+               + (f" in {server_image}" if server_image and not incident else "") + ").")
+        s.cmd("pc")
+        s.cmd("t")
+        s.cmd("k")
     s.note(f"Step 12: the procedure's result: gu runs to its return, {lay.result} holds it"
            + (" (the article saw 0x80070005, E_ACCESSDENIED)." if incident else
               ": 0 is success; anything else is the error the client gets (an HRESULT such as 0x80070005 "
@@ -362,16 +379,39 @@ def _build(arch: str, pid: int, tid: int, *, call_id=None, client_image=None, se
         frames = []
         for f in fails:
             for frame in f.get("stack") or ():
-                if isinstance(frame, str) and _FRAME.match(frame) and frame.split("+")[0].lower() not in _KERNEL_MODULES:
+                if not isinstance(frame, str) or frame.split("+")[0].split("!")[0].lower() in _KERNEL_MODULES:
+                    continue
+                if _FRAME.match(frame) or _SYMBOL_FRAME.match(frame):
                     frames.append(frame)
             if frames:
                 break
-        if frames:
-            s.note("The trace's user-mode stack of that operation, innermost first: ln names each frame when this "
+        offsets = [f for f in frames if _FRAME.match(f)]
+        named_frames = [f for f in frames if _SYMBOL_FRAME.match(f)]
+        if named_frames:
+            s.note("The trace's user-mode stack of that operation, innermost first, named from its PDBs:")
+            for frame in frames[:16]:
+                s.note(f"  {frame}")
+            asker = next((_symbol_name(f) for f in named_frames
+                          if f.split("!")[0].lower().rsplit(".", 1)[0] not in _SYSTEM_MODULES), None)
+            if asker:
+                s.note(f"Who asked: {asker}. Break on it on this worker to stop before the failing call:")
+                s.cmd(f"~. bp {asker}")
+        if offsets:
+            s.note("ln names the frames no PDB named, when this machine runs the same builds:" if named_frames else
+                   "The trace's user-mode stack of that operation, innermost first: ln names each frame when this "
                    "machine runs the same builds.")
-            for frame in frames[:12]:
+            for frame in offsets[:12]:
                 s.cmd(f"ln {frame}")
     return s.text()
+
+
+def _symbol_name(frame) -> str | None:
+    """``module!function`` of a frame a PDB named (the displacement dropped), when it is a name a
+    breakpoint takes as it is; else None."""
+    if not isinstance(frame, str):
+        return None
+    m = _SYMBOL_FRAME.match(frame)
+    return f"{m.group(1).rsplit('.', 1)[0] if m.group(1).lower().endswith(('.dll', '.exe', '.sys')) else m.group(1)}!{m.group(2)}" if m else None
 
 
 #: the AudioSrv incident of the article: its remarks appear only in the script for that call
@@ -422,6 +462,7 @@ def script_for_call(call_record: dict, arch: str) -> str:
         message_id=call_record.get("alpc_message_id"),
         failures=failures,
         incident=is_article_incident(call_record),
+        server_function=call_record.get("server_function"),
     )
 
 

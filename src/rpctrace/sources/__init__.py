@@ -20,16 +20,19 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def sniff(path: str) -> str:
-    """Name the format of ``path`` from its first bytes ('etl', 'pml', 'evtx', 'eventxml', 'pcap'
-    (pcap and pcapng)), or raise InputError."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise InputError(path, f"cannot open: {exc.strerror or exc}") from None
-    if not head:
-        raise InputError(path, "the file is empty", offset=0)
+def losses(info: dict) -> tuple[int, int]:
+    """``(events lost, buffers lost)`` of one source's summary, as a person should be told them:
+    the logger's own counts (the ETL header's EventsLost and BuffersLost), and for buffers the
+    larger of that and the buffers missing between those the file holds (sequence numbers), so
+    a header that undercounts does not hide a gap.  Buffers missing at the end of a cut file are
+    damage, reported as such."""
+    return (info.get("events_lost") or 0,
+            max(info.get("buffers_lost") or 0, info.get("buffers_lost_in_sequence") or 0))
+
+
+def sniff_bytes(head: bytes) -> str | None:
+    """The format whose signature starts ``head`` (a file's first 4096 bytes): 'etl', 'pml',
+    'evtx', 'eventxml', 'pcap' (pcap and pcapng), or None."""
     if head[:4] == b"PML_":
         return "pml"
     if head[:8] == b"ElfFile\0":
@@ -44,12 +47,27 @@ def sniff(path: str) -> str:
 
     if looks_like_event_xml(head):
         return "eventxml"
-    raise InputError(
-        path,
-        "unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs, "
-        "event XML exports and pcap/pcapng network captures)",
-        offset=0,
-    )
+    return None
+
+
+#: what sniff says of a file in no format rpctrace reads
+UNKNOWN_FORMAT = ("unknown file format (rpctrace reads .etl traces, Process Monitor .pml logs, .evtx event logs, "
+                  "event XML exports and pcap/pcapng network captures)")
+
+
+def sniff(path: str) -> str:
+    """Name the format of ``path`` from its first bytes (see :func:`sniff_bytes`), or raise InputError."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise InputError(path, f"cannot open: {exc.strerror or exc}") from None
+    if not head:
+        raise InputError(path, "the file is empty", offset=0)
+    fmt = sniff_bytes(head)
+    if fmt is None:
+        raise InputError(path, UNKNOWN_FORMAT, offset=0)
+    return fmt
 
 
 def open_source(path: str | os.PathLike, keep_going: bool = False) -> Source:

@@ -339,11 +339,17 @@ class XmlStats:
     rpc_records: int = 0
     unknown_versions: int = 0
     payload_errors: int = 0
+    #: the computer the first record names (``<Computer>``), and how many different ones the
+    #: records name (forwarded-event logs hold several machines), counted up to 64
+    computer: str | None = None
+    computers: set = field(default_factory=set)
     damage: list[InputError] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
             "format": self.format,
+            "computer": self.computer,
+            "computers": len(self.computers),
             "records": self.records,
             "raw_records": self.raw_records,
             "rpc_records": self.rpc_records,
@@ -446,6 +452,10 @@ def event_from_element(el: Elem, stats: XmlStats, record: int | None = None) -> 
     computer = text_of("Computer")
     if computer:
         meta["computer"] = computer
+        if stats.computer is None:
+            stats.computer = computer[:256]
+        if len(stats.computers) < 64:
+            stats.computers.add(computer[:256])
     items = _data_items(el.child("EventData"))
 
     entry = M.TEMPLATES.get((provider, eid)) if provider == P.RPC else None

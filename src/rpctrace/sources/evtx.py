@@ -9,10 +9,14 @@ Two things are read from the file directly, with every size checked:
 
 * the file header (signature, format version 3, header block size) and the chunk layout: a file
   that ends inside a chunk is truncated, a chunk without its ``ElfChnk`` signature is damaged;
-* each record's own FILETIME (record header +16).  The package prints ``SystemTime`` with
-  microseconds only; when the record's FILETIME falls in the same microsecond it gives the full
-  100 ns value (logs written by Windows store the event time there; exported or rebuilt files may
-  hold 0, and then the microsecond value is kept).
+* each event's own time to the 100 ns.  The package prints ``<TimeCreated SystemTime>`` with
+  microseconds only.  The full value is the FILETIME the event's System/TimeCreated attribute is
+  substituted from: records are BinXML template instances, and the values of an instance
+  follow its template (MS-EVEN6 2.2.12: ValueSpec = count, then size/type per value; FileTime is
+  type 0x11), so the FileTime values of the record are read from there, and the one in the
+  microsecond the package printed is the event's time.  The record header's FILETIME (+16) is
+  *not* used: it is when the record was written, which can differ from the event's time even
+  within one microsecond.  Where no such value is found the microsecond value is kept.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ CHUNK_HEADER = 0x200
 RECORD_MAGIC = b"\x2a\x2a\x00\x00"
 _U32 = struct.Struct("<I")
 _REC = struct.Struct("<IQQ")  # size, record id, FILETIME (after the magic)
+_U16 = struct.Struct("<H")
+_U64 = struct.Struct("<Q")
+#: BinXML tokens and value types (MS-EVEN6 2.2.12)
+_FRAGMENT_HEADER, _TEMPLATE_INSTANCE, _FILETIME = 0x0F, 0x0C, 0x11
 MAX_CONSECUTIVE_ERRORS = 1000
 #: the chunk's hash tables of linked lists: common strings (64 heads at +0x80) and templates
 #: (32 heads at +0x180); each entry starts with the chunk offset of the next one (0 ends a list)
@@ -64,6 +72,49 @@ def looping_table(chunk: bytes) -> tuple[str, int] | None:
                     return name, head
                 pos = _U32.unpack_from(chunk, pos)[0]
     return None
+
+
+def record_filetimes(chunk: bytes, start: int, end: int) -> list[int]:
+    """The FileTime substitution values of the record at chunk offset ``start`` (bounded by
+    ``end``): the record's BinXML is a fragment header, then a template instance (token, 1 byte,
+    template id, the chunk offset of the template definition, which follows here when this is
+    its first use in the chunk: next-definition offset, GUID, data size, data), then its values."""
+    p = start + 24
+    if p < end and chunk[p] == _FRAGMENT_HEADER:
+        p += 4
+    if p + 10 > end or chunk[p] != _TEMPLATE_INSTANCE:
+        return []
+    definition = _U32.unpack_from(chunk, p + 6)[0]
+    p += 10
+    if definition == p:  # the template is defined here
+        if p + 24 > end:
+            return []
+        p += 24 + _U32.unpack_from(chunk, p + 20)[0]
+    if p + 4 > end:
+        return []
+    count = _U32.unpack_from(chunk, p)[0]
+    p += 4
+    if count > (end - p) // 4:
+        return []
+    specs = [(_U16.unpack_from(chunk, p + 4 * i)[0], chunk[p + 4 * i + 2]) for i in range(count)]
+    p += 4 * count
+    out = []
+    for size, vtype in specs:
+        if p + size > end:
+            break
+        if vtype == _FILETIME and size == 8:
+            out.append(_U64.unpack_from(chunk, p)[0])
+        p += size
+    return out
+
+
+def event_time(ticks: int, filetimes: list[int]) -> int:
+    """The event's full time: the first FileTime value in the microsecond of ``ticks`` (what the
+    rendered SystemTime says), else ``ticks``."""
+    for value in filetimes:
+        if value // 10 == ticks // 10:
+            return value
+    return ticks
 
 
 class _WithoutTables(io.RawIOBase):
@@ -163,9 +214,10 @@ class EvtxReader:
 
     # ------------------------------------------------------------------ record times
 
-    def _record_times(self) -> dict[int, int]:
-        """record id -> the record header's FILETIME, walking every chunk (bounded)."""
-        times: dict[int, int] = {}
+    def _record_times(self) -> dict[int, list[int]]:
+        """record id -> the record's FileTime values (:func:`record_filetimes`), walking every
+        chunk (bounded)."""
+        times: dict[int, list[int]] = {}
         try:
             with open(self.path, "rb") as fh:
                 offset = FILE_HEADER_BLOCK
@@ -185,10 +237,11 @@ class EvtxReader:
                         self._looping.append(offset)
                     pos = CHUNK_HEADER
                     while pos + 24 <= len(chunk) and chunk[pos : pos + 4] == RECORD_MAGIC:
-                        size, rid, filetime = _REC.unpack_from(chunk, pos + 4)
+                        size, rid, _written = _REC.unpack_from(chunk, pos + 4)
                         if size < 28 or pos + size > len(chunk):
                             break
-                        times.setdefault(rid, filetime)
+                        if rid not in times:
+                            times[rid] = record_filetimes(chunk, pos, pos + size - 4)
                         pos += size
                     offset += CHUNK_SIZE
         except OSError:  # pragma: no cover - the file was readable a moment ago
@@ -241,9 +294,11 @@ class EvtxReader:
                 problems.append(InputError(self.path, f"record {index - 1}: {exc}", record=index - 1))
                 continue
             rid = rec.get("event_record_id")  # the record header's id, which keys ``times``
-            full = times.get(rid) if isinstance(rid, int) else None
-            if full is not None and ev.ts and full // 10 == ev.ts // 10:
-                ev = ev._replace(ts=full)
+            values = times.get(rid) if isinstance(rid, int) else None
+            if values and ev.ts:
+                full = event_time(ev.ts, values)
+                if full != ev.ts:
+                    ev = ev._replace(ts=full)
             out.append((ev.ts, rid if isinstance(rid, int) else index, ev))
         out.sort(key=lambda t: (t[0], t[1]))
         self.stats.records += len(out)

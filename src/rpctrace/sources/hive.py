@@ -474,7 +474,7 @@ def open_hive(path: str | os.PathLike, logs: list[str] | None = None) -> Hive:
         try:
             apply_transaction_logs(os.fspath(path), logs[0], logs[1] if len(logs) > 1 else None,
                                    restored_hive_path=restored)
-        except Exception as exc:  # noqa: BLE001 - regipy raises many kinds on a damaged log
+        except Exception as exc:
             raise HiveError(os.fspath(path), f"its transaction logs cannot be applied ({', '.join(map(os.fspath, logs))}): "
                                              f"{type(exc).__name__}: {_short(exc)}", kind="open") from None
         hive = Hive(restored)

@@ -44,6 +44,7 @@ called by rpcrt4 matches too; frames Procmon could not resolve to a module count
 from __future__ import annotations
 
 import bisect
+import io
 import mmap
 import os
 import re
@@ -64,15 +65,22 @@ from rpctrace.knowledge.stackframes import (  # noqa: F401 - re-exported for cal
 )
 from rpctrace.errors import InputError
 from rpctrace.knowledge import access
+from rpctrace.knowledge.providers import PROCMON
 from rpctrace.knowledge.status import ntstatus_name
-from rpctrace.model import Event
+from rpctrace.model import Event, Stack
 
 #: The provider GUID rpctrace gives Procmon events: uuid5(NAMESPACE_URL, "rpctrace:procmon").
-PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
 
 PML_MAGIC = b"PML_"
 PML_VERSIONS = (9,)  # what procmon-parser reads (Process Monitor 3.x logs)
+MAX_THREADS = 1 << 20  # thread ids remembered with their process (creators of Process Start)
+MAX_CREATOR_CANDIDATES = 4096  # processes tried as the creator of one Process Start
+MAX_CREATOR_FRAMES = 64  # user frames compared per candidate
 HEADER_SIZE = 0x3A8
+#: the capturing machine's computer name in the header: UTF-16LE, 16 characters with the NUL
+#: (procmon-parser reads the same field: ``Header.computer_name``, 0x20 bytes after the
+#: pointer-size flag)
+COMPUTER_NAME = (0x0C, 0x20)
 _COMMON = struct.Struct("<IIIHHIQQIHHII")  # the record header procmon-parser reads (52 bytes)
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -223,6 +231,10 @@ class ModuleMap:
             steps += 1
         return None
 
+    def holds(self, address: int) -> bool:
+        """Whether one of this map's own modules (not the kernel's) holds ``address``."""
+        return self._find(address & self._mask) is not None
+
     def frame(self, address: int) -> Frame:
         hit = self._cache.get(address)
         if hit is not None:
@@ -267,11 +279,13 @@ class PmlStats:
     unknown_versions: int = 0
     pml_version: int | None = None
     pointer_size: int | None = None
+    computer: str | None = None  # the computer name of the header (None when empty)
     damage: list[InputError] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
             "format": "pml",
+            "computer": self.computer,
             "records": self.records,
             "declared_events": self.declared_events,
             "raw_records": self.raw_records,
@@ -298,7 +312,12 @@ class PmlReader:
 
     With ``keep_going=False`` the first damaged record raises :class:`InputError` after the events
     read before it; with ``keep_going=True`` damage is counted in ``stats.damage`` and skipped.
-    A file whose header, tables or version cannot be read raises InputError when opened.
+    A file whose header or version cannot be read raises InputError when opened.  Procmon writes
+    its tables after the events (event offsets, processes, strings, icons, hosts and ports); when
+    they are missing or cut (a log copied while Procmon ran, a truncated file), every complete
+    event before the damage is still read (:class:`_PartialLog`) with what the tables would have
+    given (process ids and names, modules, host names) left unknown, and the damage is reported
+    after them.
     """
 
     def __init__(self, path: str | os.PathLike, keep_going: bool = False):
@@ -313,12 +332,20 @@ class PmlReader:
             self.size = os.fstat(self._file.fileno()).st_size
         except OSError as exc:
             raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
+        self._table_damage: InputError | None = None
         try:
             if self.size == 0:
                 raise InputError(self.path, "the file is empty, not a Process Monitor log", offset=0)
             self._view = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self._check_header()
-            self._open_parser()
+            if self._table_damage is None:
+                try:
+                    self._open_parser()
+                except InputError as exc:
+                    self._table_damage = exc
+            if self._table_damage is not None:
+                self._reader = _PartialLog(self)
+                self._offsets = self._reader.offsets
             self._tables()
         except InputError:
             self.close()
@@ -327,6 +354,8 @@ class PmlReader:
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
+        if isinstance(self._reader, _PartialLog):
+            self._reader.close()
         self._reader = None
         if self._view is not None:
             try:
@@ -367,6 +396,9 @@ class PmlReader:
             raise InputError(self.path, f"bad PML header: pointer-size flag {is64}", offset=8)
         self.pointer_size = 8 if is64 else 4
         self.stats.pointer_size = self.pointer_size
+        at, size_ = COMPUTER_NAME
+        name = bytes(v[at:at + size_]).decode("utf-16-le", "replace").split("\0", 1)[0].strip()
+        self.stats.computer = name or None
         self.declared = _U32.unpack_from(v, 0x234)[0]
         self.stats.declared_events = self.declared
         names = ("events", "event offsets", "process table", "strings table", "icon table")
@@ -375,23 +407,30 @@ class PmlReader:
         hosts = _U64.unpack_from(v, 0x3A0)[0]
         if header_size != HEADER_SIZE:
             raise InputError(self.path, f"bad PML header: header size {header_size:#x}", offset=0x398)
-        if 0 in offs or hosts == 0:
-            raise InputError(self.path, "the log was not closed cleanly by Procmon (its tables are missing)", offset=0x240)
-        for name, off, where in list(zip(names, offs, range(0x240, 0x268, 8))) + [("hosts and ports tables", hosts, 0x3A0)]:
-            if off > size or (off == size and name != "icon table"):
-                raise InputError(
-                    self.path, f"truncated: the {name} at offset {off} lies beyond the end of the file ({size} bytes)",
-                    offset=where,
-                )
-        events_off, array_off, process_off, _strings, _icons = offs
-        if array_off >= process_off or self.declared * 5 > process_off - array_off:
-            raise InputError(
-                self.path, f"bad PML header: {self.declared} events do not fit the offsets array "
-                f"({array_off}..{process_off})", offset=0x234,
-            )
-        self._array_off = array_off
+        events_off, array_off, process_off, strings_off, _icons = offs
+        if not HEADER_SIZE <= events_off < size:
+            raise InputError(self.path, f"the events offset {events_off} lies outside the file ({size} bytes)",
+                             offset=0x240)
         self._events_off = events_off
-        self._check_tail(hosts)
+        self._array_off = array_off
+        self._table_offsets = {"process": process_off, "strings": strings_off, "hosts": hosts}
+        try:
+            if 0 in offs or hosts == 0:
+                raise InputError(self.path, "the log was not closed cleanly by Procmon (its tables are missing)",
+                                 offset=0x240)
+            for name, off, _where in list(zip(names, offs, range(0x240, 0x268, 8))) + [("hosts and ports tables", hosts, 0x3A0)]:
+                if off > size or (off == size and name != "icon table"):
+                    raise InputError(
+                        self.path, f"truncated: the file ({size} bytes) ends before its {name} (at offset {off})",
+                        offset=size)
+            if array_off >= process_off or self.declared * 5 > process_off - array_off:
+                raise InputError(
+                    self.path, f"bad PML header: {self.declared} events do not fit the offsets array "
+                    f"({array_off}..{process_off})", offset=0x234,
+                )
+            self._check_tail(hosts)
+        except InputError as exc:
+            self._table_damage = exc
 
     def _check_tail(self, at: int) -> None:
         """The host and port name tables end the file: walk them so a cut file is noticed."""
@@ -435,6 +474,45 @@ class PmlReader:
                 kernel_mods.extend((m.base_address, m.size, m.path) for m in proc.modules)
         self._kernel = ModuleMap(kernel_mods, self.pointer_size, is_kernel=True)
         self._maps: dict[int, ModuleMap] = {}
+        self._by_pid: dict[int, list] = {}  # pid -> its processes (pids are reused), for creators
+        self._thread_owner: dict[int, Any] = {}  # tid -> the process it last logged an event in
+        for proc in table.values():
+            if isinstance(proc.pid, int):
+                self._by_pid.setdefault(proc.pid, []).append(proc)
+
+    def _creator(self, tid, parent_pid, child, when: int, stack):
+        """``(creator, helper)`` for ``child``'s Process Start: the process whose thread ``tid``
+        logged it, and so whose address space the stack is; ``helper`` is another process whose
+        module list names the system modules' frames the creator's list does not (their bases
+        are the same in every process of a boot), or None.
+
+        The creator is the process ``tid`` last logged an event in; else a process that holds a
+        frame of a module of its own (not a system module: appinfo, rpcss, an .exe), the one
+        holding the most frames; else the declared parent.  The parent id alone is not enough:
+        a process created on another's behalf names that other one as its parent (UAC's Appinfo
+        service creates elevated processes with the caller's Explorer as their parent, DCOM's
+        launcher those of the activating client, and Procmon logs the Process Create there too).
+        (None, None) when the log has none of them."""
+        parents = [p for p in self._by_pid.get(parent_pid, ()) if p is not child] if isinstance(parent_pid, int) else []
+        alive = [p for p in self._processes.values()
+                 if p is not child and p.pid != 4 and p.process_name != "System"
+                 and (not p.start_time or p.start_time <= when) and (not p.end_time or when <= p.end_time)]
+        user = [a for a in stack if not self._kernel.holds(a)][:MAX_CREATOR_FRAMES]
+        best, best_score, best_own = None, 0, False
+        seen: set[int] = set()
+        for proc in (parents + alive)[:MAX_CREATOR_CANDIDATES]:
+            if id(proc) in seen:
+                continue
+            seen.add(id(proc))
+            mm = self.module_map(proc)
+            held = [mm.frame(a) for a in user if mm.holds(a)]
+            own = any(f.klass == OTHER for f in held)
+            if (own, len(held)) > (best_own, best_score):
+                best, best_score, best_own = proc, len(held), own
+        owner = self._thread_owner.get(tid) if isinstance(tid, int) else None
+        if owner is None or owner is child:
+            owner = best if best_own else (parents[0] if parents else best)
+        return owner, (best if best is not owner else None)
 
     def module_map(self, process) -> ModuleMap:
         key = id(process)
@@ -501,6 +579,16 @@ class PmlReader:
         if not ordered:
             out.sort(key=lambda e: e.ts)
         self.stats.records += len(out)
+        damage = self._table_damage
+        if isinstance(self._reader, _PartialLog) and self._reader.damage is not None:
+            damage = self._reader.damage  # where the events end says more than which table is missing
+        if damage is not None:
+            damage = InputError(self.path, f"{damage.message} ({len(out)} events read)", offset=damage.offset,
+                                record=damage.record)
+            if self.keep_going:
+                self.stats.damage.append(damage)
+            elif deferred is None:
+                deferred = damage
         yield from out
         if deferred is not None:
             raise deferred
@@ -630,9 +718,27 @@ class PmlReader:
         fields["duration"] = pe.duration
         fields["details"] = details
         stack = tuple(pe.stacktrace) if pe.stacktrace else None
-        if stack:
-            frames = self._frames(process, stack)
+        owner = process
+        if stack and kind == "process.start":
+            # Procmon logs Process Start under the new process, but the thread that logged it,
+            # and so the stack, is the creator's: the frames are the creator's modules
+            fields["creator_tid"] = pe.tid
+            owner, helper = self._creator(pe.tid, fields.get("parent_pid"), process, pe.date_filetime, stack)
+            fields["stack_pid"] = owner.pid if owner is not None else None
+        if stack and owner is None:
+            # the creator is not in the log: its modules are unknown, so are the frames' names
+            fields["frames"] = [f"0x{a:x}" for a in stack]  # the split is inferred from the addresses
+        elif stack:
+            frames = self._frames(owner, stack)
+            if owner is not process and helper is not None:  # a Process Start: see _creator
+                named = self.module_map(helper)
+                frames = [named.frame(f.address) if f.module_path is None and named.holds(f.address)
+                          and named.frame(f.address).klass in (SYSTEM, RPC) else f for f in frames]
             fields["frames"] = [f.text for f in frames]
+            kernel = 0
+            while kernel < len(frames) and frames[kernel].klass == KERNEL:
+                kernel += 1
+            stack = Stack(stack[:kernel], stack[kernel:])
             dispatch = find_rpc_dispatch(frames)
             if dispatch is not None:
                 fields["rpc_dispatch"] = dispatch
@@ -643,7 +749,176 @@ class PmlReader:
         fields.setdefault("image_path", process.image_path or None)
         fields.setdefault("command_line", process.command_line or None)
         fields["session"] = process.session
+        if klass != CLASS_PROCESS and isinstance(pe.tid, int) \
+                and (pe.tid in self._thread_owner or len(self._thread_owner) < MAX_THREADS):
+            # (not process events: Procmon logs them under the new or the declared parent process)
+            self._thread_owner[pe.tid] = process
         return Event(pe.date_filetime, pid, tid, None, PROCMON, klass, raw_op, 0, kind, fields, stack)
+
+
+class _TolerantStrings(list):
+    """The strings table as far as it could be read: an index past it reads as ""."""
+
+    def __getitem__(self, index):
+        try:
+            return super().__getitem__(index)
+        except (IndexError, TypeError):
+            return ""
+
+
+class _PartialLog:
+    """What rpctrace reads of a log whose trailing tables are missing, cut or unreadable: stands
+    in for procmon-parser's PMLStreamReader (``get_event_at_offset``, ``_process_table``,
+    ``processes()``, ``system_details()``) and hands procmon-parser's event decoder whatever the
+    tables still give.
+
+    * **Events**: from the offsets array when it is whole, else by walking the log from the first
+      event: each record is its 52-byte header, the stack (depth pointers), the details, and the
+      extra details when they follow (the sizes in the header say how far the next one is).  The
+      walk stops at the offsets array, at the first record the end of the file cuts, or at a
+      header no Procmon writes; :attr:`damage` then says where.
+    * **Processes**: the process table if it reads whole (names from the strings that could be
+      read), else unknown processes: no pid, no name, no modules.
+    * **Hosts and ports**: from their tables when they read, else addresses and numbers as is.
+    """
+
+    MAX_DEPTH = 1024  # Procmon records at most a few hundred frames
+
+    def __init__(self, reader: "PmlReader") -> None:
+        from procmon_parser.logs import Process
+        from procmon_parser.stream_helper import get_pvoid_reader
+        from procmon_parser.stream_logs_detail_format import PmlMetadata
+
+        self.reader = reader
+        self.path = reader.path
+        self.damage: InputError | None = None
+        self._Process = Process
+        view, size, ptr = reader._view, reader.size, reader.pointer_size
+        self.view, self.size, self.ptr = view, size, ptr
+        self.read_pvoid = get_pvoid_reader(ptr == 8)
+        self.offsets = self._offsets()
+        strings = self._strings(reader._table_offsets["strings"])
+        self._process_table = self._processes(reader._table_offsets["process"], strings)
+        self._hosts, self._ports = self._hosts_and_ports(reader._table_offsets["hosts"])
+        self._placeholders: dict[int, Any] = {}
+        self.metadata = PmlMetadata(strings.__getitem__, self._process, self._hostname, self._port,
+                                    self.read_pvoid, ptr, True, True)
+        self._stream = open(self.path, "rb")
+
+    # -- tables ------------------------------------------------------------------------------
+    def _offsets(self) -> list[int]:
+        r = self.reader
+        declared, array = r.declared, r._array_off
+        if 0 < declared and r._events_off < array and array + 5 * declared <= self.size:
+            offs = [_U32.unpack_from(self.view, array + 5 * i)[0] for i in range(declared)]
+            if all(r._events_off <= o < array for o in offs):
+                return offs
+        return self._walk(array if r._events_off < array <= self.size else self.size)
+
+    def _walk(self, stop: int) -> list[int]:
+        view, ptr = self.view, self.ptr
+        out: list[int] = []
+        pos = self.reader._events_off
+        while pos + _COMMON.size <= stop:
+            (_pidx, _tid, klass, _op, _u1, _u2, _dur, _date, _res, depth, _u3, dsize,
+             extra) = _COMMON.unpack_from(view, pos)
+            end = pos + _COMMON.size + depth * ptr + dsize
+            if klass not in (CLASS_PROCESS, CLASS_REGISTRY, CLASS_FILE_SYSTEM, CLASS_PROFILING, CLASS_NETWORK,
+                             CLASS_IPC) or depth > self.MAX_DEPTH:
+                if not any(view[pos:pos + _COMMON.size]):
+                    break  # zeros: space Procmon had not filled yet
+                self.damage = InputError(self.path, f"event {len(out)} has a header no Procmon writes "
+                                         f"(class {klass}, {depth} frames); the events after it are not read",
+                                         offset=pos, record=len(out))
+                return out
+            if extra and extra == end - pos and end + 2 <= stop:
+                end += 2 + _U16.unpack_from(view, end)[0]
+            if end > stop:
+                break
+            out.append(pos)
+            pos = end
+        else:
+            return out  # the events end here (what is left is too short to be one)
+        if stop == self.size:
+            self.damage = InputError(self.path, f"truncated: the file ends inside event {len(out)}, before the "
+                                     "tables Procmon writes after the events; processes, modules and names are "
+                                     "unknown", offset=self.size, record=len(out))
+        return out
+
+    def _strings(self, at: int) -> _TolerantStrings:
+        out = _TolerantStrings()
+        view, size = self.view, self.size
+        if not 0 < at <= size - 4:
+            return out
+        count = _U32.unpack_from(view, at)[0]
+        count = min(count, (size - at - 4) // 4)
+        for i in range(count):
+            off = at + _U32.unpack_from(view, at + 4 + 4 * i)[0]
+            if off + 4 > size:
+                break
+            n = _U32.unpack_from(view, off)[0]
+            if off + 4 + n > size:
+                break
+            out.append(bytes(view[off + 4:off + 4 + n]).decode("utf-16-le", "replace").split("\x00", 1)[0])
+        return out
+
+    def _processes(self, at: int, strings) -> dict:
+        from procmon_parser.stream_logs_format import ProcessTable
+
+        if not 0 < at < self.size:
+            return {}
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(at)
+                return dict(ProcessTable(fh, read_pvoid=self.read_pvoid, strings_table=strings))
+        except Exception:
+            return {}
+
+    def _hosts_and_ports(self, at: int):
+        from procmon_parser.stream_logs_format import HostnamesTable, PortsTable
+
+        if not 0 < at < self.size:
+            return {}, {}
+        try:
+            stream = io.BytesIO(bytes(self.view[at:]))
+            return HostnamesTable(stream), PortsTable(stream)
+        except Exception:
+            return {}, {}
+
+    # -- what procmon-parser's decoder asks -----------------------------------------------------
+    def _process(self, index: int):
+        proc = self._process_table.get(index)
+        if proc is None:
+            proc = self._placeholders.get(index)
+            if proc is None:
+                proc = self._placeholders[index] = self._Process(pid=None, parent_pid=None, session=None)
+        return proc
+
+    def _hostname(self, ip: bytes, is_ipv4: bool) -> str:
+        import ipaddress
+
+        name = self._hosts.get(ip)
+        if name:
+            return name
+        return str(ipaddress.IPv4Address(ip[:4])) if is_ipv4 else str(ipaddress.IPv6Address(ip))
+
+    def _port(self, port: int, is_tcp: bool) -> str:
+        return self._ports.get((port, is_tcp), str(port))
+
+    def get_event_at_offset(self, offset: int):
+        from procmon_parser.stream_logs_format import read_event
+
+        self._stream.seek(offset)
+        return read_event(self._stream, self.metadata)
+
+    def processes(self) -> list:
+        return list(self._process_table.values())
+
+    def system_details(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def read_pml(path: str | os.PathLike, keep_going: bool = False) -> Iterator[Event]:

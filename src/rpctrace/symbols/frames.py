@@ -45,7 +45,7 @@ class TraceSymbols:
     def text(self, pid: int | None, address: int) -> str:
         """``module!function+0xdisp`` when a PDB names it, else ``module+0xoffset``/address."""
         sym = self.symbol(pid, address)
-        return sym.text() if sym is not None else self.trace.symbolize(pid, address)
+        return sym.text() if sym is not None else self.trace.module_offset(pid, address)
 
     def needed(self, include_all: bool = False) -> list[ImageRef]:
         """The images the trace's stacks run through (every loaded image with ``include_all``),

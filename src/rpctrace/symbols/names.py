@@ -48,7 +48,7 @@ def display_name(raw: str, arch: str = "x86_64", from_publics: bool = False) -> 
         if demangle is not None:
             try:
                 text = demangle(name)
-            except Exception:  # noqa: BLE001 - a demangler failure keeps the decorated name
+            except Exception:
                 text = name
             if text and text != name:
                 text = text.replace(" deleting dtor'", " deleting destructor'")

@@ -429,6 +429,12 @@ class Symbolizer:
                     if verify(candidate):
                         found = candidate
                         break
+                if found is None:
+                    # a plain directory that is a store (a downstream store or cache given without
+                    # srv*, as people often do): DbgHelp searches it as one too
+                    candidate = LocalStore(location.where).find(key) if os.path.isdir(location.where) else None
+                    if candidate is not None and verify(candidate):
+                        found = candidate
                 loc.tried.append(f"directory {location.where}")
             elif location.kind == "store":
                 store = LocalStore(location.where)

@@ -44,6 +44,7 @@ from rpctrace.synth.etlfile import (
     ext_item,
     pad8,
 )
+from rpctrace.synth.stackcache import StackCache
 
 
 class Thread:
@@ -179,6 +180,22 @@ class Trace:
         self._evh = EVENT_HEADER
         self._rpc_provider = P.guid_le(P.RPC_GUID)
         self.thread_pid: dict[int, int] = {}  # the reader's thread table, for PERFINFO events
+        self.kernel_start = 0x8000000000000000 if self.ptr == 8 else 0x80000000
+        self.cache: StackCache | None = None  # stack caching (references + definitions), when on
+        self._stays: dict[int, tuple[int, tuple[int, ...], int]] = {}  # tid -> (first event, user part, return)
+
+    def enable_stack_cache(self, slots: int = 64) -> "StackCache":
+        """Log stacks as Windows does with stack caching on (:mod:`rpctrace.synth.stackcache`)."""
+        self.cache = StackCache(self, slots)
+        self.w.before_drain.append(self.cache.flush)
+        self.w.before_close.append(self._cache_rundown)
+        return self.cache
+
+    def _cache_rundown(self) -> None:
+        cache = self.cache
+        cache.flush(None)
+        last = max([cache.last_ts] + [ts for lst in self.w.pending for ts, _r, _t in lst] + self.w.last_ts)
+        cache.rundown(last + 1)
 
     # ------------------------------------------------------------------ helpers
     def _event(self, ts, pid, tid, cpu, provider, eid, opcode, version, kind, fields) -> dict[str, Any]:
@@ -331,9 +348,19 @@ class Trace:
 
     def stack(
         self, th: Thread, event_ts: int, frames: Sequence[int], frames_bytes: bytes | None = None,
-        owner: dict | None = None, call: Any = None,
+        owner: dict | None = None, call: Any = None, user_at: int | None = None,
     ) -> None:
-        """The StackWalk event for the event ``th`` logged at ``event_ts`` (logged 1 tick later)."""
+        """The StackWalk records for the event ``th`` logged at ``event_ts``.
+
+        By default one Stack record (logged 1 tick later) holds every frame.  With stack caching
+        on, the kernel and user parts are cache references (1 and 2 ticks later).  With
+        ``user_at``, the user part is deferred: walked when the thread returns to user mode at
+        ``user_at`` and logged then, naming the first event of the thread's stay in the kernel;
+        an event logged while the thread is still in the kernel shares that user part.
+        """
+        if self.cache is not None or user_at is not None:
+            self._stack_parts(th, event_ts, frames, owner, call, user_at)
+            return
         if frames_bytes is None:
             frames_bytes = self.enc.frames(frames)
         ts = event_ts + 1
@@ -355,6 +382,49 @@ class Trace:
             self._pend[th.cpu].append((ts, rec, (call, "stack", ev)))
         else:
             self._pend[th.cpu].append((ts, rec, None))
+
+    def _stack_parts(self, th: Thread, event_ts: int, frames: Sequence[int], owner: dict | None, call: Any,
+                     user_at: int | None) -> None:
+        n = 0
+        while n < len(frames) and frames[n] >= self.kernel_start:
+            n += 1
+        kernel, user = tuple(frames[:n]), tuple(frames[n:])
+        user_ts, user_event_ts, log_user = event_ts + 2, event_ts, bool(user)
+        if user_at is not None and user:
+            stay = self._stays.get(th.tid)
+            if stay is not None and stay[2] > event_ts:  # still in the kernel: the stay's user part
+                user, log_user = stay[1], False
+            else:
+                self._stays[th.tid] = (event_ts, user, user_at)
+                user_ts = user_at
+        truth = list(kernel) + list(user)
+        if kernel:
+            self._part(th, event_ts + 1, "kernel", event_ts, kernel, call, owner, truth)
+            owner = None
+        if log_user:
+            self._part(th, user_ts, "user", user_event_ts, user, call, owner, truth)
+
+    def _part(self, th: Thread, ts: int, part: str, event_ts: int, frames: tuple[int, ...], call: Any,
+              owner: dict | None, truth: list[int]) -> None:
+        """One part of a stack: a cache reference, or a Stack record holding only that part."""
+        if self.cache is not None:
+            self.cache.reference(th.cpu, ts, part, th.pid, th.tid, event_ts, frames, call, owner, truth)
+            return
+        payload = self.enc.stack_head.pack(event_ts, th.pid, th.tid) + self.enc.frames(frames)
+        rec = self._pirec(P.GROUP_STACKWALK, P.OP_STACK, P.VER_STACKWALK, ts, payload)
+        if self.track:
+            ev = None
+            if self.keep:
+                fields = {"event_ts": self.clock.filetime(event_ts), "stack_pid": th.pid, "stack_tid": th.tid,
+                          "frames": list(frames)}
+                ev = self._event(ts, th.pid, th.tid, th.cpu, P.STACKWALK_GUID, 0, P.OP_STACK, P.VER_STACKWALK,
+                                 "stack", fields)
+                if owner is not None:
+                    ev["_owner"] = owner
+                    ev["_stack"] = truth
+            self.add(th.cpu, ts, rec, (call, "stack", ev))
+        else:
+            self.add(th.cpu, ts, rec)
 
     # ------------------------------------------------------------------ process / thread / image
     def process_event(self, opcode: int, ts: int, cpu: int, proc: Proc, hdr: Thread | None) -> None:

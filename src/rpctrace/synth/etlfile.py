@@ -59,6 +59,9 @@ HDR_SYSTEM32, HDR_SYSTEM64 = 0x01, 0x02
 HDR_COMPACT32, HDR_COMPACT64 = 0x03, 0x04
 HDR_PERFINFO32, HDR_PERFINFO64 = 0x10, 0x11
 HDR_EVENT32, HDR_EVENT64 = 0x12, 0x13
+#: EVENT_TRACE_HEADER ("full" classic header) of 32-bit and 64-bit writers (TRACE_HEADER_TYPE_
+#: FULL_HEADER32/64); what a classic provider, or a relogger, writes for an event with a GUID
+HDR_FULL32, HDR_FULL64 = 0x0A, 0x14
 MARKER_FLAGS = 0xC0
 
 BUFFER_HEADER_SIZE = 0x48
@@ -66,6 +69,7 @@ BUFFER_TYPE_GENERIC = 0
 BUFFER_TYPE_HEADER = 4
 BUFFER_FLAG_FLUSH_MARKER = 0x01
 BUFFER_FLAG_EVENTS_LOST = 0x02
+BUFFER_FLAG_BUFFER_LOST = 0x04
 BUFFER_FLAG_PROC_INDEX = 0x20
 BUFFER_FLAG_COMPRESSED = 0x40
 BUFFER_STATE_FLUSH = 3
@@ -100,7 +104,13 @@ PERFINFO_HEADER_FMT = "HBBHBBQ"
 #: ProcessorTime (Kernel/User u32 pair as one u64), ActivityId (bytes_le).
 EVENT_HEADER_FMT = "HBBHHIIQ16sHBBBBHQQ16s"
 
+#: EVENT_TRACE_HEADER (0x30): Size, HeaderType, 0xC0, Class.Type (opcode), Class.Level,
+#: Class.Version, ThreadId, ProcessId, TimeStamp, Guid (bytes_le), KernelTime, UserTime.
+CLASSIC_HEADER_FMT = "HBBBBHIIQ16sII"
+
 SYSTEM_HEADER = struct.Struct("<" + SYSTEM_HEADER_FMT)
+CLASSIC_HEADER = struct.Struct("<" + CLASSIC_HEADER_FMT)
+assert CLASSIC_HEADER.size == 0x30
 COMPACT_HEADER = struct.Struct("<" + COMPACT_HEADER_FMT)
 PERFINFO_HEADER = struct.Struct("<" + PERFINFO_HEADER_FMT)
 EVENT_HEADER = struct.Struct("<" + EVENT_HEADER_FMT)
@@ -176,6 +186,20 @@ def perfinfo_record(types: HeaderTypes, group: int, opcode: int, version: int, t
     """A PERFINFO_TRACE_HEADER record: no thread or process id (rundown, StackWalk)."""
     size = 0x10 + len(payload)
     head = PERFINFO_HEADER.pack(version, types.perfinfo, MARKER_FLAGS, size, opcode, group, ts)
+    return pad8(head + payload)
+
+
+def classic_record(
+    header_type: int, guid_le: bytes, opcode: int, level: int, version: int, tid: int, pid: int, ts: int,
+    payload: bytes, kernel_time: int = 0, user_time: int = 0,
+) -> bytes:
+    """A classic EVENT_TRACE_HEADER record (``HDR_FULL32``/``HDR_FULL64``): an event named by
+    its provider GUID, opcode and version, as TraceEvent-era providers log them (and as Windows
+    7-era traces hold Process, Thread and Image events under the kernel GUIDs).  The header does
+    not say the payload's pointer size; that is the writer's, whatever the logger's is."""
+    size = 0x30 + len(payload)
+    head = CLASSIC_HEADER.pack(size, header_type, MARKER_FLAGS, opcode, level, version, tid, pid, ts, guid_le,
+                               kernel_time, user_time)
     return pad8(head + payload)
 
 
@@ -280,13 +304,16 @@ def logfile_header_payload(
     logfile_name: str,
     log_file_mode: int = EVENT_TRACE_FILE_MODE_SEQUENTIAL,
     max_file_size: int = 0,
+    buffers_lost: int = 0,
 ) -> bytes:
     """TRACE_LOGFILE_HEADER (0x118 bytes on 64-bit, 0x110 on 32-bit) plus the two UTF-16 names.
 
-    ``BuffersLost`` is always 0: etl-parser reads this header without the 4-byte pad after the
-    time zone, so the u32 it takes as LoggerName's first character is our BuffersLost, and 0
-    ends its string parse at once (reference §5.3).  Lost buffers are reported through
-    EventsLost, the EVENTS_LOST buffer flag and gaps in buffer sequence numbers instead.
+    ``EventsLost`` counts events the logger discarded (no free buffer to log them in),
+    ``BuffersLost`` buffers it could not write to the file, as Windows counts them
+    (learn.microsoft.com, Tracelog's "Events Lost" and "Log Buffers Lost").  etl-parser reads
+    this header without the 4-byte pad after the time zone, so it takes BuffersLost as the first
+    character of LoggerName (reference §5.3): a file with lost buffers gives it a wrong logger
+    name, as real ones do.
     """
     head = _LFH_HEAD[pointer_size].pack(
         buffer_size,
@@ -307,7 +334,7 @@ def logfile_header_payload(
     )
     utc = "Coordinated Universal Time".encode("utf-16-le")
     tz = _TZ.pack(0, utc, bytes(16), 0, utc, bytes(16), 0)
-    tail = _LFH_TAIL.pack(boot_time, PERF_FREQ, start_time, CLOCK_QPC, 0)
+    tail = _LFH_TAIL.pack(boot_time, PERF_FREQ, start_time, CLOCK_QPC, buffers_lost)
     names = (logger_name + "\0" + logfile_name + "\0").encode("utf-16-le")
     return head + tz + tail + names
 
@@ -348,7 +375,14 @@ class EtlWriter:
     the rest and writes buffer 0.  Tags are opaque: when ``keep_tags`` the tags of written
     records are collected in file order (``written_tags``), and the tags of records in buffers
     that ``drop_buffer(cpu, sequence, first_ts)`` decides to lose are collected in
-    ``dropped_tags`` (a CPU's last buffer is never lost).
+    ``dropped_tags`` (a CPU's last buffer is never lost).  ``discard_events(cpu, sequence,
+    last_ts)``, asked after each buffer is flushed, says how many of the CPU's next records the
+    logger discards for want of a free buffer (their tags go to ``dropped_tags`` too).
+
+    Losses are written as Windows writes them: a lost buffer uses up its sequence number (a gap
+    a reader sees), counts in the header's BuffersLost and flags the CPU's next buffer
+    BUFFER_LOST (**GUESS**: the flag's use is not documented); discarded events count in
+    EventsLost and flag the CPU's next buffer EVENTS_LOST.
 
     The hot path is ``add`` (one tuple append) and the loop in ``_fill`` (one ``len`` and one
     list append per record); buffers are assembled with one ``b"".join`` and written whole.
@@ -372,6 +406,7 @@ class EtlWriter:
         logger_id: int = 0xFFFF,
         keep_tags: bool = False,
         drop_buffer: Callable[[int, int, int], bool] | None = None,
+        discard_events: Callable[[int, int, int], int] | None = None,
     ):
         if buffer_size % 8 or buffer_size < 0x400:
             raise ValueError("buffer size must be a multiple of 8 and at least 1 KiB")
@@ -390,6 +425,7 @@ class EtlWriter:
         self.logger_id = logger_id
         self.keep_tags = keep_tags
         self.drop_buffer = drop_buffer
+        self.discard_events = discard_events
         self._compress: Callable[[bytes], bytes] | None = None
         if compress:
             try:
@@ -408,12 +444,15 @@ class EtlWriter:
         self._cur_tags: list[list[Any]] = [[] for _ in range(cpus)]
         self._used = [0] * cpus
         self._last_ts = [0] * cpus
-        self._lost_flag = [False] * cpus
+        self._lost_flag = [0] * cpus  # buffer flags the CPU's next buffer gets (losses before it)
+        self._discard = [0] * cpus  # records of the CPU still to discard (no free buffer)
         self._seq = 1  # buffer 0 has sequence 0
         self.records_written = 0
         self.records_dropped = 0
         self.buffers_written = 0  # excluding buffer 0
         self.buffers_dropped = 0
+        self.events_discarded = 0  # the header's EventsLost
+        self.buffer_records_dropped = 0  # records inside lost buffers
         self.bytes_written = buffer_size
         self.written_tags: list[Any] = []
         self.dropped_tags: list[Any] = []
@@ -423,6 +462,10 @@ class EtlWriter:
         self.closed = False
         #: called with the number of records written or lost after each :meth:`drain` (progress)
         self.on_drain = None
+        #: called with the frontier before each drain, and before closing: writers of records
+        #: that depend on time order across CPUs (the stack cache) add them there
+        self.before_drain: list[Callable[[int | None], None]] = []
+        self.before_close: list[Callable[[], None]] = []
 
     # -- queueing -------------------------------------------------------------------------
     def add(self, cpu: int, ts: int, record: bytes, tag: Any = None) -> None:
@@ -437,6 +480,8 @@ class EtlWriter:
 
     def drain(self, frontier: int | None = None) -> None:
         """Write every queued record with ``ts <= frontier`` (all of them when ``None``)."""
+        for hook in self.before_drain:
+            hook(frontier)
         for cpu in range(self.cpus):
             lst = self.pending[cpu]
             if not lst:
@@ -462,7 +507,16 @@ class EtlWriter:
         cap = self.capacity
         if self._last_ts[cpu] > items[0][0]:
             raise ValueError(f"CPU {cpu}: record at {items[0][0]} after {self._last_ts[cpu]} already written")
+        discard = self._discard
         for ts, rec, tag in items:
+            if discard[cpu]:  # no free buffer: the logger counts the event and drops it
+                discard[cpu] -= 1
+                self.events_discarded += 1
+                self.records_dropped += 1
+                self._lost_flag[cpu] |= BUFFER_FLAG_EVENTS_LOST
+                self.dropped_tags.append(tag)
+                self._last_ts[cpu] = ts
+                continue
             n = len(rec)
             if used + n > cap:
                 if n > cap:
@@ -472,6 +526,14 @@ class EtlWriter:
                 cur = self._cur[cpu]
                 tags = self._cur_tags[cpu]
                 used = 0
+                if discard[cpu]:
+                    discard[cpu] -= 1
+                    self.events_discarded += 1
+                    self.records_dropped += 1
+                    self._lost_flag[cpu] |= BUFFER_FLAG_EVENTS_LOST
+                    self.dropped_tags.append(tag)
+                    self._last_ts[cpu] = ts
+                    continue
             cur.append(rec)
             tags.append(tag)
             used += n
@@ -493,14 +555,15 @@ class EtlWriter:
             # (a gap a reader can see) and the CPU's next buffer says EVENTS_LOST.
             self.buffers_dropped += 1
             self.records_dropped += len(recs)
-            self._lost_flag[cpu] = True
+            self.buffer_records_dropped += len(recs)
+            self._lost_flag[cpu] |= BUFFER_FLAG_BUFFER_LOST
             self.dropped_tags.extend(tags)
+            self._discard_after(cpu, seq)
             return
         data = b"".join(recs)
         flags = BUFFER_FLAG_PROC_INDEX | (BUFFER_FLAG_FLUSH_MARKER if final else 0)
-        if self._lost_flag[cpu]:
-            flags |= BUFFER_FLAG_EVENTS_LOST
-            self._lost_flag[cpu] = False
+        flags |= self._lost_flag[cpu]
+        self._lost_flag[cpu] = 0
         filled = BUFFER_HEADER_SIZE + len(data)
         size = self.buffer_size
         if self._compress is not None:
@@ -529,10 +592,18 @@ class EtlWriter:
         self.buffer_starts.append((cpu, _first_ts(recs[0])))
         if self.keep_tags:
             self.written_tags.extend(tags)
+        if not final:
+            self._discard_after(cpu, seq)
+
+    def _discard_after(self, cpu: int, seq: int) -> None:
+        if self.discard_events is not None:
+            self._discard[cpu] += max(0, self.discard_events(cpu, seq, self._last_ts[cpu]))
 
     # -- closing --------------------------------------------------------------------------
     def close(self, end_qpc: int) -> dict[str, Any]:
         """Flush everything, write buffer 0 with the logfile header, return the header's values."""
+        for hook in self.before_close:
+            hook()
         self.drain(None)
         for cpu in range(self.cpus):
             if self._cur[cpu]:
@@ -549,7 +620,8 @@ class EtlWriter:
             cpus=self.cpus,
             end_time=end_time,
             buffers_written=buffers_written,
-            events_lost=self.records_dropped,
+            events_lost=self.events_discarded,
+            buffers_lost=self.buffers_dropped,
             cpu_mhz=self.cpu_mhz,
             boot_time=self.clock.boot_time,
             start_time=start_time,
@@ -591,16 +663,21 @@ class EtlWriter:
             "log_file_mode": mode,
             "buffers_written": buffers_written,
             "pointer_size": self.pointer_size,
-            "events_lost": self.records_dropped,
+            "events_lost": self.events_discarded,
             "cpu_mhz": self.cpu_mhz,
             "boot_time": self.clock.boot_time,
             "perf_freq": PERF_FREQ,
             "start_time": start_time,
             "clock_type": CLOCK_QPC,
-            "buffers_lost": 0,
+            "buffers_lost": self.buffers_dropped,
             "logger_name": self.logger_name,
             "logfile_name": self.logfile_name,
         }
+
+    @property
+    def last_ts(self) -> list[int]:
+        """Per CPU, the timestamp of the last record written to a buffer."""
+        return list(self._last_ts)
 
     @property
     def record_count(self) -> int:
@@ -609,8 +686,8 @@ class EtlWriter:
 
 
 _TS_AT = {HDR_SYSTEM64: 0x10, HDR_SYSTEM32: 0x10, HDR_COMPACT64: 0x10, HDR_COMPACT32: 0x10,
-          HDR_PERFINFO64: 8, HDR_PERFINFO32: 8, HDR_EVENT64: 0x10, HDR_EVENT32: 0x10,
-          0x0A: 0x10, 0x14: 0x10}  # classic FULL32/FULL64 headers (synth.imageid)
+          HDR_PERFINFO64: 8, HDR_PERFINFO32: 8, HDR_EVENT64: 0x10, HDR_EVENT32: 0x10, HDR_FULL32: 0x10,
+          HDR_FULL64: 0x10}  # classic FULL32/FULL64 headers (synth.imageid, kernel events)
 _U64 = struct.Struct("<Q")
 
 

@@ -309,6 +309,78 @@ class PayloadEncoder:
             image_base, image_size, pid, checksum, time_date_stamp, signature_level, signature_type, 0, default_base
         ) + utf16z(file_name)
 
+    # -- kernel: process / thread / image in every MOF version (classic-header traces) -------
+    def process_version(self, version: int, *, pid: int, parent_pid: int, image: str, user_sid: str | None = None,
+                        psid_value: int = 0, process_key: int = 0, session_id: int = 0, exit_status: int = 0,
+                        directory_table_base: int = 0, flags: int = 0, command_line: str = "",
+                        package_full_name: str = "", application_id: str = "") -> bytes:
+        """Process TypeGroup1 of MOF version 0-4 (learn.microsoft.com Process_V0..V4 classes):
+        V0 ProcessId, ParentId (pointer-sized), UserSID, ImageFileName; V1 PageDirectoryBase,
+        ProcessId, ParentId, SessionId, ExitStatus, UserSID, ImageFileName; V2 UniqueProcessKey in
+        place of PageDirectoryBase and CommandLine at the end; V3 DirectoryTableBase after
+        ExitStatus; V4 Flags after it, PackageFullName and ApplicationId at the end.  For V1 the
+        pointer is the directory table base."""
+        p = self.ptr
+        if version == 0:
+            head = struct.pack(f"<{p}{p}", pid, parent_pid)
+        elif version == 1:
+            head = struct.pack(f"<{p}IIIi", directory_table_base, pid, parent_pid, session_id, exit_status)
+        else:
+            head = struct.pack(f"<{p}IIIi", process_key, pid, parent_pid, session_id, exit_status)
+            if version >= 3:
+                head += struct.pack(f"<{p}", directory_table_base)
+            if version >= 4:
+                head += struct.pack("<I", flags)
+        body = head + self.user_sid(user_sid, psid_value) + ansiz(image)
+        if version >= 2:
+            body += utf16z(command_line)
+        if version >= 4:
+            body += utf16z(package_full_name) + utf16z(application_id)
+        return body
+
+    def thread_version(self, version: int, opcode: int, *, pid: int, tid: int, stack_base: int = 0,
+                       stack_limit: int = 0, user_stack_base: int = 0, user_stack_limit: int = 0,
+                       start_address: int = 0, win32_start_address: int = 0, teb_base: int = 0,
+                       sub_process_tag: int = 0, wait_mode: int = 0, base_priority: int = 0, page_priority: int = 0,
+                       io_priority: int = 0, thread_flags: int = 0, thread_name: str | None = None) -> bytes:
+        """Thread TypeGroup1 of MOF version 0-4: V0 TThreadId, ProcessId; V1 ProcessId,
+        TThreadId and, for Start/DCStart only (Thread_V1_TypeGroup1), StackBase, StackLimit,
+        UserStackBase, UserStackLimit, StartAddr, Win32StartAddr and WaitMode (a byte); V2 the
+        six pointers, TebBase, SubProcessTag; V3 Affinity in place of StartAddr (``start_address``
+        is written there) and four priority bytes; V4 ThreadName after them."""
+        p = self.ptr
+        if version == 0:
+            return struct.pack("<II", tid, pid)
+        head = struct.pack("<II", pid, tid)
+        six = struct.pack(f"<6{p}", stack_base, stack_limit, user_stack_base, user_stack_limit, start_address,
+                          win32_start_address)
+        if version == 1:
+            return head + (six + struct.pack("<b", wait_mode) if opcode in (1, 3) else b"")
+        body = head + six + struct.pack(f"<{p}I", teb_base, sub_process_tag)
+        if version >= 3:
+            body += struct.pack("<BBBB", base_priority, page_priority, io_priority, thread_flags)
+        if version >= 4 and thread_name is not None:
+            body += utf16z(thread_name)
+        return body
+
+    def image_version(self, version: int, *, image_base: int, image_size: int, file_name: str, pid: int = 0,
+                      checksum: int = 0, time_date_stamp: int = 0, default_base: int = 0,
+                      signature_level: int = 0, signature_type: int = 0) -> bytes:
+        """Image Load/UnLoad/DCStart/DCEnd of MOF version 0-3: V0 (Image_Load) BaseAddress
+        (pointer), ModuleSize (u32), ImageFileName; V1 ImageBase, ImageSize (pointers), ProcessId,
+        FileName; V2 adds ImageCheckSum, TimeDateStamp, Reserved0, DefaultBase, Reserved1-4
+        before the name; V3 splits Reserved0 into SignatureLevel and SignatureType."""
+        p = self.ptr
+        if version == 0:
+            return struct.pack(f"<{p}I", image_base, image_size) + utf16z(file_name)
+        head = struct.pack(f"<{p}{p}I", image_base, image_size, pid)
+        if version == 1:
+            return head + utf16z(file_name)
+        tail = struct.pack(f"<IIBBH{p}16x", checksum, time_date_stamp,
+                           signature_level if version >= 3 else 0, signature_type if version >= 3 else 0, 0,
+                           default_base)
+        return head + tail + utf16z(file_name)
+
     # -- kernel: ALPC, registry, stacks ---------------------------------------------------
     @staticmethod
     def alpc_message(message_id: int) -> bytes:

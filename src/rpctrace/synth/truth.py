@@ -24,7 +24,10 @@ Schema (all timestamps ISO 8601 UTC with 7 fractional digits, from ``rpctrace.mo
                       status_name, pid, tid, ts, and for registry failures frames (return addresses,
                       innermost first, = the StackWalk event's) and stack ("module!function+0xNN"
                       for each frame)}]}]
-``dropped``           {buffers, events, by_kind: {kind: n}, calls: [{id, events, kinds: {kind: n}}]}
+``dropped``           {buffers (lost buffers: the header's BuffersLost), buffer_records (the records in
+                      them), events (events discarded for want of a buffer: the header's
+                      EventsLost), records (every record lost either way), by_kind: {kind: n},
+                      calls: [{id, events, kinds: {kind: n}}]}
 ``events``            [{ts, pid, tid, cpu, provider, id, opcode, version, kind, fields, stack}] in
                       *file order* (buffer by buffer, as a header pass yields them; sort by ts for
                       time order); ``stack`` is the frame list of the StackWalk event that belongs
@@ -125,7 +128,9 @@ def build(run: Any, writer: Any, header: dict, *, scenario: str, seed: int, keep
         "alpc_exchanges": run.sim.alpc_exchanges,
         "dropped": {
             "buffers": writer.buffers_dropped,
-            "events": writer.records_dropped,
+            "buffer_records": writer.buffer_records_dropped,
+            "events": writer.events_discarded,
+            "records": writer.records_dropped,
             "by_kind": dict(sorted(by_kind.items())),
             "calls": [{"id": cid, "events": sum(k.values()), "kinds": dict(sorted(k.items()))}
                       for cid, k in sorted(dropped_by_call.items())],
@@ -215,8 +220,9 @@ def _events(writer: Any, header: dict, iso) -> list[dict]:
         if ev is None:
             continue
         owner = ev.pop("_owner", None)
+        whole = ev.pop("_stack", None)  # a stack logged in parts: the frames a consumer puts together
         if owner is not None and id(owner) in present:
-            owner["stack"] = ev["fields"]["frames"]
+            owner["stack"] = whole if whole is not None else ev["fields"]["frames"]
     for ev in written:
         if ev is None:
             continue

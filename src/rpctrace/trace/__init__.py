@@ -17,12 +17,15 @@ from rpctrace.trace.threads import attribute_processes
 __all__ = ["Trace", "ProcessInfo", "ImageInfo", "load", "assemble"]
 
 
-def assemble(events: Iterable, sources: list[dict] | None = None) -> Trace:
-    """Turn time-ordered events into a :class:`Trace` (paths resolved, stacks attached, tables)."""
+def assemble(events: Iterable, sources: list[dict] | None = None, stacks: bool = True) -> Trace:
+    """Turn time-ordered events into a :class:`Trace` (paths resolved, stacks attached, tables).
+    ``stacks=False``: the events' stacks are already attached (per source: stack keys and
+    timestamps of different files must not meet)."""
     events = attribute_processes(list(events))
     resolve_registry_paths(events)
     join_file_status(events)
-    events = attach_stacks(events)
+    if stacks:
+        events = attach_stacks(events)
     trace = Trace(events, sources=sources or [])
     build_tables(trace)
     return trace
@@ -97,7 +100,7 @@ def _load(paths, keep_going: bool, on_progress=None) -> Trace:
                 got = attribute_processes(got)
                 resolve_registry_paths(got)
                 join_file_status(got)
-                lists.append(got)
+                lists.append(attach_stacks(got))
             infos = [{"path": r.path, **r.stats.summary()} for r in readers]
             events = merge_sources(lists, infos)
             del lists
@@ -105,7 +108,7 @@ def _load(paths, keep_going: bool, on_progress=None) -> Trace:
     finally:
         for r in readers:
             r.close()
-    trace = assemble(events, infos)
+    trace = assemble(events, infos, stacks=len(readers) == 1)
     trace.error = error
     if tables:
         from rpctrace.trace.merge import add_process_table

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 from rpctrace.errors import InputError
-from rpctrace.model import Event
+from rpctrace.model import Event, stack_parts
 
 WOW64_FLAG = 0x2  # Process event Flags (v4): 1 PackageFullName, 2 Wow64, 4 Protected (facts §4)
 
@@ -52,6 +53,9 @@ class Trace:
     records: int | None = None  # events read, when they were streamed rather than kept in ``events``
     time_range: tuple[int, int] | None = None  # first and last event time, when events were streamed
     kinds: dict[str, int] = field(default_factory=dict)  # events by kind, as read (coverage)
+    #: the images' build identities (image events, KernelTraceControl ImageID/DbgID), for symbols
+    image_identities: Any = None
+    symbols: Any = None  # a rpctrace.symbols.TraceSymbols once a symbol source is attached
     formats: list[str] = field(default_factory=list)  # the inputs' formats ("etl", "pml", "pcap", ...)
 
     def pointer_size(self) -> int | None:
@@ -97,7 +101,45 @@ class Trace:
                 i -= 1
         return None
 
+    def stack_json(self, pid: int | None, stack) -> dict:
+        """The JSON form of an event's stack, the same in every output: ``stack`` (every frame as
+        ``module+0xoffset``, innermost first), ``stack_kernel`` and ``stack_user`` (its kernel-mode
+        and user-mode parts, same form) and ``stack_addresses`` (the raw addresses, hex); with
+        symbols attached, ``stack_symbols`` too: per frame, what its PDB says (function,
+        displacement, file, line, inlined frames) or None where no PDB names it."""
+        kernel, user = stack_parts(stack)
+        sym = self.symbolize
+        k = [sym(pid, a) for a in kernel]
+        u = [sym(pid, a) for a in user]
+        out = {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in stack]}
+        if self.symbols is not None:
+            out["stack_symbols"] = self.stack_symbols(pid, stack)
+        return out
+
+    def stack_symbols(self, pid: int | None, stack) -> list[dict | None]:
+        """Per frame of ``stack`` (innermost first, kernel then user as :meth:`stack_json` orders
+        them), the symbol's JSON form, or None where no PDB names the address (or no symbols)."""
+        kernel, user = stack_parts(stack)
+        out: list[dict | None] = []
+        for a in list(kernel) + list(user):
+            s = self.symbol(pid, a)
+            out.append(s.as_dict() if s is not None else None)
+        return out
+
     def symbolize(self, pid: int | None, address: int) -> str:
+        """How every output names a stack frame: ``module!function+0xdisp`` when a symbol source
+        was attached (:attr:`symbols`, see :func:`rpctrace.pipeline.attach_symbols`) and a PDB
+        names the address, else ``module+0xoffset``, else the bare address."""
+        if self.symbols is not None:
+            return self.symbols.text(pid, address)
+        return self.module_offset(pid, address)
+
+    def symbol(self, pid: int | None, address: int) -> Any:
+        """The :class:`~rpctrace.symbols.Symbol` of an address, when symbols are attached and a
+        PDB names it; else None."""
+        return self.symbols.symbol(pid, address) if self.symbols is not None else None
+
+    def module_offset(self, pid: int | None, address: int) -> str:
         """``module+0xoffset`` for an address, or the bare address when no module holds it."""
         img = self.image_for(pid, address)
         if img is None:
@@ -113,8 +155,11 @@ class TableBuilder:
     """Builds the process and image tables from process and image events, one at a time."""
 
     def __init__(self) -> None:
+        from rpctrace.symbols.identity import TraceImages
+
         self.processes: dict[int, ProcessInfo] = {}
         self._images: dict[int, dict[int, ImageInfo]] = {}
+        self.identities = TraceImages()  # what each image's build is (for symbols)
 
     def add(self, ev: Event) -> None:
         kind = ev.kind
@@ -132,7 +177,10 @@ class TableBuilder:
                 info.start = ev.ts
             elif kind == "process.end":
                 info.end = ev.ts
-        elif kind in _IMAGE_EVENTS and ev.pid is not None:
+        elif kind.startswith("image."):
+            self.identities.add(ev)
+            if kind not in _IMAGE_EVENTS or ev.pid is None:
+                return
             f = ev.fields
             per = self._images.setdefault(ev.pid, {})
             img = per.get(f["image_base"])
@@ -146,6 +194,7 @@ class TableBuilder:
     def finish(self, trace: Trace) -> None:
         trace.processes.update(self.processes)
         trace.images = {pid: sorted(per.values(), key=lambda i: i.base) for pid, per in self._images.items()}
+        trace.image_identities = self.identities
 
 
 def build_tables(trace: Trace) -> None:

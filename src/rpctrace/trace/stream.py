@@ -14,8 +14,10 @@ What :func:`rpctrace.trace.assemble` does over a list, the stream does per event
 * **Registry paths**: KCB names are defined by KCBCreate and KCBRundown events (rundown at the
   end of a trace), so paths are resolved for kept events by :meth:`complete`.
 * **FileIo create status**: from the OperationEnd of the same IRP, as it comes.
-* **Stacks**: a StackWalk event follows its event; stacks are remembered for failed operations
-  only (the ones views show stacks for) and attached by :meth:`complete`.
+* **Stacks**: StackWalk records follow their event (the user part and cached-stack definitions
+  can come much later); :class:`~rpctrace.trace.stacks.StackAssembler` puts them together as in
+  the whole-trace path, remembering stacks of failed operations only (the ones views show
+  stacks for), and :meth:`complete` attaches them.
 * **Process and image tables**: built as their events pass.
 """
 
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 import bisect
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
 from rpctrace.trace.model import TableBuilder, Trace
 from rpctrace.trace.registry_paths import KcbNames, resolve_registry_paths
+from rpctrace.trace.stacks import StackAssembler
 from rpctrace.trace.threads import DC_END, DC_START
 
 _new = tuple.__new__
@@ -47,10 +50,13 @@ def _failed(fields: dict) -> bool:
 class TraceStream:
     """One source read as a stream of assembled events (see the module docstring)."""
 
-    def __init__(self, reader, stacks: bool = True) -> None:
-        """``stacks=False``: no stacks are remembered (an analysis that shows none)."""
+    def __init__(self, reader, stacks: bool = True, want_stack: Callable[[Event], bool] | None = None) -> None:
+        """``stacks=False``: no stacks are remembered (an analysis that shows none).
+        ``want_stack``: which events' stacks to remember and attach (default: operations that
+        failed, and file creates, whose status comes later)."""
         self.reader = reader
         self.stacks = stacks
+        self.want_stack = want_stack
         if not stacks and hasattr(reader, "want_stacks"):
             reader.want_stacks = False  # not even decoded
         self.path = reader.path
@@ -59,16 +65,15 @@ class TraceStream:
         self._live: dict[int, int] = {}  # tid -> pid from Thread Start/DCStart so far
         self._ends: dict[int, tuple[list[int], list[int]]] = {}  # tid -> End/DCEnd times, pids
         self._kcbs = KcbNames()
-        self._stack_keys: dict[int, list[int]] = {}
         self._want_stack: dict[tuple, None] = {}  # (ts, tid) of recent failed operations
         self._want_by_cpu: dict[tuple, None] = {}  # (ts, cpu) of recent failed operations without a thread
-        self._stacks: dict[tuple, list] = {}  # (ts, tid) -> [kernel frames, user frames]
-        self._stack_alias: dict[tuple, tuple] = {}  # (ts, cpu) -> (ts, tid) for id-less events
+        self._stacks = StackAssembler(wanted=self._wanted)
         self._creates: dict[int, Event] = {}  # FileIo creates waiting for their OperationEnd
         self._tables = TableBuilder()
         self._done = False
         self._first_ts: int | None = None
         self._last_ts: int | None = None
+        self._header: dict | None = None  # the fields of the first trace.header record (host, OS build)
 
     # ------------------------------------------------------------------ the stream
 
@@ -97,6 +102,8 @@ class TraceStream:
                             out = list(batch)
                             copied = True
                         ev = out[i] = _new(Event, (ev[0], pid) + ev[2:])
+            if self.want_stack is not None and self.stacks and self.want_stack(ev):
+                self._want(ev)
             if kind not in _PASS:
                 self._other(ev, kind)
         self.records += len(batch)
@@ -120,17 +127,20 @@ class TraceStream:
             if kind.startswith("registry.kcb_"):
                 if f.get("kcb"):
                     self._kcbs.add(f["kcb"], ev.ts, f.get("key_name", ""))
-            elif self.stacks and _failed(f):
+            elif self.stacks and self.want_stack is None and _failed(f):
                 self._want(ev)
-        elif kind == "stack":
+        elif kind == "stack" or kind == "stack_key":
             if self.stacks:
-                self._stack(ev)
-        elif kind == "stack_key":
-            self._stack_keys.setdefault(ev.fields["key"], ev.fields["frames"])
+                self._stacks.add(ev)
+        elif kind == "trace.header":
+            if ev.fields.get("pointer_size"):
+                self._stacks.set_pointer_size(ev.fields["pointer_size"])
+            if self._header is None:
+                self._header = dict(ev.fields)
         elif kind == "file.create":
             if ev.fields.get("irp") is not None:
                 self._creates[ev.fields["irp"]] = ev
-            if self.stacks:
+            if self.stacks and self.want_stack is None:
                 self._want(ev)  # its status comes later: keep the stack in case it fails
         elif kind == "file.op":
             f = ev.fields
@@ -153,22 +163,11 @@ class TraceStream:
             if len(want) > _RECENT_FAILURES:
                 del want[next(iter(want))]
 
-    def _stack(self, ev: Event) -> None:
-        f = ev.fields
-        key = (f["event_ts"], f["stack_tid"])
-        by_cpu = (f["event_ts"], ev.cpu)
-        if key not in self._want_stack and by_cpu not in self._want_by_cpu:
-            return
-        parts = self._stacks.get(key)
-        if parts is None:
-            parts = self._stacks[key] = [None, None]
-            if by_cpu in self._want_by_cpu:
-                self._stack_alias[by_cpu] = key
-        if "frames" in f:
-            if parts[0] is None:
-                parts[0] = f["frames"]
-        else:
-            parts[0 if f["part"] == "kernel" else 1] = ("key", f["key"])
+    def _wanted(self, key: tuple, by_cpu: tuple) -> bool:
+        """Whether the stack records of event ``key`` (or ``by_cpu``) are worth putting together:
+        it is a recent wanted event, or one whose stack is already being put together (its user
+        part can come long after the window of recent events has moved on)."""
+        return key in self._want_stack or by_cpu in self._want_by_cpu or key in self._stacks.parts
 
     # ------------------------------------------------------------------ after the stream
 
@@ -191,29 +190,21 @@ class TraceStream:
                 pid = self.pid_of(ev.tid, ev.ts)
                 if pid is not None:
                     ev = events[i] = _new(Event, (ev[0], pid) + ev[2:])
-            if self.stacks and ev.stack is None and _failed(ev.fields):
-                stack = self._stack_for(ev)
+            if self.stacks and ev.stack is None and (
+                    _failed(ev.fields) if self.want_stack is None else self.want_stack(ev)):
+                stack, ids = self._stacks.stack_of(ev.ts, ev.tid, ev.cpu)
+                if ids is not None:  # logged without ids: the stack records know its thread
+                    ev = events[i] = ev._replace(tid=ids[0], pid=ev.pid if ev.pid is not None else ids[1])
                 if stack is not None:
                     events[i] = ev._replace(stack=stack)
         resolve_registry_paths(events, self._kcbs)
-
-    def _stack_for(self, ev: Event):
-        key = (ev.ts, ev.tid) if ev.tid is not None else self._stack_alias.get((ev.ts, ev.cpu))
-        parts = self._stacks.get(key) if key is not None else None
-        if parts is None:
-            return None
-        frames: list[int] = []
-        for part in parts:
-            if isinstance(part, tuple):
-                part = self._stack_keys.get(part[1])
-            if part:
-                frames.extend(part)
-        return tuple(frames) or None
 
     def finish(self) -> Trace:
         """The trace's tables and source facts (its ``events`` list is empty: nothing was kept)."""
         reader = self.reader
         info = {"path": reader.path, **reader.stats.summary()}
+        if self._header is not None:
+            info["header"] = self._header
         trace = Trace([], sources=[info])
         self._tables.finish(trace)
         if hasattr(reader, "process_table"):

@@ -97,7 +97,7 @@ def _environment():
     return env
 
 
-def _diagram_order(findings: list[dict], calls: list, by_id: dict) -> tuple[list, set]:
+def _diagram_order(findings: list[dict], calls: list, by_id: dict, memo) -> tuple[list, set]:
     """The calls to draw: those the findings blame first (the client's call, then the nested calls
     down to the one whose server failed), then every other call whose server failed."""
     order: list = []
@@ -117,12 +117,12 @@ def _diagram_order(findings: list[dict], calls: list, by_id: dict) -> tuple[list
             if call not in order:
                 order.append(call)
     finding_calls = {c.id for c in order}
-    order.extend(c for c in calls if c.blamed and c.id not in finding_calls)
+    order.extend(c for c in calls if memo.blamed(c) and c.id not in finding_calls)
     return order, finding_calls
 
 
 def _diagram(call, trace, names: Names, finding_calls: set) -> dict:
-    fails = call.blamed
+    fails = names.memo.blamed(call)
     blame = first_failure(call)
     first = blame.op if blame is not None and blame.call is call else (fails[0] if fails else None)
     iname, where = names.what(call)
@@ -160,20 +160,22 @@ def _time_range(trace, calls) -> tuple[int, int] | None:
 
 def render_report(trace, findings: list[dict], calls: list, *, title: str | None = None,
                   total_calls: int | None = None, scope: str | None = None, commands: dict | None = None,
-                  limits: list[str] | None = None,
+                  limits: list[str] | None = None, losses: list[str] | None = None,
                   tree_limit: int = MAX_TREE_CALLS, brief_limit: int = MAX_BRIEF_CALLS) -> str:
     """The report page as a string.  Nothing is computed here: ``findings`` and ``calls`` come
     from the pipeline (:func:`rpctrace.pipeline.report`).
 
     ``calls`` are the calls the page is about; ``total_calls`` how many the trace has (when the
     page is about some of them, ``scope`` says which: the filters as typed); ``commands`` the
-    command lines the page offers for seeing what it leaves out (``calls_failed``, ``report_call``)."""
+    command lines the page offers for seeing what it leaves out (``calls_failed``, ``report_call``);
+    ``losses`` what the readers lost, skipped or stopped at, and ``limits`` what the inputs could
+    not show (both a banner: never a silent "all fine")."""
     calls = sorted(calls, key=lambda c: c.id)
     by_id = {c.id: c for c in calls}
     names = Names(trace, calls, findings)
     span = _time_range(trace, calls)
     t0 = span[0] if span else 0
-    order, finding_calls = _diagram_order(findings, calls, by_id)
+    order, finding_calls = _diagram_order(findings, calls, by_id, names.memo)
     diagrams = [_diagram(call, trace, names, finding_calls) for call in order[:MAX_DIAGRAMS]]
     tree = call_tree(calls, trace, names, t0, limit=tree_limit, brief_limit=brief_limit)
     tl = timeline(calls, trace, names)
@@ -185,14 +187,7 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
         title = "rpctrace report" + (f": {os.path.basename(sources[0])}" if sources else "")
         if len(sources) > 1:
             title += f" (+{len(sources) - 1} more)"
-    losses = []
-    for info in trace.sources:
-        lost = (info.get("events_lost") or 0) + (info.get("buffers_lost") or 0)
-        if lost or info.get("damage"):
-            losses.append(f"{info.get('path')}: the logger lost {info.get('events_lost') or 0} events and "
-                          f"{info.get('buffers_lost') or 0} buffers; {len(info.get('damage') or [])} damaged region(s) skipped")
-    if getattr(trace, "error", None) is not None:
-        losses.append(f"reading stopped early: {trace.error.one_line()}")
+    losses = list(losses or ())  # what the readers lost or skipped (the pipeline's source_warnings)
     losses.extend(limits or ())  # what the inputs could not show: a banner, never a silent "all fine"
     records = trace.records if getattr(trace, "records", None) is not None else len(trace.events)
     commands = dict(commands or {})
@@ -214,7 +209,7 @@ def render_report(trace, findings: list[dict], calls: list, *, title: str | None
         total_calls=total_calls if total_calls is not None else len(calls),
         scope=scope,
         nested_calls=sum(1 for c in calls if c.parent is not None),
-        failing_calls=sum(1 for c in calls if c.blamed),
+        failing_calls=sum(1 for c in calls if names.memo.blamed(c)),
         expected_only=sum(1 for c in calls if c.expected_only),
         process_count=len(names.pids),
         findings=[finding_view(f, names) for f in findings],

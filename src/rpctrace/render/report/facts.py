@@ -3,6 +3,7 @@ statuses and operation targets.  Pure lookups over the trace's tables and the kn
 
 from __future__ import annotations
 
+from rpctrace.correlate.procedure import procedure_of
 from rpctrace.knowledge import codes, interfaces
 from rpctrace.model import target_text
 from rpctrace.render.report.safe import defang
@@ -23,12 +24,28 @@ def op_target(op) -> str:
     return target_text(op)
 
 
-def subtree_failed(call, seen=None) -> bool:
-    seen = set() if seen is None else seen
-    if id(call) in seen:
-        return False
-    seen.add(id(call))
-    return bool(call.blamed) or any(subtree_failed(c, seen) for c in call.children)
+class FailureMemo:
+    """Which calls failed, worked out once per page (a page asks about each call many times)."""
+
+    def __init__(self) -> None:
+        self._blamed: dict[int, list] = {}
+        self._failed: dict[int, bool] = {}
+
+    def blamed(self, call) -> list:
+        """The call's own failed operations that deserve blame."""
+        got = self._blamed.get(id(call))
+        if got is None:
+            got = self._blamed[id(call)] = call.blamed if call.operations else []
+        return got
+
+    def failed(self, call) -> bool:
+        """Whether the call or a call it led to failed with a blame-worthy operation."""
+        got = self._failed.get(id(call))
+        if got is None:
+            self._failed[id(call)] = False  # a cycle (hostile input) counts as not failed
+            got = bool(self.blamed(call)) or any(self.failed(c) for c in call.children)
+            self._failed[id(call)] = got
+        return got
 
 
 class Names:
@@ -38,6 +55,7 @@ class Names:
         from rpctrace.knowledge.services import service_for
 
         self.trace = trace
+        self.memo = FailureMemo()
         self._service_for = service_for
         self.iface_keys: dict[str | None, str] = {}
         self.pids: set[int] = set()
@@ -95,8 +113,10 @@ class Names:
 
     def what(self, call) -> tuple[str, str]:
         """(interface name or uuid, procedure or 'opnum N')."""
-        iname, proc = interfaces.lookup(call.interface, call.opnum) if call.interface else (None, None)
+        iname, proc, source = procedure_of(self.trace, call)
         where = proc or (f"opnum {call.opnum}" if call.opnum is not None else "?")
+        if source == "symbols":
+            where += " (from symbols)"
         return iname or call.interface or (f"endpoint {call.endpoint}" if call.endpoint else "ALPC"), where
 
 

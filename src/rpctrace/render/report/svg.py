@@ -7,7 +7,7 @@ from __future__ import annotations
 from rpctrace.explain.rootcause import first_failure
 from rpctrace.knowledge.failures import event_class, event_expected_reason
 from rpctrace.knowledge.status import is_failure
-from rpctrace.render.report.facts import Names, op_target, status_text, subtree_failed
+from rpctrace.render.report.facts import Names, op_target, status_text
 from rpctrace.render.report.safe import _el, _short, _wrap
 
 #: bounds, so a call with thousands of operations still gives a diagram a browser draws
@@ -75,7 +75,7 @@ def sequence_svg(call, trace, names: Names, blamed_op=None) -> str:
         lines = [f"calls out: call {child.id} → {_short(names.image(child.server_pid), 30)}"
                  + (f" thread {child.server_tid}" if child.server_tid is not None else ""),
                  _short(f"{c_iname} {c_where}", _TEXT_CHARS)]
-        failed_child = subtree_failed(child)
+        failed_child = names.memo.failed(child)
         if failed_child:
             blame = first_failure(child)
             if blame is not None:

@@ -10,7 +10,7 @@ from rpctrace.explain.rootcause import SECURITY
 from rpctrace.knowledge.registry import hive_option
 from rpctrace.model import ticks_to_iso
 from rpctrace.knowledge.failures import event_class, event_expected_reason
-from rpctrace.render.report.facts import Names, op_target, pids_text, status_text, subtree_failed
+from rpctrace.render.report.facts import Names, op_target, pids_text, status_text
 
 MAX_TREE_CALLS = 3000
 MAX_TREE_OPS = 200
@@ -42,7 +42,7 @@ def call_view(call, trace, names: Names, t0: int) -> dict:
         "offset_ms": f"{(call.start - t0) / 10_000:,.3f}" if call.start is not None else None,
         "duration": f"{(call.end - call.start) / 10:,.1f} µs" if call.end is not None and call.start is not None else None,
         "confidence": f"{call.confidence:.2f}",
-        "failed": subtree_failed(call),
+        "failed": names.memo.failed(call),
     }
 
 
@@ -65,8 +65,8 @@ def _brief(call, names: Names) -> dict:
     iname, where = names.what(call)
     first = None
     for c in call.subtree():
-        if c.blamed:
-            op = c.blamed[0]
+        if names.memo.blamed(c):
+            op = names.memo.blamed(c)[0]
             first = f"{op.kind} {op_target(op)} → {status_text(op.fields.get('status'))}"
             break
     return {"id": call.id, "iface": iname, "where": where, "iface_key": names.iface(call.interface),
@@ -83,7 +83,7 @@ def call_tree(calls, trace, names: Names, t0: int, *, limit: int = MAX_TREE_CALL
     then the others in order.  Failing top-level calls beyond that are listed one line each (up to
     ``brief_limit``), so no failing call is hidden; the counts say what is not listed."""
     roots = [c for c in calls if c.parent is None]
-    failing = [c for c in roots if subtree_failed(c)]
+    failing = [c for c in roots if names.memo.failed(c)]
     failing_ids = {id(c) for c in failing}
     if len(roots) <= limit:
         detailed = roots
@@ -153,7 +153,7 @@ def timeline(calls, trace, names: Names) -> dict:
     chosen = calls
     if len(calls) > MAX_TIMELINE_CALLS:
         # every failing call's bar first, then the others in order, up to the cap
-        keep = {id(c) for c in [c for c in calls if c.blamed][:MAX_TIMELINE_CALLS]}
+        keep = {id(c) for c in [c for c in calls if names.memo.blamed(c)][:MAX_TIMELINE_CALLS]}
         for c in calls:
             if len(keep) >= MAX_TIMELINE_CALLS:
                 break
@@ -161,7 +161,7 @@ def timeline(calls, trace, names: Names) -> dict:
         chosen = [c for c in calls if id(c) in keep]
     for call in chosen:
         iname, where = names.what(call)
-        failed = subtree_failed(call)  # for the filter: the call failed somewhere
+        failed = names.memo.failed(call)  # for the filter: the call failed somewhere
         common = {"id": call.id, "iface_key": names.iface(call.interface), "pids": pids_text(call.client_pid, call.server_pid),
                   "failed": failed, "red": failed}
         if call.client_pid is not None and call.client_tid is not None and call.start is not None:
@@ -174,9 +174,9 @@ def timeline(calls, trace, names: Names) -> dict:
             if begin is not None:
                 spans.append((begin, end))
                 bars[(call.server_pid, call.server_tid)].append(dict(common, begin=begin, end=end, side="server",
-                    red=bool(call.blamed),  # red where this thread's own operation failed
+                    red=bool(names.memo.blamed(call)),  # red where this thread's own operation failed
                     title=f"call {call.id} (server): {iname} {where} for {names.image(call.client_pid)}"
-                          + (" — FAILED operation" if call.blamed else "")))
+                          + (" — FAILED operation" if names.memo.blamed(call) else "")))
     if not spans:
         return {"rows": [], "ticks": [], "shown": len(chosen), "total": len(calls)}
     t0 = min(b for b, _ in spans)

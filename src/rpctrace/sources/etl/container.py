@@ -172,6 +172,34 @@ def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = T
     return Buffer(index, offset, size, cpu, flags, btype, data, offset + BUFFER_HEADER_SIZE, False)
 
 
+def read_partial_buffer(view, offset: int, index: int, file_size: int) -> Buffer | None:
+    """The records of an uncompressed buffer the file ends inside (a cut file), up to the end of
+    the file: the complete records among them can still be read (the record loop stops at the one
+    the cut runs through).  None when not even its header is whole or it is compressed (a cut
+    compressed stream cannot be trusted)."""
+    if offset + BUFFER_HEADER_SIZE > file_size:
+        return None
+    (size, saved, _current, _ref, _ts, _seq, _clock, proc, _logger, _state, filled, flags, btype) = (
+        BUFFER_HEADER.unpack_from(view, offset)
+    )
+    if flags & FLAG_COMPRESSED or not BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE:
+        return None
+    stop = filled if BUFFER_HEADER_SIZE <= filled <= size else saved if BUFFER_HEADER_SIZE <= saved <= size else size
+    stop = min(offset + stop, file_size)
+    cpu = proc & (0x07FF if flags & FLAG_PROC_INDEX else 0xFF)
+    data = bytes(view[offset + BUFFER_HEADER_SIZE : stop])
+    return Buffer(index, offset, file_size - offset, cpu, flags, btype, data, offset + BUFFER_HEADER_SIZE, False)
+
+
+def sequence_number(view, offset: int) -> int:
+    """The buffer's SequenceNumber (+0x18): the logger numbers the buffers it flushes, so a number
+    missing between two buffers of the file is a buffer the logger lost."""
+    return _I64.unpack_from(view, offset + 0x18)[0]
+
+
+_I64 = struct.Struct("<q")
+
+
 try:  # the optional C decoder (setup.py); the Python one names the damage when it refuses a stream
     from rpctrace.sources.etl._fastrecords import xpress as _fast_xpress
 except ImportError:  # pragma: no cover - depends on the build

@@ -66,10 +66,15 @@ def ansiz(data: bytes, pos: int, end: int) -> tuple[str, int]:
     return data[pos:stop].decode("latin-1"), stop + 1
 
 
-def sid_at(data: bytes, pos: int, end: int, ptr: int) -> tuple[str | None, int]:
-    """The UserSID field of Process events: 0 (no SID) or TOKEN_USER followed by the SID."""
+def sid_at(data: bytes, pos: int, end: int, ptr: int, null_token: bool = False) -> tuple[str | None, int]:
+    """The UserSID field of Process events: 0 (no SID, 4 bytes) or TOKEN_USER followed by the SID.
+
+    ``null_token``: read a TOKEN_USER whose SID pointer is 0 as TOKEN_USER + SID anyway (some
+    writers, sawbuck's among them, log the structure with a null pointer); only the layout
+    check of :func:`classic_kernel` can tell the two apart, by the payload length.
+    """
     _need(end, pos, 4)
-    if _U32.unpack_from(data, pos)[0] == 0:
+    if _U32.unpack_from(data, pos)[0] == 0 and not null_token:
         return None, pos + 4
     start = pos + 2 * ptr  # SID_AND_ATTRIBUTES {PSID, Attributes} padded to two pointers
     try:
@@ -79,41 +84,116 @@ def sid_at(data: bytes, pos: int, end: int, ptr: int) -> tuple[str | None, int]:
     return text, start + length
 
 
+class _Strict:
+    """Layout checks for payloads whose pointer size is not known for sure (classic headers):
+    every string ends inside the payload and reads as text, and the layout ends where the
+    payload does (up to alignment padding of zeros)."""
+
+    @staticmethod
+    def text(data: bytes, start: int, nxt: int, end: int, wide: bool, value: str) -> None:
+        width = 2 if wide else 1
+        if nxt > end or data[nxt - width : nxt] != bytes(width):
+            raise PayloadError("a string runs past the payload")
+        if value and not value.isprintable():
+            raise PayloadError("a string holds what is not text")
+
+    @staticmethod
+    def addresses(fields: dict, names, ptr: int) -> None:
+        """64-bit virtual addresses are canonical: below 0x8000_0000_0000 or from
+        0xFFFF_8000_0000_0000 up (a 32-bit payload read as 64-bit puts other fields' bytes in the
+        top half)."""
+        if ptr != 8:
+            return
+        for name in names:
+            v = fields.get(name)
+            if v is not None and 0x0000800000000000 <= v < 0xFFFF800000000000:
+                raise PayloadError(f"{name} {v:#x} is not an address")
+
+    @staticmethod
+    def done(data: bytes, off: int, end: int, ptr: int) -> None:
+        if off > end:
+            raise PayloadError(f"the layout runs {off - end} bytes past the payload")
+        if end - off >= ptr or any(data[off:end]):
+            raise PayloadError(f"the layout leaves {end - off} bytes of the payload unread")
+
+
+def _utf16(data: bytes, pos: int, end: int, strict: bool) -> tuple[str, int]:
+    text, nxt = utf16z(data, pos, end)
+    if strict:
+        _Strict.text(data, pos, nxt, end, True, text)
+    return text, nxt
+
+
+def _ansi(data: bytes, pos: int, end: int, strict: bool) -> tuple[str, int]:
+    text, nxt = ansiz(data, pos, end)
+    if strict:
+        _Strict.text(data, pos, nxt, end, False, text)
+    return text, nxt
+
+
 # ---------------------------------------------------------------- Process (group 3)
 
 _PROCESS_KINDS = {1: "process.start", 2: "process.end", 3: "process.rundown", 4: "process.rundown", 39: "process.end"}
 
 
-def process(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+def process(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int, strict: bool = False,
+            null_token: bool = False):
+    """Process Start/End/DCStart/DCEnd/Defunct in every version of the MOF classes:
+
+    * V0: ProcessId and ParentId (pointer-sized), UserSID, ImageFileName (8-bit);
+    * V1: PageDirectoryBase (pointer), ProcessId, ParentId, SessionId, ExitStatus, UserSID,
+      ImageFileName;
+    * V2: UniqueProcessKey (pointer) instead of PageDirectoryBase, then CommandLine (UTF-16);
+    * V3: DirectoryTableBase (pointer) after ExitStatus; V4: Flags after it, and
+      PackageFullName, ApplicationId after the command line.
+    """
     if opcode == 11:  # Terminate: just the process id
         _need(end, pos, 4)
         return "process.other", {"event": "terminate"}, _U32.unpack_from(data, pos)[0], None
     kind = _PROCESS_KINDS.get(opcode)
-    if kind is None or version < 2:
+    if kind is None:
         raise NotDecoded
     u = _PTR[ptr]
-    _need(end, pos, ptr + 16)
-    key = u.unpack_from(data, pos)[0]
-    pid, ppid, session, exit_status = struct.unpack_from("<IIIi", data, pos + ptr)
-    off = pos + ptr + 16
-    fields: dict[str, Any] = {"process_key": key, "parent_pid": ppid, "session_id": session, "exit_status": exit_status}
-    if version >= 3:
-        _need(end, off, ptr)
-        fields["directory_table_base"] = u.unpack_from(data, off)[0]
-        off += ptr
+    fields: dict[str, Any] = {}
+    if version == 0:
+        _need(end, pos, 2 * ptr)
+        pid, ppid = u.unpack_from(data, pos)[0], u.unpack_from(data, pos + ptr)[0]
+        if strict and (pid | ppid) > 0xFFFFFFFF:
+            raise PayloadError("process ids wider than 32 bits")
+        pid &= 0xFFFFFFFF
+        fields["parent_pid"] = ppid & 0xFFFFFFFF
+        off = pos + 2 * ptr
+    else:
+        _need(end, pos, ptr + 16)
+        first = u.unpack_from(data, pos)[0]
+        pid, ppid, session, exit_status = struct.unpack_from("<IIIi", data, pos + ptr)
+        if version == 1:
+            fields["directory_table_base"] = first  # PageDirectoryBase
+        else:
+            fields["process_key"] = first
+        fields.update(parent_pid=ppid, session_id=session, exit_status=exit_status)
+        off = pos + ptr + 16
+        if version >= 3:
+            _need(end, off, ptr)
+            fields["directory_table_base"] = u.unpack_from(data, off)[0]
+            off += ptr
+        if version >= 4:
+            _need(end, off, 4)
+            fields["flags"] = _U32.unpack_from(data, off)[0]
+            off += 4
+    fields["user_sid"], off = sid_at(data, off, end, ptr, null_token)
+    fields["image"], off = _ansi(data, off, end, strict)
+    if version >= 2:
+        fields["command_line"], off = _utf16(data, off, end, strict) if off < end or strict else ("", off)
     if version >= 4:
-        _need(end, off, 4)
-        fields["flags"] = _U32.unpack_from(data, off)[0]
-        off += 4
-    sid, off = sid_at(data, off, end, ptr)
-    fields["user_sid"] = sid
-    fields["image"], off = ansiz(data, off, end)
-    fields["command_line"], off = utf16z(data, off, end) if off < end else ("", off)
-    if version >= 4:
-        fields["package_full_name"], off = utf16z(data, off, end) if off < end else ("", off)
-        fields["application_id"], off = utf16z(data, off, end) if off < end else ("", off)
+        fields["package_full_name"], off = _utf16(data, off, end, strict) if off < end or strict else ("", off)
+        fields["application_id"], off = _utf16(data, off, end, strict) if off < end or strict else ("", off)
     if opcode == 39 and off + 8 <= end:
         fields["exit_time"] = _U64.unpack_from(data, off)[0]
+        off += 8
+    if strict:
+        _Strict.addresses(fields, ("process_key",), ptr)
+        _Strict.done(data, off, end, ptr)
     return kind, fields, pid, None
 
 
@@ -122,21 +202,41 @@ def process(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int
 _THREAD_KINDS = {1: "thread.start", 2: "thread.end", 3: "thread.rundown", 4: "thread.rundown"}
 
 
-def thread(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+def thread(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int, strict: bool = False):
+    """Thread Start/End/DCStart/DCEnd in every version of the MOF classes:
+
+    * V0: TThreadId, ProcessId (note the order);
+    * V1: ProcessId, TThreadId, then for Start/DCStart StackBase, StackLimit, UserStackBase,
+      UserStackLimit, StartAddr, Win32StartAddr (pointers) and WaitMode (a byte);
+    * V2: ProcessId, TThreadId, the six pointers, TebBase (pointer), SubProcessTag;
+    * V3: Affinity in place of StartAddr, then BasePriority, PagePriority, IoPriority,
+      ThreadFlags (bytes); V4: ThreadName (UTF-16) after them.
+    """
     if opcode == 36:
         return cswitch(data, pos, end)
     kind = _THREAD_KINDS.get(opcode)
     if kind is None:
         raise NotDecoded
     _need(end, pos, 8)
-    pid, tid = struct.unpack_from("<II", data, pos)
     fields: dict[str, Any] = {}
-    if version >= 2:
-        u = _PTR[ptr]
+    if version == 0:
+        tid, pid = struct.unpack_from("<II", data, pos)
+        off = pos + 8
+    else:
+        pid, tid = struct.unpack_from("<II", data, pos)
+        off = pos + 8
+    u = _PTR[ptr]
+    if version == 1 and end - off >= 6 * ptr + 1:
+        for name in ("stack_base", "stack_limit", "user_stack_base", "user_stack_limit", "start_address",
+                     "win32_start_address"):
+            fields[name] = u.unpack_from(data, off)[0]
+            off += ptr
+        fields["wait_mode"] = struct.unpack_from("<b", data, off)[0]
+        off += 1
+    elif version >= 2:
         names = ("stack_base", "stack_limit", "user_stack_base", "user_stack_limit",
                  "start_address" if version == 2 else "affinity", "win32_start_address", "teb_base")
         _need(end, pos, 8 + 7 * ptr + 4)
-        off = pos + 8
         for name in names:
             fields[name] = u.unpack_from(data, off)[0]
             off += ptr
@@ -148,7 +248,11 @@ def thread(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int)
             )
             off += 4
         if version >= 4 and off < end:
-            fields["thread_name"], off = utf16z(data, off, end)
+            fields["thread_name"], off = _utf16(data, off, end, strict)
+    if strict:
+        _Strict.addresses(fields, ("stack_base", "stack_limit", "user_stack_base", "user_stack_limit", "start_address",
+                                   "win32_start_address", "teb_base"), ptr)
+        _Strict.done(data, off, end, ptr)
     return kind, fields, pid, tid
 
 
@@ -176,27 +280,82 @@ def cswitch(data: bytes, pos: int, end: int):
 _IMAGE_KINDS = {10: "image.load", 2: "image.unload", 3: "image.rundown", 4: "image.rundown"}
 
 
-def image(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+def image(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int, strict: bool = False):
+    """Image Load/UnLoad/DCStart/DCEnd in every version of the MOF classes:
+
+    * V0 (Image_Load): BaseAddress (pointer), ModuleSize (u32), ImageFileName (UTF-16); no
+      process id: the header's is the process's;
+    * V1: ImageBase, ImageSize (pointers), ProcessId, FileName;
+    * V2: ... ProcessId, ImageCheckSum, TimeDateStamp, Reserved0 (u32), DefaultBase (pointer),
+      Reserved1-4 (u32), FileName; V3 splits Reserved0 into SignatureLevel, SignatureType.
+    """
     kind = _IMAGE_KINDS.get(opcode)
     if kind is None:
         raise NotDecoded
     u = _PTR[ptr]
-    _need(end, pos, 2 * ptr + 12)
-    base = u.unpack_from(data, pos)[0]
-    size = u.unpack_from(data, pos + ptr)[0]
-    pid, checksum, stamp = struct.unpack_from("<III", data, pos + 2 * ptr)
-    off = pos + 2 * ptr + 12
-    fields: dict[str, Any] = {"image_base": base, "image_size": size, "checksum": checksum, "time_date_stamp": stamp}
-    if version >= 2:
-        # Reserved0 (u32; v3 splits it into SignatureLevel/SignatureType), DefaultBase, Reserved1-4
-        _need(end, off, 4 + ptr + 16)
-        if version >= 3:
-            fields["signature_level"], fields["signature_type"] = data[off], data[off + 1]
-        off += 4
-        fields["default_base"] = u.unpack_from(data, off)[0]
-        off += ptr + 16
-    fields["file_name"], off = utf16z(data, off, end) if off < end else ("", off)
+    if version == 0:
+        _need(end, pos, ptr + 4)
+        fields: dict[str, Any] = {"image_base": u.unpack_from(data, pos)[0],
+                                  "image_size": _U32.unpack_from(data, pos + ptr)[0]}
+        pid = FROM_HEADER
+        off = pos + ptr + 4
+    else:
+        _need(end, pos, 2 * ptr + 4)
+        fields = {"image_base": u.unpack_from(data, pos)[0], "image_size": u.unpack_from(data, pos + ptr)[0]}
+        pid = _U32.unpack_from(data, pos + 2 * ptr)[0]
+        off = pos + 2 * ptr + 4
+        if version >= 2:
+            # ImageCheckSum, TimeDateStamp, Reserved0 (v3: SignatureLevel, SignatureType),
+            # DefaultBase, Reserved1-4
+            _need(end, off, 12 + ptr + 16)
+            fields["checksum"], fields["time_date_stamp"] = struct.unpack_from("<II", data, off)
+            off += 8
+            if version >= 3:
+                fields["signature_level"], fields["signature_type"] = data[off], data[off + 1]
+            off += 4
+            fields["default_base"] = u.unpack_from(data, off)[0]
+            off += ptr + 16
+    if strict or off < end:
+        fields["file_name"], off = _utf16(data, off, end, strict)
+    else:
+        fields["file_name"] = ""
+    if strict:
+        if fields["image_size"] > 0xFFFFFFFF:  # a PE image is smaller than 4 GiB
+            raise PayloadError(f"image size {fields['image_size']:#x}")
+        _Strict.addresses(fields, ("image_base", "default_base"), ptr)
+        _Strict.done(data, off, end, ptr)
     return kind, fields, pid, FROM_HEADER
+
+
+#: decoders of the kernel events that also come with a classic (EVENT_TRACE_HEADER) header
+CLASSIC = {P.PROCESS: process, P.THREAD: thread, P.IMAGE: image}
+
+
+def classic_kernel(provider: str, data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
+    """Process, Thread and Image events logged with a classic header (Windows 7-era traces).
+
+    The payload's pointer size need not be the logger's: a 32-bit logger holds events of 64-bit
+    writers and the other way round, and the classic header does not say which.  So the layout
+    is checked against the payload: the logger's pointer size is tried first, then the other,
+    and the one whose fields end where the payload ends, with text where strings are, is taken.
+    Returns ``(kind, fields, pid, tid, pointer size)``; :class:`PayloadError` when neither fits.
+    """
+    decoder = CLASSIC[provider]
+    tried = []
+    for size in (ptr, 12 - ptr):
+        forms = (False, True) if decoder is process else (None,)
+        for form in forms:
+            try:
+                if form is None:
+                    kind, fields, pid, tid = decoder(data, pos, end, size, version, opcode, strict=True)
+                else:
+                    kind, fields, pid, tid = decoder(data, pos, end, size, version, opcode, strict=True,
+                                                     null_token=form)
+            except (PayloadError, struct.error, IndexError, ValueError) as exc:
+                tried.append(f"{8 * size}-bit: {exc}")
+                continue
+            return kind, fields, pid, tid, size
+    raise PayloadError(f"version {version} payload of {end - pos} bytes fits no layout ({'; '.join(tried[:2])})")
 
 
 # ---------------------------------------------------------------- ALPC (group 0x1A)

@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Callable, Iterable, Iterator, Sequence
 
-from rpctrace.model import Event
+from rpctrace.model import Event, Stack
 from rpctrace.sources.etl.container import ContainerError, drop_pages, inflate_data, read_buffer
 
 #: below this many compressed buffers the pool's start-up costs more than it saves
@@ -89,7 +89,13 @@ def decode_job(view, size: int, decoder, job: tuple, drop_pages: Callable | None
 def _decode_in_worker(job: tuple) -> bytes:
     view, size, decoder = _STATE
     raws, events, damage, counts = decode_job(view, size, decoder, job, drop_pages)
-    return marshal.dumps((raws, [tuple(ev) for ev in events], damage, counts))
+    tuples = [tuple(ev) for ev in events]
+    # marshal knows plain tuples only: a Stack travels as [kernel frame count, frames]
+    stacked = [i for i, ev in enumerate(events) if ev[10] is not None]
+    for i in stacked:
+        stack = tuples[i][10]
+        tuples[i] = tuples[i][:10] + ([getattr(stack, "kernel_frames", 0), tuple(stack)],)
+    return marshal.dumps((raws, tuples, damage, counts, stacked))
 
 
 class DecodePool:
@@ -142,12 +148,16 @@ class DecodePool:
             try:
                 if fut is None:
                     raise RuntimeError("pool not running")
-                raws, tuples, damage, counts = marshal.loads(fut.result())
+                raws, tuples, damage, counts, stacked = marshal.loads(fut.result())
             except (OSError, RuntimeError, EOFError, ValueError):  # BrokenProcessPool is a RuntimeError
                 broken = True
                 yield self._fallback(job)
                 continue
-            yield raws, list(map(_make_event, tuples)), damage, counts
+            events = list(map(_make_event, tuples))
+            for i in stacked:
+                n, frames = events[i][10]
+                events[i] = events[i]._replace(stack=Stack(frames[:n], frames[n:]))
+            yield raws, events, damage, counts
         for job in it:
             yield self._fallback(job)
 

@@ -48,6 +48,8 @@ from rpctrace.sources.etl.container import (
     inflate_or_raise,
     parse_logfile_header,
     read_buffer,
+    read_partial_buffer,
+    sequence_number,
 )
 from rpctrace.sources.etl.parallel import (
     PARALLEL_MIN_BUFFERS,
@@ -66,6 +68,18 @@ _SYS = struct.Struct("<HxxHBBIIQ")  # version, size, opcode, group, tid, pid, ts
 LOGFILE_COMPRESSED_MODE = 0x04000000
 #: the index walk releases the file pages it mapped every this many bytes (see _index)
 _INDEX_DROP_EVERY = 16 << 20
+#: LogFileMode bits (evntrace.h) under which BuffersWritten does not count the buffers a file
+#: holds: CIRCULAR (buffers overwritten, BuffersWritten counts every write), APPEND (a session
+#: added to an existing file), NEWFILE (one of a series of files), REAL_TIME (buffers delivered
+#: to a consumer, as in a relogged real-time session), BUFFERING (an in-memory ring).  With
+#: these, neither the header's count nor gaps in buffer sequence numbers say that anything is
+#: missing.
+_MODES_WITHOUT_COUNTS = 0x00000002 | 0x00000004 | 0x00000008 | 0x00000100 | 0x00000400
+
+
+def buffers_counted(log_file_mode: int) -> bool:
+    """Whether a file of this LogFileMode holds every buffer its header says was written."""
+    return not log_file_mode & _MODES_WITHOUT_COUNTS
 
 
 @dataclass
@@ -82,6 +96,9 @@ class ReadStats:
     buffers_lost: int = 0  # the logger's BuffersLost (logfile header)
     buffers_flagged_events_lost: int = 0
     buffers_flagged_lost: int = 0
+    buffers_written: int = 0  # the header's BuffersWritten (the logfile header buffer included)
+    buffers_missing: int = 0  # written but not in the file (the file ends early)
+    buffers_lost_in_sequence: int = 0  # sequence numbers missing between the buffers present
     damage: list[InputError] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -96,6 +113,9 @@ class ReadStats:
             "buffers_lost": self.buffers_lost,
             "buffers_flagged_events_lost": self.buffers_flagged_events_lost,
             "buffers_flagged_lost": self.buffers_flagged_lost,
+            "buffers_written": self.buffers_written,
+            "buffers_missing": self.buffers_missing,
+            "buffers_lost_in_sequence": self.buffers_lost_in_sequence,
             "damage": [d.one_line() for d in self.damage],
         }
 
@@ -111,6 +131,7 @@ class _Slot:
     buffer: Buffer | None  # kept only for compressed buffers (decompressed once, at index time)
     data_offset: int = 0  # file offset of the record bytes (of the compressed stream if compressed)
     compressed: bool = False
+    partial: bool = False  # the buffer the file ends inside: its complete records only
 
 
 class EtlReader:
@@ -161,6 +182,7 @@ class EtlReader:
         self.clock = Clock(self.header)
         self.stats.events_lost = self.header.events_lost
         self.stats.buffers_lost = self.header.buffers_lost
+        self.stats.buffers_written = self.header.buffers_written
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -226,17 +248,36 @@ class EtlReader:
         buffers: list[tuple[Buffer, int | None]] = []
         compressed: list[Buffer] = []
         dropped = 0
+        counted = buffers_counted(self.header.log_file_mode)
+        written = self.header.buffers_written
+        sequence: list[int] = []
+        partial = None
         while offset + BUFFER_HEADER_SIZE <= size:
             if _U32.unpack_from(view, offset)[0] == 0 and index > 0:
-                break  # preallocated tail of a file that was not filled
+                # the preallocated tail of a file that was not filled - unless buffers follow it
+                # (a zeroed header in the middle of a trace: damage, not the end)
+                stride = buffers[-1][0].size if buffers else 0
+                later = next((at for at in range(offset + stride, size - BUFFER_HEADER_SIZE + 1, stride or 1)
+                              if stride and _U32.unpack_from(view, at)[0] == stride), None)
+                if later is not None:
+                    self._defer_damage(f"buffer {index} has a zeroed header, but buffers follow it (at offset "
+                                       f"{later})", offset)
+                break
             try:
                 buf = read_buffer(view, offset, index, size, inflate=False, copy=False)
             except ContainerError as exc:
                 # Found before any event is merged: in strict mode the events of the buffers
                 # before the damage are still delivered, and the error is raised after them.
-                self._defer_damage(exc.message, exc.offset)
+                # A file cut inside a buffer still gives that buffer's complete records.
+                message = exc.message
+                partial = read_partial_buffer(view, offset, index, size)
+                if partial is not None and counted and written > index:
+                    message += (f"; the file holds {index} whole buffers of the {written} its header says were "
+                                f"written")
+                self._defer_damage(message, exc.offset)
                 break
             self.stats.buffers += 1
+            sequence.append(sequence_number(view, offset))
             if buf.compressed:
                 self.stats.compressed_buffers += 1
                 compressed.append(buf)
@@ -260,6 +301,10 @@ class EtlReader:
                 drop_pages(view, dropped, offset - dropped)
                 dropped = offset
         drop_pages(view, 0, size)
+        self._count_losses(counted, written, sequence, offset, damaged=partial is not None)
+        if partial is not None:
+            first = first_timestamp(partial.data, 1 if partial.index == 0 else 0)
+            buffers.append((partial, first))
         damaged_at = self._inflate(compressed)
         for buf, first in buffers:
             if damaged_at is not None and buf.index >= damaged_at:
@@ -268,11 +313,34 @@ class EtlReader:
                 first = first_timestamp(buf.data, 1 if buf.index == 0 else 0)
             if first is not None:
                 # uncompressed buffers are read again when merged, so only compressed data stays
-                slots.append(_Slot(first, buf.index, buf.offset, buf.cpu, buf if buf.compressed else None,
-                                   buf.data_offset, buf.compressed))
+                # (and the records of a buffer the file ends inside, which cannot be read again)
+                cut = buf is partial
+                slots.append(_Slot(first, buf.index, buf.offset, buf.cpu, buf if buf.compressed or cut else None,
+                                   buf.data_offset, buf.compressed, cut))
         if 0 < size - offset < BUFFER_HEADER_SIZE and not self.stats.damage and self._deferred is None:
             self._defer_damage(f"{size - offset} trailing bytes are too few for a buffer", offset)
         return slots
+
+    def _count_losses(self, counted: bool, written: int, sequence: list[int], end: int, damaged: bool) -> None:
+        """Buffers the logger wrote that the file lacks: at its end (fewer buffers than the
+        header's BuffersWritten: the file was cut, or copied while the logger ran) and between
+        the buffers present (sequence numbers missing: buffers the logger lost).  Neither count
+        means anything for the log file modes of :func:`buffers_counted`."""
+        if not counted:
+            return
+        stats = self.stats
+        present = len(sequence)
+        if written > present:
+            stats.buffers_missing = written - present
+            if not damaged and self._deferred is None and not stats.damage:
+                self._defer_damage(
+                    f"the file ends after {present} of the {written} buffers its header says were written "
+                    f"({written - present} missing: the file was cut, or copied while the logger ran)", end)
+        if sequence:
+            lo, hi = min(sequence), max(sequence)
+            span = hi - lo + 1
+            if 0 <= lo and span <= 4 * present + 1024:  # sane numbers (a hostile file can hold any)
+                stats.buffers_lost_in_sequence = span - len(set(sequence))
 
     def _inflate(self, buffers: list[Buffer]) -> int | None:
         """Decompress compressed buffers, on both cores when there are enough to pay for it.
@@ -376,7 +444,10 @@ class EtlReader:
         finally:
             decoded.close()
         if self._deferred is not None:
-            raise self._deferred
+            err = self._deferred
+            # what was read before the damage is said with it (one line: what is missing, what is not)
+            raise InputError(err.path, f"{err.message} ({stats.records} events read)", offset=err.offset,
+                             record=err.record)
 
     def _take(self, slot: "_Slot", result) -> tuple[list[int], list[Event]]:
         """Account for one decoded buffer (stats, damage) and return its (raws, events)."""
@@ -385,6 +456,8 @@ class EtlReader:
         stats.raw_records += counts[0]
         stats.payload_errors += counts[1]
         stats.unknown_versions += counts[2]
+        if slot.partial:
+            damage = ()  # the record the file ends inside: the truncation is already reported
         for pos, number, message in damage:
             where = slot.data_offset + pos if not slot.compressed else slot.offset
             extra = f" (decompressed byte {pos})" if slot.compressed else ""

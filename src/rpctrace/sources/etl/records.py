@@ -21,7 +21,7 @@ import struct
 import uuid
 
 from rpctrace.knowledge import providers as P
-from rpctrace.model import Event
+from rpctrace.model import Event, Stack
 from rpctrace.sources.etl import imageid, kernel, manifest
 
 # header types (byte 2 of the marker when byte 3 is 0xC0)
@@ -306,15 +306,17 @@ class BufferDecoder:
                     extra["related_activity_id"] = manifest.guid_le(data[body : body + 16])
                 elif ext_type == EXT_STACK_TRACE64 and data_size >= 8:
                     count = (data_size - 8) // 8
-                    stack = struct.unpack_from(f"<{count}Q", data, body + 8)
+                    stack = Stack.split(struct.unpack_from(f"<{count}Q", data, body + 8), 8)
                 elif ext_type == EXT_STACK_TRACE32 and data_size >= 8:
                     count = (data_size - 8) // 4
-                    stack = struct.unpack_from(f"<{count}I", data, body + 8)
+                    stack = Stack.split(struct.unpack_from(f"<{count}I", data, body + 8), 4)
                 off += item_size
                 if not linkage & 1:
                     break
         if activity != _ZERO_GUID:
             extra["activity_id"] = manifest.guid_le(activity)
+        if provider in manifest.WITH_KEYWORD:
+            extra["keyword"] = keyword
         if provider in manifest.PROVIDERS:
             try:
                 kind, fields = manifest.decode(provider, eid, version, data, off, end, ptr)
@@ -351,22 +353,41 @@ class BufferDecoder:
                                {"header_type": htype}, counts)
 
     def _classic_event(self, data, pos, size, hsize, cpu, counts):
+        """A classic (EVENT_TRACE_HEADER) record.  Process, Thread and Image events of the kernel
+        provider GUIDs come this way in Windows 7-era traces and are decoded with their layout
+        checked against the payload (:func:`kernel.classic_kernel`); anything else stays raw."""
         _size, opcode, level, version, tid, pid, raw, guid = _FULL.unpack_from(data, pos)
+        pid = None if pid == NO_ID else pid
+        tid = None if tid == NO_ID else tid
+        provider = self._provider(guid)
+        ts = self.clock(raw)
+        error = None
+        if provider in kernel.CLASSIC and hsize == 0x30:
+            try:
+                kind, fields, ppid, ptid, width = kernel.classic_kernel(provider, data, pos + hsize, pos + size,
+                                                                        self.ptr, version, opcode)
+            except kernel.NotDecoded:
+                pass
+            except (kernel.PayloadError, struct.error, IndexError, ValueError, KeyError) as exc:
+                error = str(exc)
+            else:
+                if ppid != kernel.FROM_HEADER:
+                    pid = ppid
+                if ptid != kernel.FROM_HEADER:
+                    tid = ptid
+                fields["pointer_size"] = width
+                return raw, _new(Event, (ts, pid, tid, cpu, provider, 0, opcode, version, kind, fields, None))
         extra = {"level": level}
         if hsize == 0x48:
             iid, parent_iid = struct.unpack_from("<II", data, pos + 0x30)
             extra.update(instance_id=iid, parent_instance_id=parent_iid,
                          parent_guid=manifest.guid_le(data[pos + 0x38 : pos + 0x48]))
-        ts = self.clock(raw)
-        provider = self._provider(guid)
         if provider == imageid.IMAGE_ID_GUID:  # KernelTraceControl's image identities (imageid.py)
             decoded = imageid.decode(opcode, data, pos + hsize, pos + size, self.ptr)
             if decoded is not None:
-                return raw, _new(Event, (ts, None if pid == NO_ID else pid, None if tid == NO_ID else tid, cpu,
-                                         provider, 0, opcode, version, decoded[0], decoded[1], None))
-        return raw, _raw_event(ts, None if pid == NO_ID else pid, None if tid == NO_ID else tid, cpu,
-                               provider, 0, opcode, version, data, pos + hsize, pos + size, None, extra,
-                               counts)
+                return raw, _new(Event, (ts, pid, tid, cpu, provider, 0, opcode, version, decoded[0], decoded[1], None))
+        return raw, _raw_event(ts, pid, tid, cpu, provider, 0, opcode, version, data, pos + hsize, pos + size, error,
+                               extra, counts)
 
 
 def _raw_event(ts, pid, tid, cpu, provider, eid, opcode, version, data, pos, end, error, extra, counts) -> Event:
