@@ -291,7 +291,7 @@ def test_values_the_engine_cannot_hold_fall_back_to_python(tmp_path, monkeypatch
     synthesize("audiosrv-access-denied", path, None, seed=2)
     engine = fast._Engine(
         call_type=fast.FastCall, event_type=Event, operations="all", keep_all_for=0, stacks=False,
-        other=lambda ev, kind: None, want=lambda ev: None, want_stack={}, want_by_cpu={},
+        other=lambda ev, kind: None, want=lambda ev: None,
         event_class=lambda ev: "blame", unpaired={}, ports={}, endpoints={}, outside=[], constants=(1, 1, 1, 1),
     )  # fmt: skip
     huge = Event(1 << 70, 1, 2, 0, "p", 0, 0, 0, "raw", {}, None)
@@ -447,14 +447,14 @@ def test_the_engine_hands_the_stream_every_kind_it_handles():
     seen = []
     engine = fast._Engine(
         call_type=fast.FastCall, event_type=Event, operations="all", keep_all_for=0, stacks=True,
-        other=lambda ev, kind: seen.append(kind), want=lambda ev: None, want_stack={(5, 1): None}, want_by_cpu={},
+        other=lambda ev, kind: seen.append(kind), want=lambda ev: None,
         event_class=lambda ev: "ok", unpaired={}, ports={}, endpoints={}, outside=[], constants=(1, 1, 1, 1),
     )  # fmt: skip
     fields = {"event_ts": 5, "stack_tid": 1, "key": 1, "frames": [], "kcb": 0}
     engine.feed([Event(5, 2, 1, 0, "p", 0, 3, 0, kind, dict(fields), None) for kind in sorted(kinds)])
     assert sorted(seen) == sorted(kinds)
     seen.clear()
-    engine.feed([Event(6, 2, 1, 0, "p", 0, 0, 0, kind, {}, None) for kind in ("raw", "sample", "trace.header")])
+    engine.feed([Event(6, 2, 1, 0, "p", 0, 0, 0, kind, {}, None) for kind in ("raw", "sample", "alpc.other")])
     assert seen == []
 
 
@@ -478,3 +478,46 @@ def test_clock_constants_beyond_64_bits_fall_back_to_python(tmp_path, monkeypatc
     got = _result(path)
     assert got["types"] == {"Call"}
     assert got["records"] == expected["records"]
+
+
+def test_c_decoded_stacks_keep_their_split(samples):
+    """Stacks the C record loop reads from extended data items are the Python decoder's: the same
+    frames and the same type and kernel/user split (equal tuples alone would not show it)."""
+    from rpctrace.sources.etl.container import read_buffer
+    from rpctrace.sources.etl.reader import EtlReader
+
+    with EtlReader(samples["net.4.5.2.x64.etl"]) as reader:
+        decoder = records.BufferDecoder(reader.pointer_size, reader.clock, reader.header.raw_ts)
+        compared = 0
+        for slot in reader._index():
+            buf = slot.buffer or read_buffer(reader._view, slot.offset, slot.index, reader.size)
+            data, skip = bytes(buf.data), 1 if slot.index == 0 else 0
+            fast_events = decoder.decode(data, slot.cpu, skip)[1]
+            slow_events = decoder.decode_python(data, slot.cpu, skip)[1]
+            for a, b in zip(fast_events, slow_events):
+                if b.stack is not None:
+                    assert type(a.stack) is type(b.stack)
+                    assert getattr(a.stack, "kernel_frames", None) == getattr(b.stack, "kernel_frames", None)
+                    compared += 1
+    assert compared > 600
+
+
+@pytest.mark.parametrize("source", ["ndis", "pktmon", "ndis-split", "real-pktmon"])
+def test_packets_inside_a_trace(tmp_path, monkeypatch, source):
+    """Packets recorded in the trace itself (netsh trace, pktmon) reach pipeline.read's packet tap
+    through the engine as through the Python stream: the same remote calls, joins and sources."""
+    from pathlib import Path
+
+    from rpctrace.synth.remote import synthesize_remote
+
+    if source == "real-pktmon":
+        path = str(Path(__file__).resolve().parents[1] / "data" / "net" / "demikernel-PktMon.etl")
+    else:
+        path = str(tmp_path / "t.etl")
+        synthesize_remote(None, path, calls=60, packets=source.split("-")[0],
+                          **({"fragment": 300} if source == "ndis-split" else {}))
+    engine, reference = _both(monkeypatch, path, operations="all")
+    _assert_same(engine, reference, expect_calls=False)
+    assert "etl packets" in reference["formats"]
+    if source != "real-pktmon":
+        assert any(r.get("wire") for r in reference["records"])

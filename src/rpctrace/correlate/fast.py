@@ -37,7 +37,7 @@ from rpctrace.correlate.calls import (
 )
 from rpctrace.correlate.alpc import PENDING_WINDOW
 from rpctrace.knowledge.failures import event_class
-from rpctrace.model import Event
+from rpctrace.model import Event, Stack
 
 if TYPE_CHECKING:
     from rpctrace.trace.model import Trace
@@ -92,23 +92,25 @@ def available() -> bool:
 
 
 def correlate_file(path: str | os.PathLike[str], keep_going: bool = False, operations: str = "all",
-                   on_progress: Callable[[float, float], None] | None = None,
-                   keep_all_for: int = 0) -> tuple[Trace, Correlation] | None:
+                   on_progress: Callable[[float, float], None] | None = None, keep_all_for: int = 0,
+                   stacks: bool | None = None, tap: Any = None) -> tuple[Trace, Correlation] | None:
     """``(trace, correlation)`` of one ETL file through the C engine, or None when the engine
     cannot take this file (not built, disabled, not an ETL trace, values it cannot hold): the
-    caller then runs the Python path, which gives the same result."""
+    caller then runs the Python path, which gives the same result.  ``stacks`` reads stack walks
+    (default: unless ``operations="failed"``); ``tap.feed(events)`` is given every batch's Python
+    events (the packet providers' among them: pipeline.read's packet tap)."""
     if not available():
         return None
     from rpctrace.sources.etl.reader import EtlReader
     from rpctrace.trace.stream import open_stream
 
-    stream = open_stream(path, keep_going=keep_going, stacks=operations != "failed")
+    stream = open_stream(path, keep_going=keep_going, stacks=operations != "failed" if stacks is None else stacks)
     try:
         reader = stream.reader
-        if not isinstance(reader, EtlReader):
-            return None
+        if not isinstance(reader, EtlReader) or stream.want_stack is not None:
+            return None  # (a caller's own choice of stacks asks about every event: the Python stream does it)
         try:
-            return _run(stream, reader, operations, keep_all_for, on_progress)
+            return _run(stream, reader, operations, keep_all_for, on_progress, tap)
         except _fastrecords.EngineUnsupported:
             return None
     finally:
@@ -122,19 +124,21 @@ def _clock_fits(clock: Any) -> bool:
     return all(type(v) is int and -(1 << 63) <= v < (1 << 63) for v in values) and clock.den != 0
 
 
-def _engine(stream: TraceStream, operations: str, keep_all_for: int) -> Any:
+def _engine(stream: TraceStream, operations: str, keep_all_for: int, tap: Any = None) -> Any:
     from rpctrace.correlate.calls import MAX_OUTSIDE
 
     return _Engine(
         call_type=FastCall, event_type=Event, operations=operations, keep_all_for=keep_all_for,
-        stacks=stream.stacks, other=stream._other, want=stream._want, want_stack=stream._want_stack,
-        want_by_cpu=stream._want_by_cpu, event_class=event_class, unpaired={}, ports={}, endpoints={},
+        stacks=stream.stacks, other=stream._other, want=stream._want, event_class=event_class, unpaired={}, ports={},
+        endpoints={},
         outside=[], constants=(SEND_WINDOW, PENDING_WINDOW, MAX_OUTSIDE, _CREATES_WAITING),
+        tap=tap.feed if tap is not None else None,
     )
 
 
 def _run(stream: TraceStream, reader: Any, operations: str, keep_all_for: int,
-         on_progress: Callable[[float, float], None] | None) -> tuple[Trace, Correlation] | None:
+         on_progress: Callable[[float, float], None] | None, tap: Any = None) -> tuple[Trace, Correlation] | None:
+    from rpctrace.errors import InputError
     from rpctrace.sources.etl import records
     from rpctrace.sources.etl.container import drop_pages
     from rpctrace.sources.etl.parallel import decode_job
@@ -142,7 +146,7 @@ def _run(stream: TraceStream, reader: Any, operations: str, keep_all_for: int,
 
     if not _clock_fits(reader.clock):
         return None
-    engine = _engine(stream, operations, keep_all_for)
+    engine = _engine(stream, operations, keep_all_for, tap)
     decoder = records.BufferDecoder(reader.pointer_size, reader.clock, reader.header.raw_ts,
                                     skip_stacks=not reader.want_stacks)
     sink = _Sink(engine, decoder)
@@ -169,7 +173,10 @@ def _run(stream: TraceStream, reader: Any, operations: str, keep_all_for: int,
                 on_progress(k + 1, nslots)
         stats.records += engine.emit(None)
         if reader._deferred is not None:
-            stream.error = reader._deferred
+            # what EtlReader.batches raises at the end: the damage, with what was read before it
+            err = reader._deferred
+            stream.error = InputError(err.path, f"{err.message} ({stats.records} events read)", offset=err.offset,
+                                      record=err.record)
         return _finish(engine, stream)
 
 
@@ -236,7 +243,8 @@ class _Sink:
 
         ctx = (Event, d.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                d._kernel, d._kernel_entry, d._kernel_event, d._event_header_event, d._classic_event,
-               d._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, d.skip_stacks, manifest.PROVIDERS)
+               d._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, d.skip_stacks, manifest.PROVIDERS,
+               Stack.split)
         try:
             damage = self.engine.decode(data, cpu, skip, ctx)
         except (OverflowError, ValueError) as exc:  # the context the C loop refuses: Python reads the file

@@ -858,7 +858,7 @@ enum {
     K_CSTART, K_SSTART, K_CSTOP, K_SSTOP, /* the RPC kinds the stream passes */
     K_RPC_BIND, K_RPC_RAISE, K_RPC_EEINFO, K_RPC_OTHER,
     K_OP, K_FILE_CREATE, K_REG, /* operations: any registry./file. event; K_REG a compact one */
-    K_THREAD_START, K_THREAD_RUNDOWN, K_STACK,
+    K_THREAD_START, K_THREAD_RUNDOWN, K_STACK, K_STACK_KEY,
 };
 #define K_PASSES(k) (((k) >= K_SEND && (k) <= K_WAIT_NEW) || ((k) >= K_CSTART && (k) <= K_SSTOP))
 #define K_ALPC(k) ((k) >= K_SEND && (k) <= K_ALPC_OTHER)
@@ -929,7 +929,8 @@ struct Engine {
     int failed_only, report, stacks;
     int64_t trim_after;
     int64_t send_window, pending_window, max_outside;
-    PyObject *other_cb, *want_cb, *want_stack, *want_by_cpu, *event_class;
+    PyObject *other_cb, *want_cb, *event_class;
+    PyObject *tap; /* None, or what takes every batch's Python events (pipeline's packet tap) */
     int rpc_seen;
     /* events by kind, in order of first appearance (trace.kinds): kind objects and counts, found
      * by the kind object's address */
@@ -1924,28 +1925,8 @@ static int assemble(Engine *e, Rec *r) {
         return 0;
     }
     PyObject *ev = r->ev;
-    if (kind == K_STACK) {
-        if (!e->stacks) return 0; /* _other does nothing with it */
-        /* _stack's first test, here: most stacks belong to events nobody kept */
-        PyObject *f = PyTuple_GET_ITEM(ev, 9);
-        PyObject *ets = PyDict_CheckExact(f) ? PyDict_GetItemWithError(f, k_event_ts) : NULL;
-        PyObject *stid = ets && PyDict_CheckExact(f) ? PyDict_GetItemWithError(f, k_stack_tid) : NULL;
-        if (PyErr_Occurred()) return -1;
-        if (ets && stid) {
-            PyObject *key = PyTuple_Pack(2, ets, stid);
-            if (!key) return -1;
-            int in = PyDict_Contains(e->want_stack, key);
-            Py_DECREF(key);
-            if (in < 0) return -1;
-            if (!in) {
-                PyObject *by_cpu = PyTuple_Pack(2, ets, PyTuple_GET_ITEM(ev, 3));
-                if (!by_cpu) return -1;
-                in = PyDict_Contains(e->want_by_cpu, by_cpu);
-                Py_DECREF(by_cpu);
-                if (in < 0) return -1;
-                if (!in) return 0;
-            }
-        }
+    if (kind == K_STACK || kind == K_STACK_KEY) {
+        if (!e->stacks) return 0; /* _other does nothing with them */
     } else if ((kind == K_THREAD_START || kind == K_THREAD_RUNDOWN) && r->tid != NONE_ID) {
         int start = kind == K_THREAD_START;
         if (!start) {
@@ -1985,7 +1966,7 @@ static int correlate(Engine *e, Rec *r) {
     return 0;
 }
 
-static PyObject *hot_kinds[K_STACK + 1]; /* the kind text of compact records */
+static PyObject *hot_kinds[K_STACK_KEY + 1]; /* the kind text of compact records */
 
 static int count_kind(Engine *e, Rec *r) {
     PyObject *kind = r->kind == K_REG ? PyTuple_GET_ITEM(r->o2, 4) : r->ev ? PyTuple_GET_ITEM(r->ev, 8) : hot_kinds[r->kind];
@@ -2016,6 +1997,23 @@ static int count_kind(Engine *e, Rec *r) {
     return 0;
 }
 
+/* the batch's Python events to the tap (the compact records are ALPC, RPC and registry events,
+ * which it does not take) */
+static int feed_tap(Engine *e, Rec *recs, size_t n) {
+    PyObject *list = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!recs[i].ev || recs[i].kind == K_REG) continue;
+        if (!list && !(list = PyList_New(0))) return -1;
+        if (PyList_Append(list, recs[i].ev) < 0) { Py_DECREF(list); return -1; }
+    }
+    if (!list) return 0;
+    PyObject *r = PyObject_CallFunctionObjArgs(e->tap, list, NULL);
+    Py_DECREF(list);
+    if (!r) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 static int process(Engine *e, Rec *recs, size_t n) {
     if (!n) return 0;
     for (size_t i = 0; i < n; i++)
@@ -2024,6 +2022,7 @@ static int process(Engine *e, Rec *recs, size_t n) {
         if (assemble(e, &recs[i]) < 0) return -1;
     for (size_t i = 0; i < n; i++)
         if (correlate(e, &recs[i]) < 0) return -1;
+    if (e->tap != Py_None && feed_tap(e, recs, n) < 0) return -1;
     e->records += (int64_t)n;
     if (!e->have_ts) {
         e->first_ts = recs[0].ts;
@@ -2039,7 +2038,7 @@ static int process(Engine *e, Rec *recs, size_t n) {
  * and checks that every kind it tests is here): its call is skipped for the others */
 #define K_STREAM 0x100
 static const char *stream_prefixes[] = {"thread.", "registry.", "file.", "process.", "image.", NULL};
-static const char *stream_kinds[] = {"stack", "stack_key", NULL};
+static const char *stream_kinds[] = {"stack", "stack_key", "trace.header", NULL};
 
 /* K_* of a kind text, with K_STREAM when TraceStream._other looks at such events */
 static int classify_full(Engine *e, PyObject *kind) {
@@ -2053,7 +2052,7 @@ static int classify_full(Engine *e, PyObject *kind) {
         {"rpc.server_start", K_SSTART}, {"rpc.client_stop", K_CSTOP}, {"rpc.server_stop", K_SSTOP},
         {"rpc.endpoint_bind", K_RPC_BIND}, {"rpc.raise", K_RPC_RAISE}, {"rpc.eeinfo", K_RPC_EEINFO},
         {"file.create", K_FILE_CREATE}, {"thread.start", K_THREAD_START},
-        {"thread.rundown", K_THREAD_RUNDOWN}, {"stack", K_STACK}, {NULL, 0},
+        {"thread.rundown", K_THREAD_RUNDOWN}, {"stack", K_STACK}, {"stack_key", K_STACK_KEY}, {NULL, 0},
     };
     int k = -1;
     for (int i = 0; exact[i].text; i++)
@@ -2427,10 +2426,10 @@ static void engine_clear_state(Engine *e);
 
 static int engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"call_type", "event_type", "operations", "keep_all_for", "stacks", "other", "want",
-                            "want_stack", "want_by_cpu", "event_class", "unpaired", "ports", "endpoints",
-                            "outside", "constants", NULL};
-    PyObject *call_type, *event_type, *other, *want, *want_stack, *want_by_cpu, *blame, *unpaired, *ports, *endpoints,
-        *outside;
+                            "event_class", "unpaired", "ports", "endpoints",
+                            "outside", "constants", "tap", NULL};
+    PyObject *call_type, *event_type, *other, *want, *blame, *unpaired, *ports, *endpoints,
+        *outside, *tap = Py_None;
     const char *operations;
     long long keep_all_for, send_window, pending_window, max_outside, creates_waiting;
     int stacks;
@@ -2438,11 +2437,11 @@ static int engine_init(Engine *e, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "an engine is set up once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!sLpOOO!O!OO!O!O!O!(LLLL)", names, &PyType_Type, &call_type,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!sLpOOOO!O!O!O!(LLLL)|O", names, &PyType_Type, &call_type,
                                      &PyType_Type, &event_type, &operations, &keep_all_for, &stacks, &other, &want,
-                                     &PyDict_Type, &want_stack, &PyDict_Type, &want_by_cpu, &blame, &PyDict_Type,
+                                     &blame, &PyDict_Type,
                                      &unpaired, &PyDict_Type, &ports, &PyDict_Type, &endpoints, &PyList_Type, &outside,
-                                     &send_window, &pending_window, &max_outside, &creates_waiting))
+                                     &send_window, &pending_window, &max_outside, &creates_waiting, &tap))
         return -1;
     if (!PyType_IsSubtype((PyTypeObject *)call_type, &CallType)) {
         PyErr_SetString(PyExc_TypeError, "call_type must derive from CallBase");
@@ -2472,9 +2471,8 @@ static int engine_init(Engine *e, PyObject *args, PyObject *kw) {
     KEEP(event_type, event_type);
     KEEP(other_cb, other);
     KEEP(want_cb, want);
-    KEEP(want_stack, want_stack);
-    KEEP(want_by_cpu, want_by_cpu);
     KEEP(event_class, blame);
+    KEEP(tap, tap);
     KEEP(unpaired, unpaired);
     KEEP(ports, ports);
     KEEP(endpoints, endpoints);
@@ -2545,9 +2543,8 @@ static int engine_traverse(Engine *e, visitproc visit, void *arg) {
     Py_VISIT(e->event_type);
     Py_VISIT(e->other_cb);
     Py_VISIT(e->want_cb);
-    Py_VISIT(e->want_stack);
-    Py_VISIT(e->want_by_cpu);
     Py_VISIT(e->event_class);
+    Py_VISIT(e->tap);
     Py_VISIT(e->unpaired);
     Py_VISIT(e->ports);
     Py_VISIT(e->endpoints);
@@ -2562,9 +2559,8 @@ static int engine_clear(Engine *e) {
     Py_CLEAR(e->event_type);
     Py_CLEAR(e->other_cb);
     Py_CLEAR(e->want_cb);
-    Py_CLEAR(e->want_stack);
-    Py_CLEAR(e->want_by_cpu);
     Py_CLEAR(e->event_class);
+    Py_CLEAR(e->tap);
     Py_CLEAR(e->unpaired);
     Py_CLEAR(e->ports);
     Py_CLEAR(e->endpoints);

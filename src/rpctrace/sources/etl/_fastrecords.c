@@ -257,11 +257,11 @@ fail: /* NULL with the error set */
  * provider with a manifest), -1 on error.  Damage in the extended items goes to ``damage`` as the
  * Python decoder writes it. */
 static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size, PyObject *cpu, long number,
-                         PyObject *damage, PyObject *counts, PyObject *providers, const clock_t_ *clock,
-                         PyTypeObject *evtype, PyObject **ev_out, PyObject **raw_out) {
+                         PyObject *damage, PyObject *counts, PyObject *providers, PyObject *stack_split,
+                         const clock_t_ *clock, PyTypeObject *evtype, PyObject **ev_out, PyObject **raw_out) {
     uint64_t raw = rd64(d + pos + 0x10);
     int64_t tsv;
-    if (!providers || !fr_ts(clock, raw, &tsv)) return 0;
+    if (!providers || !stack_split || !fr_ts(clock, raw, &tsv)) return 0;
     PyObject *provider = interned(guid_text(d + pos + 0x18));
     if (!provider) return -1;
     int known = PySet_Contains(providers, provider);
@@ -306,7 +306,10 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
                     if (!a) { Py_DECREF(frames); goto fail; }
                     PyTuple_SET_ITEM(frames, k, a);
                 }
-                Py_XSETREF(stack, frames);
+                /* model.Stack.split(frames, pointer size): the frames with their kernel/user split */
+                PyObject *split = PyObject_CallFunction(stack_split, "Ni", frames, w);
+                if (!split) goto fail;
+                Py_XSETREF(stack, split);
             }
             off += item_size;
             if (!(linkage & 1)) break;
@@ -348,7 +351,9 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
     items[8] = kind_raw;
     items[9] = f;
     f = NULL;
-    if (stack && PyTuple_GET_SIZE(stack) > 0) { /* ``if stack``: an empty one is none */
+    int nonempty = stack ? PyObject_IsTrue(stack) : 0;
+    if (nonempty < 0) goto fail;
+    if (nonempty) { /* ``if stack``: an empty one is none */
         items[10] = stack;
         stack = NULL;
     } else {
@@ -399,9 +404,11 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
     PyObject *rpc_guid_obj;
     int skip_stacks;
     PyObject *providers = NULL; /* providers with a manifest (their records go to the Python decoder) */
-    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOOp|O!", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
+    PyObject *stack_split = NULL; /* model.Stack.split */
+    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOOp|O!O", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
                           &kcache, &kernel_entry, &kernel_event, &evh_event, &classic_event, &opaque_event, &counts,
-                          &rpc_provider, &rpc_guid_obj, &clock_call, &skip_stacks, &PyFrozenSet_Type, &providers)) {
+                          &rpc_provider, &rpc_guid_obj, &clock_call, &skip_stacks, &PyFrozenSet_Type, &providers,
+                          &stack_split)) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -660,8 +667,8 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
                     }
                 }
                 if (!ev) {
-                    int got = generic_event(d, pos, size, cpu, number, damage, counts, providers, &clock, evtype, &ev,
-                                            &raw_obj);
+                    int got = generic_event(d, pos, size, cpu, number, damage, counts, providers, stack_split, &clock,
+                                            evtype, &ev, &raw_obj);
                     if (got < 0) goto done;
                 }
                 if (!ev) {

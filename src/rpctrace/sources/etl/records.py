@@ -110,7 +110,7 @@ class BufferDecoder:
             ctx = (Event, self.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                    self._kernel, self._kernel_entry, self._kernel_event, self._event_header_event,
                    self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, self.skip_stacks,
-                   manifest.PROVIDERS)
+                   manifest.PROVIDERS, Stack.split)
             try:
                 raws, events, damage = _fastrecords.decode(data, cpu, skip, ctx)
             except (OverflowError, ValueError):
