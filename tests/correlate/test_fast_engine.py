@@ -521,3 +521,22 @@ def test_packets_inside_a_trace(tmp_path, monkeypatch, source):
     assert "etl packets" in reference["formats"]
     if source != "real-pktmon":
         assert any(r.get("wire") for r in reference["records"])
+
+
+def test_procedures_named_from_symbols_are_left_to_python(tmp_path, monkeypatch):
+    """With symbols, RecordMaker names a procedure no database names from the server's stack
+    (correlate.procedure): the C builder leaves those records to it, so both give the same."""
+    from rpctrace.correlate import procedure
+
+    path = str(tmp_path / "t.etl")
+    synthesize("busy-server", path, None, seed=4, clients=8, calls=200)
+    trace, result = correlate_files([path], operations="failed")
+    trace.symbols = object()  # symbols attached (what attach_symbols sets)
+    monkeypatch.setattr(procedure, "derived_procedure", lambda trace, call: f"Derived{call.opnum}")
+    fast_maker = RecordMaker(trace, names=lambda uuid, opnum: (None, None), status_name=ntstatus_name)
+    slow_maker = RecordMaker(trace, names=lambda uuid, opnum: (None, None), status_name=ntstatus_name)
+    slow_maker._core = None
+    assert fast_maker._core is not None
+    got = [fast_maker(c) for c in result.calls]
+    assert got == [slow_maker(c) for c in result.calls]
+    assert any(r.get("procedure_source") == "symbols" for r in got)

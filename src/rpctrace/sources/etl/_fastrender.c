@@ -313,6 +313,22 @@ static PyObject *core_call(RecordCore *core, PyObject *args, PyObject *kw) {
         Py_INCREF(iname);
         Py_INCREF(proc);
     }
+    if (proc == Py_None) {
+        /* no database names the procedure: with symbols, RecordMaker derives it from the server's
+         * stack (correlate.procedure): that call's record is Python's to make */
+        PyObject *trace = PyObject_GetAttrString(core->maker, "_trace");
+        PyObject *symbols = trace && trace != Py_None ? PyObject_GetAttrString(trace, "symbols") : NULL;
+        if (!symbols && PyErr_Occurred()) PyErr_Clear(); /* no such attribute: no symbols */
+        Py_XDECREF(trace);
+        if (symbols && symbols != Py_None) {
+            Py_DECREF(symbols);
+            for (int i = 0; i < O_NOBJS; i++) Py_XDECREF(o[i]);
+            Py_XDECREF(iname);
+            Py_XDECREF(proc);
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        Py_XDECREF(symbols);
+    }
     cpid = id_or_none64(v[I_CPID]);
     spid = id_or_none64(v[I_SPID]);
     if (!cpid || !spid) goto done;
