@@ -238,12 +238,11 @@ class _Sink:
         clock = d.clock
         ident = clock.identity_offset
         from rpctrace.knowledge import providers as P
-        from rpctrace.sources.etl import manifest
-        from rpctrace.sources.etl.records import _RPC_GUID_LE
+        from rpctrace.sources.etl.records import _RPC_GUID_LE, PYTHON_PROVIDERS
 
         ctx = (Event, d.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                d._kernel, d._kernel_entry, d._kernel_event, d._event_header_event, d._classic_event,
-               d._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, d.skip_stacks, manifest.PROVIDERS,
+               d._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, d.skip_stacks, PYTHON_PROVIDERS,
                Stack.split)
         try:
             damage = self.engine.decode(data, cpu, skip, ctx)

@@ -55,6 +55,9 @@ except ImportError:  # pragma: no cover - depends on the build
     _fastrecords = None
 
 _RPC_GUID_LE = uuid.UUID(P.RPC).bytes_le
+#: providers whose EVENT_HEADER records the C loop leaves to :meth:`BufferDecoder._event_header_event`
+#: (a manifest, or fields of their own); it keeps the others raw itself, as that method does
+PYTHON_PROVIDERS = manifest.PROVIDERS | manifest.WITH_KEYWORD
 _new = tuple.__new__
 #: RPCTRACE_PURE=1 decodes in Python even where the C loop was built (tests compare both)
 PURE = bool(os.environ.get("RPCTRACE_PURE"))
@@ -110,7 +113,7 @@ class BufferDecoder:
             ctx = (Event, self.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                    self._kernel, self._kernel_entry, self._kernel_event, self._event_header_event,
                    self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, self.skip_stacks,
-                   manifest.PROVIDERS, Stack.split)
+                   PYTHON_PROVIDERS, Stack.split)
             try:
                 raws, events, damage = _fastrecords.decode(data, cpu, skip, ctx)
             except (OverflowError, ValueError):
