@@ -141,13 +141,8 @@ def write_table(records: Iterable[dict], out: IO[str]) -> None:
     write = out.write
     write(TABLE_HEAD + "\n")
     row = _row_maker()
-    lines: list[str] = []
     for r in records:
-        lines.append(row(r))
-        if len(lines) >= 256:  # a write per line costs more than the line's own formatting
-            write("".join(lines))
-            lines.clear()
-    write("".join(lines))
+        write(row(r))
 
 
 def _row_maker():
