@@ -24,6 +24,7 @@ from rpctrace.knowledge.interfaces import lookup
 from rpctrace.knowledge.status import ntstatus_name
 from rpctrace.model import ticks_to_iso
 from rpctrace.render import calls as render_calls
+from rpctrace.sources.base import Reader
 from rpctrace.sources.etl import records
 from rpctrace.synth import SCENARIOS, synthesize
 
@@ -304,21 +305,18 @@ def test_values_the_engine_cannot_hold_fall_back_to_python(tmp_path, monkeypatch
     assert got["records"] == expected["records"]
 
 
-class _Events:
+class _Events(Reader):
     """A reader of given event batches (what TraceStream reads)."""
 
     def __init__(self, batches):
         from rpctrace.sources.etl.reader import ReadStats
 
+        super().__init__("events")
         self._batches = batches
-        self.path = "events"
         self.stats = ReadStats()
 
     def batches(self):
         yield from self._batches
-
-    def close(self) -> None:
-        pass
 
 
 def _copy(batches):

@@ -20,6 +20,7 @@ from rpctrace.correlate import correlate
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
 from rpctrace.knowledge.providers import PROCMON
+from rpctrace.sources.base import Reader
 from rpctrace.sources.pml import PmlReader
 from rpctrace.synth import synthesize
 from rpctrace.trace import load
@@ -103,11 +104,11 @@ def test_operation_keys_compare_across_sources():
     assert operation_key(reg(1, None, 8, "registry.open", "HKLM\\X")) is None
 
 
-class FakeSource:
+class FakeSource(Reader):
     """A source the test builds: what a Procmon reader of the same capture would give."""
 
     def __init__(self, path, events):
-        self.path = path
+        super().__init__(path)
         self._events = events
 
         class Stats:
@@ -118,9 +119,6 @@ class FakeSource:
 
     def events(self):
         yield from self._events
-
-    def close(self):
-        pass
 
 
 @pytest.fixture(scope="module")

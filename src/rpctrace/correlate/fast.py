@@ -148,7 +148,7 @@ def _run(stream: TraceStream, reader: Any, operations: str, keep_all_for: int,
         return None
     engine = _engine(stream, operations, keep_all_for, tap)
     decoder = records.BufferDecoder(reader.pointer_size, reader.clock, reader.header.raw_ts,
-                                    skip_stacks=not reader.want_stacks)
+                                    skip_stacks=not reader.decode_stacks)
     sink = _Sink(engine, decoder)
     stats = reader.stats
     with gc_paused():

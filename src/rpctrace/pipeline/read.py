@@ -163,7 +163,6 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
     try:
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)
-            reader = stream.reader
             kinds: Counter[str] = Counter()
             for batch in stream.batches():
                 kinds.update(map(_KIND, batch))
@@ -171,8 +170,8 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
                 if tap is not None:
                     tap.feed(batch)
                 if on_progress is not None:
-                    pos = getattr(reader, "position", None)
-                    if pos and pos[1]:
+                    pos = stream.reader.progress()
+                    if pos is not None:
                         on_progress(*pos)
             trace = stream.finish()
             result = correlator.finish(pid_of=stream.pid_of)
@@ -244,7 +243,6 @@ def _with_captures(paths: Sequence[str | os.PathLike[str]], captures: list[str |
     (:func:`rpctrace.correlate.remote.correlate_remote`).  Damage in a capture is handled as in
     a trace: what was read before it is kept and the error is in ``trace.error``.  Each
     capture's reading summary and the join's report are in ``trace.sources``."""
-    import os
 
     from rpctrace.correlate import Correlation
     from rpctrace.correlate.remote import correlate_remote
@@ -268,8 +266,7 @@ def _with_captures(paths: Sequence[str | os.PathLike[str]], captures: list[str |
             except InputError as exc:
                 if trace.error is None:
                     trace.error = exc
-            trace.sources.append({"path": os.fspath(path), "format": "pcap", "frames": reader.stats.frames,
-                                  "summary": reader.stats.summary(os.fspath(path))})
+            trace.sources.append(reader.source_info())
         trace.records = (trace.records or 0) + len(events)
         trace.kinds = dict(Counter(trace.kinds) + Counter(map(_KIND, events)))
         if "pcap" not in trace.formats:

@@ -6,21 +6,15 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, Protocol
+from typing import Any
 
 from rpctrace.errors import InputError
-from rpctrace.model import Event
+from rpctrace.sources.base import Reader
+
+__all__ = ["Reader", "losses", "open_source", "sniff", "sniff_bytes", "UNKNOWN_FORMAT"]
 
 
-class Source(Protocol):
-    path: str
-
-    def events(self) -> Iterator[Event]: ...
-
-    def close(self) -> None: ...
-
-
-def losses(info: dict) -> tuple[int, int]:
+def losses(info: dict[str, Any]) -> tuple[int, int]:
     """``(events lost, buffers lost)`` of one source's summary, as a person should be told them:
     the logger's own counts (the ETL header's EventsLost and BuffersLost), and for buffers the
     larger of that and the buffers missing between those the file holds (sequence numbers), so
@@ -70,7 +64,8 @@ def sniff(path: str) -> str:
     return fmt
 
 
-def open_source(path: str | os.PathLike, keep_going: bool = False) -> Source:
+def open_source(path: str | os.PathLike[str], keep_going: bool = False) -> Reader:
+    """The reader of ``path``'s format (:func:`sniff`), opened; InputError when none reads it."""
     path = os.fspath(path)
     fmt = sniff(path)
     if fmt == "etl":

@@ -27,12 +27,13 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 from xml.parsers import expat
 
 from rpctrace.errors import InputError
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
+from rpctrace.sources.base import Reader, SourceStats
 from rpctrace.sources.etl import manifest as M
 
 #: limits (hostile files): whole file, one event (characters), nesting depth below <Event>
@@ -330,35 +331,19 @@ def _convert(name: str, ftype, values: list[str]) -> Any:
 
 
 @dataclass
-class XmlStats:
+class XmlStats(SourceStats):
     """What a read found besides events."""
 
     format: str = "eventxml"
-    records: int = 0
-    raw_records: int = 0
     rpc_records: int = 0
-    unknown_versions: int = 0
-    payload_errors: int = 0
     #: the computer the first record names (``<Computer>``), and how many different ones the
     #: records name (forwarded-event logs hold several machines), counted up to 64
     computer: str | None = None
-    computers: set = field(default_factory=set)
-    damage: list[InputError] = field(default_factory=list)
+    computers: set[str] = field(default_factory=set)
 
-    def summary(self) -> dict:
-        return {
-            "format": self.format,
-            "computer": self.computer,
-            "computers": len(self.computers),
-            "records": self.records,
-            "raw_records": self.raw_records,
-            "rpc_records": self.rpc_records,
-            "unknown_versions": self.unknown_versions,
-            "payload_errors": self.payload_errors,
-            "events_lost": 0,
-            "buffers_lost": 0,
-            "damage": [d.one_line() for d in self.damage],
-        }
+    SUMMARY: ClassVar[tuple[str, ...]] = (
+        "format", "computer", "computers", "records", "raw_records", "rpc_records", "unknown_versions",
+        "payload_errors", "events_lost", "buffers_lost", "damage")
 
 
 def _opt_int(text: str | None) -> int | None:
@@ -543,44 +528,25 @@ def _raw(ts, pid, tid, cpu, provider, eid, opcode, version, el, items, extra, me
 # ---------------------------------------------------------------------------- the reader
 
 
-class EventXmlReader:
-    """Reads an XML export of Windows events.  Same interface as the other readers.
+class EventXmlReader(Reader):
+    """Reads an XML export of Windows events (a :class:`~rpctrace.sources.base.Reader`).
 
     XML that is not well formed, or that rpctrace refuses (DTD, entities, limits), raises
     :class:`InputError` after the events parsed before it (strict) or ends the read with the
     damage counted (``keep_going``: the rest of a broken XML stream cannot be resynchronised).
     """
 
-    def __init__(self, path: str | os.PathLike, keep_going: bool = False):
-        self.path = os.fspath(path)
-        self.keep_going = keep_going
+    def __init__(self, path: str | os.PathLike[str], keep_going: bool = False) -> None:
+        super().__init__(path, keep_going)
         self.stats = XmlStats()
-        try:
-            self._file = open(self.path, "rb")
-            self.size = os.fstat(self._file.fileno()).st_size
-        except OSError as exc:
-            raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
-        if self.size == 0:
-            self.close()
-            raise InputError(self.path, "the file is empty", offset=0)
+        self._open(empty="the file is empty", mapped=False)
         if self.size > MAX_FILE_BYTES:
             self.close()
             raise InputError(self.path, f"the XML export is larger than rpctrace's limit ({MAX_FILE_BYTES} bytes)", offset=0)
 
-    def close(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> "EventXmlReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def events(self) -> Iterator[Event]:
         if self._file is None:
-            raise InputError(self.path, "reader is closed")
+            raise self._closed()
         out: list[Event] = []
         error = self._parse(out)
         out.sort(key=lambda e: e.ts)

@@ -24,10 +24,11 @@ from __future__ import annotations
 import io
 import os
 import struct
-from typing import Iterator
+from typing import Any, Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
+from rpctrace.sources.base import Reader
 from rpctrace.sources.eventxml import XmlRefused, XmlStats, event_from_element, parse_event_xml
 
 EVTX_MAGIC = b"ElfFile\x00"
@@ -151,38 +152,35 @@ class _WithoutTables(io.RawIOBase):
         super().close()
 
 
-class EvtxReader:
-    """Reads one .evtx file.  Same interface as the other readers.
+class EvtxReader(Reader):
+    """Reads one .evtx file (a :class:`~rpctrace.sources.base.Reader`).
 
     Damage (a truncated file, a chunk without its signature, records the package cannot render)
     raises :class:`InputError` after the events that could be read (strict) or is counted in
     ``stats.damage`` (``keep_going``).  A file that is not an event log raises when opened.
     """
 
-    def __init__(self, path: str | os.PathLike, keep_going: bool = False):
-        self.path = os.fspath(path)
-        self.keep_going = keep_going
+    def __init__(self, path: str | os.PathLike[str], keep_going: bool = False) -> None:
+        super().__init__(path, keep_going)
         self.stats = XmlStats(format="evtx")
         self._problems: list[InputError] = []
         self._looping: list[int] = []  # chunks whose string/template lists loop
         self._patched: _WithoutTables | None = None
+        self._parser: Any = None
+        self._open(mapped=False)
         try:
-            with open(self.path, "rb") as fh:
-                self.size = os.fstat(fh.fileno()).st_size
-                header = fh.read(FILE_HEADER_BLOCK)
-        except OSError as exc:
-            raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
-        self._check_header(header)
-        try:
-            from evtx import PyEvtxParser
-        except ImportError as exc:  # pragma: no cover - a declared dependency
-            raise InputError(self.path, f"the evtx package is not installed: {exc}") from None
-        try:
-            self._parser = PyEvtxParser(self.path)
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
-        except Exception as exc:
-            raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
+            self._check_header(self._file.read(FILE_HEADER_BLOCK))
+            try:
+                from evtx import PyEvtxParser
+            except ImportError as exc:  # pragma: no cover - a declared dependency
+                raise InputError(self.path, f"the evtx package is not installed: {exc}") from None
+            try:
+                self._parser = PyEvtxParser(self.path)
+            except Exception as exc:  # the package raises RuntimeError, OSError, ValueError and others
+                raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
+        except InputError:
+            self.close()
+            raise
 
     def _check_header(self, h: bytes) -> None:
         if h[:8] != EVTX_MAGIC:
@@ -205,12 +203,7 @@ class EvtxReader:
         if self._patched is not None:
             self._patched.close()
             self._patched = None
-
-    def __enter__(self) -> "EvtxReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
     # ------------------------------------------------------------------ record times
 
@@ -219,31 +212,31 @@ class EvtxReader:
         chunk (bounded)."""
         times: dict[int, list[int]] = {}
         try:
-            with open(self.path, "rb") as fh:
-                offset = FILE_HEADER_BLOCK
-                while offset + CHUNK_HEADER <= self.size:
-                    fh.seek(offset)
-                    chunk = fh.read(CHUNK_SIZE)
-                    if chunk[:8] != CHUNK_MAGIC:
-                        if any(chunk[:CHUNK_HEADER]):
-                            self._problems.append(InputError(self.path, "a chunk has no ElfChnk signature", offset=offset))
-                        offset += CHUNK_SIZE
-                        continue
-                    loop = looping_table(chunk)
-                    if loop is not None:
-                        self._problems.append(InputError(
-                            self.path, f"the chunk's {loop[0]} table links loop; its records are read without it",
-                            offset=offset + loop[1]))
-                        self._looping.append(offset)
-                    pos = CHUNK_HEADER
-                    while pos + 24 <= len(chunk) and chunk[pos : pos + 4] == RECORD_MAGIC:
-                        size, rid, _written = _REC.unpack_from(chunk, pos + 4)
-                        if size < 28 or pos + size > len(chunk):
-                            break
-                        if rid not in times:
-                            times[rid] = record_filetimes(chunk, pos, pos + size - 4)
-                        pos += size
+            fh = self._file
+            offset = FILE_HEADER_BLOCK
+            while offset + CHUNK_HEADER <= self.size:
+                fh.seek(offset)
+                chunk = fh.read(CHUNK_SIZE)
+                if chunk[:8] != CHUNK_MAGIC:
+                    if any(chunk[:CHUNK_HEADER]):
+                        self._problems.append(InputError(self.path, "a chunk has no ElfChnk signature", offset=offset))
                     offset += CHUNK_SIZE
+                    continue
+                loop = looping_table(chunk)
+                if loop is not None:
+                    self._problems.append(InputError(
+                        self.path, f"the chunk's {loop[0]} table links loop; its records are read without it",
+                        offset=offset + loop[1]))
+                    self._looping.append(offset)
+                pos = CHUNK_HEADER
+                while pos + 24 <= len(chunk) and chunk[pos : pos + 4] == RECORD_MAGIC:
+                    size, rid, _written = _REC.unpack_from(chunk, pos + 4)
+                    if size < 28 or pos + size > len(chunk):
+                        break
+                    if rid not in times:
+                        times[rid] = record_filetimes(chunk, pos, pos + size - 4)
+                    pos += size
+                offset += CHUNK_SIZE
         except OSError:  # pragma: no cover - the file was readable a moment ago
             pass
         return times
@@ -252,7 +245,7 @@ class EvtxReader:
 
     def events(self) -> Iterator[Event]:
         if self._parser is None:
-            raise InputError(self.path, "reader is closed")
+            raise self._closed()
         times = self._record_times()
         if self._looping and self._patched is None:
             # the package would spin on those lists: let it read those chunks without them

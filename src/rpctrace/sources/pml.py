@@ -45,12 +45,11 @@ from __future__ import annotations
 
 import bisect
 import io
-import mmap
 import os
 import re
 import struct
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterator
 
 from rpctrace.knowledge.stackframes import (  # noqa: F401 - re-exported for callers of the reader
     COM_MODULES,
@@ -68,6 +67,7 @@ from rpctrace.knowledge import access
 from rpctrace.knowledge.providers import PROCMON
 from rpctrace.knowledge.status import ntstatus_name
 from rpctrace.model import Event, Stack
+from rpctrace.sources.base import Reader, SourceStats
 
 #: The provider GUID rpctrace gives Procmon events: uuid5(NAMESPACE_URL, "rpctrace:procmon").
 
@@ -269,34 +269,18 @@ class ModuleMap:
 
 
 @dataclass
-class PmlStats:
+class PmlStats(SourceStats):
     """What a read found besides events."""
 
-    records: int = 0
+    format: str = "pml"
     declared_events: int = 0
-    raw_records: int = 0
-    payload_errors: int = 0
-    unknown_versions: int = 0
     pml_version: int | None = None
     pointer_size: int | None = None
     computer: str | None = None  # the computer name of the header (None when empty)
-    damage: list[InputError] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        return {
-            "format": "pml",
-            "computer": self.computer,
-            "records": self.records,
-            "declared_events": self.declared_events,
-            "raw_records": self.raw_records,
-            "payload_errors": self.payload_errors,
-            "unknown_versions": self.unknown_versions,
-            "pml_version": self.pml_version,
-            "pointer_size": self.pointer_size,
-            "events_lost": 0,
-            "buffers_lost": 0,
-            "damage": [d.one_line() for d in self.damage],
-        }
+    SUMMARY: ClassVar[tuple[str, ...]] = (
+        "format", "computer", "records", "declared_events", "raw_records", "payload_errors", "unknown_versions",
+        "pml_version", "pointer_size", "events_lost", "buffers_lost", "damage")
 
 
 _PARSE_ERRORS = (struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
@@ -307,8 +291,8 @@ def _snake(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "unknown"
 
 
-class PmlReader:
-    """Reads one Process Monitor log.  Same interface as :class:`~rpctrace.sources.etl.reader.EtlReader`.
+class PmlReader(Reader):
+    """Reads one Process Monitor log (a :class:`~rpctrace.sources.base.Reader` with a process table).
 
     With ``keep_going=False`` the first damaged record raises :class:`InputError` after the events
     read before it; with ``keep_going=True`` damage is counted in ``stats.damage`` and skipped.
@@ -320,23 +304,13 @@ class PmlReader:
     after them.
     """
 
-    def __init__(self, path: str | os.PathLike, keep_going: bool = False):
-        self.path = os.fspath(path)
-        self.keep_going = keep_going
+    def __init__(self, path: str | os.PathLike[str], keep_going: bool = False) -> None:
+        super().__init__(path, keep_going)
         self.stats = PmlStats()
-        self._file = None
-        self._view = None
-        self._reader = None
-        try:
-            self._file = open(self.path, "rb")
-            self.size = os.fstat(self._file.fileno()).st_size
-        except OSError as exc:
-            raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
+        self._reader: Any = None
         self._table_damage: InputError | None = None
+        self._open(empty="the file is empty, not a Process Monitor log")
         try:
-            if self.size == 0:
-                raise InputError(self.path, "the file is empty, not a Process Monitor log", offset=0)
-            self._view = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self._check_header()
             if self._table_damage is None:
                 try:
@@ -351,27 +325,11 @@ class PmlReader:
             self.close()
             raise
 
-    # ------------------------------------------------------------------ lifecycle
-
     def close(self) -> None:
         if isinstance(self._reader, _PartialLog):
             self._reader.close()
         self._reader = None
-        if self._view is not None:
-            try:
-                self._view.close()
-            except BufferError:  # pragma: no cover
-                pass
-            self._view = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> "PmlReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
     # ------------------------------------------------------------------ header
 
@@ -532,7 +490,7 @@ class PmlReader:
         except Exception:
             return {}
 
-    def process_table(self) -> list[dict]:
+    def process_table(self) -> list[dict[str, Any]]:
         """Every process of the log with its modules (for the trace's process and image tables)."""
         out = []
         for proc in self._processes.values():
@@ -558,7 +516,7 @@ class PmlReader:
     def events(self) -> Iterator[Event]:
         """Every Procmon event as an :class:`Event`, time ordered (ties: log order)."""
         if self._view is None or self._reader is None:
-            raise InputError(self.path, "reader is closed")
+            raise self._closed()
         out: list[Event] = []
         deferred: InputError | None = None
         last = -1

@@ -6,7 +6,7 @@ import os
 from typing import Iterable
 
 from rpctrace.errors import InputError
-from rpctrace.sources import open_source
+from rpctrace.sources import Reader, open_source
 from rpctrace.trace.fileio import join_file_status
 from rpctrace.trace.gcpause import gc_paused
 from rpctrace.trace.model import ImageInfo, ProcessInfo, Trace, build_tables
@@ -31,23 +31,12 @@ def assemble(events: Iterable, sources: list[dict] | None = None, stacks: bool =
     return trace
 
 
-def _position(reader) -> tuple[int, int] | None:
-    """How far ``reader`` is, as (done, total), when it can tell (for progress bars)."""
-    pos = getattr(reader, "position", None)
-    return pos if isinstance(pos, tuple) and len(pos) == 2 and pos[1] else None
-
-
-def _read_all(reader, sink: list, on_progress=None) -> None:
-    """Append every event of ``reader`` to ``sink`` (batches where the reader has them)."""
-    batches = reader.batches() if hasattr(reader, "batches") else None
-    if batches is None:
-        for ev in reader.events():
-            sink.append(ev)
-        return
-    for batch in batches:
+def _read_all(reader: Reader, sink: list, on_progress=None) -> None:
+    """Append every event of ``reader`` to ``sink``, telling ``on_progress`` how far it is."""
+    for batch in reader.batches():
         sink.extend(batch)
         if on_progress is not None:
-            pos = _position(reader)
+            pos = reader.progress()
             if pos is not None:
                 on_progress(*pos)
 
@@ -65,7 +54,7 @@ def load(paths: Iterable[str | os.PathLike], keep_going: bool = False, on_progre
 
 
 def _load(paths, keep_going: bool, on_progress=None) -> Trace:
-    readers = []
+    readers: list[Reader] = []
     try:
         for p in paths:
             readers.append(open_source(p, keep_going=keep_going))
@@ -82,7 +71,7 @@ def _load(paths, keep_going: bool, on_progress=None) -> Trace:
                 _read_all(readers[0], events, on_progress)
             except InputError as exc:
                 error = exc
-            infos = [{"path": r.path, **r.stats.summary()} for r in readers]
+            infos = [r.source_info() for r in readers]
         else:
             # Several files of one incident: each is read whole (damage in one does not end the
             # others), its registry paths and process ids resolved so operations compare, then
@@ -101,10 +90,10 @@ def _load(paths, keep_going: bool, on_progress=None) -> Trace:
                 resolve_registry_paths(got)
                 join_file_status(got)
                 lists.append(attach_stacks(got))
-            infos = [{"path": r.path, **r.stats.summary()} for r in readers]
+            infos = [r.source_info() for r in readers]
             events = merge_sources(lists, infos)
             del lists
-        tables = [r.process_table() for r in readers if hasattr(r, "process_table")]
+        tables = [t for t in (r.process_table() for r in readers) if t is not None]
     finally:
         for r in readers:
             r.close()

@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
+from rpctrace.sources.base import Reader
 from rpctrace.trace.model import TableBuilder, Trace
 from rpctrace.trace.registry_paths import KcbNames, resolve_registry_paths
 from rpctrace.trace.stacks import StackAssembler
@@ -50,15 +51,15 @@ def _failed(fields: dict) -> bool:
 class TraceStream:
     """One source read as a stream of assembled events (see the module docstring)."""
 
-    def __init__(self, reader, stacks: bool = True, want_stack: Callable[[Event], bool] | None = None) -> None:
+    def __init__(self, reader: Reader, stacks: bool = True, want_stack: Callable[[Event], bool] | None = None) -> None:
         """``stacks=False``: no stacks are remembered (an analysis that shows none).
         ``want_stack``: which events' stacks to remember and attach (default: operations that
         failed, and file creates, whose status comes later)."""
         self.reader = reader
         self.stacks = stacks
         self.want_stack = want_stack
-        if not stacks and hasattr(reader, "want_stacks"):
-            reader.want_stacks = False  # not even decoded
+        if not stacks:
+            reader.want_stacks(False)  # not even decoded
         self.path = reader.path
         self.error: InputError | None = None
         self.records = 0
@@ -80,9 +81,8 @@ class TraceStream:
     def batches(self) -> Iterator[list[Event]]:
         """Lists of assembled events in time order.  Damage ends the stream in strict mode; the
         error is kept in :attr:`error` (what was read before it stays usable)."""
-        batches = self.reader.batches() if hasattr(self.reader, "batches") else _chunks(self.reader.events())
         try:
-            for batch in batches:
+            for batch in self.reader.batches():
                 yield self._assemble(batch)
         except InputError as exc:
             self.error = exc
@@ -202,15 +202,16 @@ class TraceStream:
     def finish(self) -> Trace:
         """The trace's tables and source facts (its ``events`` list is empty: nothing was kept)."""
         reader = self.reader
-        info = {"path": reader.path, **reader.stats.summary()}
+        info = reader.source_info()
         if self._header is not None:
             info["header"] = self._header
         trace = Trace([], sources=[info])
         self._tables.finish(trace)
-        if hasattr(reader, "process_table"):
+        table = reader.process_table()
+        if table is not None:
             from rpctrace.trace.merge import add_process_table
 
-            add_process_table(trace, reader.process_table())
+            add_process_table(trace, table)
         trace.error = self.error
         if self._first_ts is not None and self._last_ts is not None:
             trace.time_range = (self._first_ts, self._last_ts)
@@ -218,17 +219,6 @@ class TraceStream:
 
     def close(self) -> None:
         self.reader.close()
-
-
-def _chunks(events, size: int = 4096) -> Iterator[list[Event]]:
-    batch: list[Event] = []
-    for ev in events:
-        batch.append(ev)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def open_stream(path: str | os.PathLike, keep_going: bool = False, stacks: bool = True) -> TraceStream:

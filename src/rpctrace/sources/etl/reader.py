@@ -23,17 +23,17 @@ Record header layouts: ../shared/reference/etl-container-and-thread-ids.md §5.2
 from __future__ import annotations
 
 import bisect
-import mmap
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
+from rpctrace.sources.base import Reader, SourceStats
 from rpctrace.sources.etl.container import (
     BUFFER_HEADER_SIZE,
     FLAG_BUFFER_LOST,
@@ -83,41 +83,21 @@ def buffers_counted(log_file_mode: int) -> bool:
 
 
 @dataclass
-class ReadStats:
+class ReadStats(SourceStats):
     """What a read found besides events: losses reported by the logger and damage found."""
 
     buffers: int = 0
     compressed_buffers: int = 0
-    records: int = 0
-    raw_records: int = 0
-    unknown_versions: int = 0
-    payload_errors: int = 0
-    events_lost: int = 0  # the logger's EventsLost (logfile header)
-    buffers_lost: int = 0  # the logger's BuffersLost (logfile header)
     buffers_flagged_events_lost: int = 0
     buffers_flagged_lost: int = 0
     buffers_written: int = 0  # the header's BuffersWritten (the logfile header buffer included)
     buffers_missing: int = 0  # written but not in the file (the file ends early)
     buffers_lost_in_sequence: int = 0  # sequence numbers missing between the buffers present
-    damage: list[InputError] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        return {
-            "buffers": self.buffers,
-            "compressed_buffers": self.compressed_buffers,
-            "records": self.records,
-            "raw_records": self.raw_records,
-            "unknown_versions": self.unknown_versions,
-            "payload_errors": self.payload_errors,
-            "events_lost": self.events_lost,
-            "buffers_lost": self.buffers_lost,
-            "buffers_flagged_events_lost": self.buffers_flagged_events_lost,
-            "buffers_flagged_lost": self.buffers_flagged_lost,
-            "buffers_written": self.buffers_written,
-            "buffers_missing": self.buffers_missing,
-            "buffers_lost_in_sequence": self.buffers_lost_in_sequence,
-            "damage": [d.one_line() for d in self.damage],
-        }
+    SUMMARY: ClassVar[tuple[str, ...]] = (
+        "buffers", "compressed_buffers", "records", "raw_records", "unknown_versions", "payload_errors",
+        "events_lost", "buffers_lost", "buffers_flagged_events_lost", "buffers_flagged_lost", "buffers_written",
+        "buffers_missing", "buffers_lost_in_sequence", "damage")
 
 
 @dataclass(slots=True)
@@ -134,36 +114,22 @@ class _Slot:
     partial: bool = False  # the buffer the file ends inside: its complete records only
 
 
-class EtlReader:
+class EtlReader(Reader):
     """Reads one .etl file.  ``events()`` yields every record as an :class:`Event`, time ordered.
 
     With ``keep_going=False`` the first damage raises :class:`InputError` (after the events that
     were already yielded); with ``keep_going=True`` damage is counted in ``stats.damage`` and the
-    reader goes on with what it can still read.
+    reader goes on with what it can still read.  :attr:`position` is (buffers merged, buffers in
+    the file) while :meth:`batches` runs; :meth:`want_stacks` (False) passes over StackWalk Stack
+    records, neither decoded nor counted.
     """
 
-    def __init__(self, path: str | os.PathLike, keep_going: bool = False):
-        self.path = os.fspath(path)
-        self.keep_going = keep_going
-        #: False: StackWalk Stack records are skipped, not decoded or counted (a consumer that
-        #: shows no stacks sets this before reading; see TraceStream)
-        self.want_stacks = True
+    def __init__(self, path: str | os.PathLike[str], keep_going: bool = False) -> None:
+        super().__init__(path, keep_going)
         self.stats = ReadStats()
-        #: (buffers merged, buffers in the file) while :meth:`batches` runs, for progress bars
-        self.position: tuple[int, int] = (0, 0)
         self._deferred: InputError | None = None
         self._index_damage: InputError | None = None
-        self._file = None
-        self._view = None
-        try:
-            self._file = open(self.path, "rb")
-            self.size = os.fstat(self._file.fileno()).st_size
-        except OSError as exc:
-            raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
-        if self.size == 0:
-            self.close()
-            raise InputError(self.path, "the file is empty, not an ETL trace", offset=0)
-        self._view = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        self._open(empty="the file is empty, not an ETL trace")
         try:
             self.header = self._read_header()
         except InputError:
@@ -183,27 +149,6 @@ class EtlReader:
         self.stats.events_lost = self.header.events_lost
         self.stats.buffers_lost = self.header.buffers_lost
         self.stats.buffers_written = self.header.buffers_written
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def close(self) -> None:
-        if self._view is not None:
-            try:
-                self._view.close()
-            except BufferError:  # a memoryview still alive; the GC will release it
-                pass
-            self._view = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def __enter__(self) -> "EtlReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------ damage
 
     # ------------------------------------------------------------------ header
 
@@ -398,7 +343,7 @@ class EtlReader:
         order and processors' buffers that interleave finely cost no Python work per event.
         """
         if self._view is None:
-            raise InputError(self.path, "reader is closed")
+            raise self._closed()
         stats = self.stats
         if include_header:
             stats.records += 1
@@ -473,7 +418,7 @@ class EtlReader:
 
     def _decoded_slots(self, slots: list["_Slot"], workers: int | None):
         """Decode results ``(raws, events, damage, counts)`` for ``slots``, in order."""
-        decoder = BufferDecoder(self.pointer_size, self.clock, self.header.raw_ts, skip_stacks=not self.want_stacks)
+        decoder = BufferDecoder(self.pointer_size, self.clock, self.header.raw_ts, skip_stacks=not self.decode_stacks)
         here = partial(decode_job, self._view, self.size, decoder, drop_pages=drop_pages)
         jobs = (self._job(slot) for slot in slots)
         pool = None

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rpctrace.errors import InputError
 from rpctrace.knowledge.providers import NET
 from rpctrace.model import Event
 from rpctrace.sources.net.dcerpc import Association, Endpoints, PduStream, looks_like_pdu
@@ -81,6 +82,14 @@ class NetStats:
         if not parts:
             return None
         return f"{path}: " + "; ".join(parts)
+
+    def end(self, failure: InputError | None, keep_going: bool) -> None:
+        """A frame source's reading is over: damage to its container (``failure``) is noted in
+        :attr:`stopped` and raised, unless ``keep_going``."""
+        if failure is not None:
+            self.stopped = failure.one_line()
+            if not keep_going:
+                raise failure
 
 
 class _TcpRpc:

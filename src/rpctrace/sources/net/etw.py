@@ -37,10 +37,11 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event, ticks_to_iso
+from rpctrace.sources.base import Reader
 from rpctrace.sources.net.decoder import FrameDecoder, NetStats
 from rpctrace.sources.net.link import ETHERNET, IEEE802_11, RAW
 from rpctrace.sources.net.pcap import MAX_FRAME
@@ -287,25 +288,24 @@ class PacketTap:
             parts.append(net[len(self.path) + 2:])
         return f"{self.path}: packets: " + "; ".join(parts) if parts else None
 
-    def source_info(self) -> dict:
+    def source_info(self) -> dict[str, Any]:
         """This trace's packets as an entry of ``Trace.sources``."""
         return {"path": self.path, "format": "etl packets", "frames": self.etw.packets,
                 "provider_events": self.etw.provider_events, "summary": self.summary()}
 
 
-class EtlPacketReader:
-    """The ``net.*`` events of the packets in one ``.etl`` file, with :class:`~.reader.NetReader`'s
-    interface (``events()``, ``stats``, ``close()``).  Damage to the ETL container ends reading as
-    in :class:`~rpctrace.sources.etl.reader.EtlReader` (raised after the events read before it,
-    unless ``keep_going``)."""
+class EtlPacketReader(Reader):
+    """The ``net.*`` events of the packets in one ``.etl`` file, a
+    :class:`~rpctrace.sources.base.Reader` as :class:`~.reader.NetReader` is.  Damage to the ETL
+    container ends reading as in :class:`~rpctrace.sources.etl.reader.EtlReader` (raised after the
+    events read before it, unless ``keep_going``)."""
 
-    def __init__(self, path: str | os.PathLike, keep_going: bool = False, limits: Limits = Limits()):
+    def __init__(self, path: str | os.PathLike[str], keep_going: bool = False, limits: Limits = Limits()) -> None:
         from rpctrace.sources.etl.reader import EtlReader
 
-        self.path = os.fspath(path)
-        self.keep_going = keep_going
+        super().__init__(path, keep_going)
         self._reader = EtlReader(self.path, keep_going=keep_going)
-        self._reader.want_stacks = False
+        self._reader.want_stacks(False)
         self.tap = PacketTap(self.path, limits)
         self.stats = self.tap.stats
         self.etw = self.tap.etw
@@ -324,22 +324,20 @@ class EtlPacketReader:
         except InputError as exc:
             failure = exc
         yield from tap.finish()
-        if failure is not None:
-            self.stats.stopped = failure.one_line()
-            if not self.keep_going:
-                raise failure
+        self.stats.end(failure, self.keep_going)
+
+    def progress(self) -> tuple[int, int] | None:
+        return self._reader.progress()
 
     def summary(self) -> str | None:
         return self.tap.summary()
 
+    def source_info(self) -> dict[str, Any]:
+        return self.tap.source_info()
+
     def close(self) -> None:
         self._reader.close()
-
-    def __enter__(self) -> "EtlPacketReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
 
 def packet_events(events: Iterable[Event], path: str = "trace") -> tuple[list[Event], PacketTap]:

@@ -16,12 +16,12 @@ it (a request's: the frame where its first fragment began).
 
 from __future__ import annotations
 
-import mmap
 import os
 from typing import Any, Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
+from rpctrace.sources.base import Reader
 from rpctrace.sources.net.decoder import EVENT_IDS, MAX_DAMAGE_KEPT, NET_PROVIDER, FrameDecoder, NetStats
 from rpctrace.sources.net.pcap import iter_frames
 from rpctrace.sources.net.tcp import Limits
@@ -29,37 +29,20 @@ from rpctrace.sources.net.tcp import Limits
 __all__ = ["NetReader", "NetStats", "NET_PROVIDER", "EVENT_IDS", "MAX_DAMAGE_KEPT"]
 
 
-class NetReader:
+class NetReader(Reader):
     """Reads one capture file; ``events()`` yields its ``net.*`` events (see module docstring)."""
 
-    def __init__(self, path: str | os.PathLike, keep_going: bool = False, limits: Limits = Limits()):
-        self.path = os.fspath(path)
-        self.keep_going = keep_going
+    def __init__(self, path: str | os.PathLike[str], keep_going: bool = False, limits: Limits = Limits()) -> None:
+        super().__init__(path, keep_going)
         self.limits = limits
         self.stats = NetStats()
-        try:
-            self._fh = open(self.path, "rb")
-        except OSError as exc:
-            raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
-        try:
-            size = os.fstat(self._fh.fileno()).st_size
-            self._data: Any = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        except (OSError, ValueError):
-            self._data = self._fh.read()
+        self._open()
 
-    # -- plumbing ------------------------------------------------------------------------------
-    def close(self) -> None:
-        data = self._data
-        self._data = b""
-        if isinstance(data, mmap.mmap):
-            data.close()
-        self._fh.close()
-
-    def __enter__(self) -> "NetReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def source_info(self) -> dict[str, Any]:
+        """The capture as an entry of ``Trace.sources``: its frames and a line about what was
+        stepped over in the traffic (None when it was clean)."""
+        return {"path": self.path, "format": "pcap", "frames": self.stats.frames,
+                "summary": self.stats.summary(self.path)}
 
     # -- reading ---------------------------------------------------------------------------------
     def events(self) -> Iterator[Event]:
@@ -68,14 +51,11 @@ class NetReader:
         decode = decoder.frame
         failure: InputError | None = None
         try:
-            for frame in iter_frames(self.path, self._data):
+            for frame in iter_frames(self.path, self._view if self._view is not None else b""):
                 out = decode(frame.number, frame.ts, frame.linktype, frame.data)
                 if out:
                     yield from out
         except InputError as exc:
             failure = exc
         yield from decoder.finish()
-        if failure is not None:
-            self.stats.stopped = failure.one_line()
-            if not self.keep_going:
-                raise failure
+        self.stats.end(failure, self.keep_going)
