@@ -1130,7 +1130,7 @@ def _reader_runner(factory: Callable[[str, bool], object]) -> Callable[[str, int
 
 
 def _pml(path: str, keep: bool):
-    from rpctrace.sources.pml import PmlReader
+    from rpctrace.sources.pml.reader import PmlReader
 
     return PmlReader(path, keep_going=keep)
 
@@ -1322,7 +1322,7 @@ def _worker_main(conn, workdir: str, memory_bytes: int, log_path: str) -> None: 
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False)
     os.environ["RPCTRACE_SERIAL"] = "1"  # no grandchild processes (ETL decompression pool)
-    for name in ("rpctrace.sources.etl.reader", "rpctrace.trace", "rpctrace.sources.pml", "rpctrace.sources.evtx",
+    for name in ("rpctrace.sources.etl.reader", "rpctrace.trace", "rpctrace.sources.pml.reader", "rpctrace.sources.evtx",
                  "rpctrace.sources.eventxml", "rpctrace.security", "rpctrace.sources.hive",
                  "rpctrace.sources.net", "rpctrace.correlate.remote",
                  "procmon_parser", "evtx", "regipy.registry", "rpctrace.symbols.pdb", "rpctrace.symbols.pe",

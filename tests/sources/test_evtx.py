@@ -21,7 +21,8 @@ from rpctrace.errors import InputError
 from rpctrace.knowledge import providers as P
 from rpctrace.model import ticks_to_iso
 from rpctrace.sources import open_source, sniff
-from rpctrace.sources.eventxml import EventStream, XmlRefused, parse_system_time
+from rpctrace.sources.safexml import EventStream, XmlRefused
+from rpctrace.sources.winevent import parse_system_time
 from rpctrace.trace import load
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"

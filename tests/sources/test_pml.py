@@ -23,17 +23,11 @@ from rpctrace.cli import main
 from rpctrace.errors import InputError
 from rpctrace.explain.dispatch import dispatch_findings, group_failures, rpc_dispatch_failures
 from rpctrace.sources import open_source, sniff
-from rpctrace.sources.pml import (
-    PROCMON,
-    RPC,
-    ModuleMap,
-    PmlReader,
-    access_names,
-    find_rpc_dispatch,
-    registry_nt_path,
-    result_code,
-    result_text,
-)
+from rpctrace.knowledge.providers import PROCMON
+from rpctrace.knowledge.stackframes import RPC, find_rpc_dispatch
+from rpctrace.sources.pml.reader import PmlReader
+from rpctrace.sources.pml.stacks import ModuleMap
+from rpctrace.sources.pml.values import access_names, registry_nt_path, result_code, result_text
 from rpctrace.trace import load
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -125,7 +119,7 @@ def test_result_text_and_codes_are_consistent():
 
 
 def test_status_names_consistent_with_knowledge(parsed):
-    from rpctrace.sources.pml import status_name
+    from rpctrace.sources.pml.values import status_name
 
     try:
         from rpctrace.knowledge.status import ntstatus_name

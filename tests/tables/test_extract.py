@@ -66,7 +66,7 @@ def test_written_files_carry_the_schema(audiosrv, tmp_path):
 
 
 def test_host_from_the_procmon_header(tmp_path):
-    from rpctrace.sources.pml import PmlReader
+    from rpctrace.sources.pml.reader import PmlReader
 
     path = tmp_path / "reg.pml"
     path.write_bytes(zlib.decompress((DATA / "CompressedLogFileUTC64RegistryPML").read_bytes()))

@@ -21,7 +21,7 @@ from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
 from rpctrace.knowledge.providers import PROCMON
 from rpctrace.sources.base import Reader
-from rpctrace.sources.pml import PmlReader
+from rpctrace.sources.pml.reader import PmlReader
 from rpctrace.synth import synthesize
 from rpctrace.trace import load
 from rpctrace.trace.merge import dedupe, estimate, estimate_offset, merge_sources, operation_key, shift

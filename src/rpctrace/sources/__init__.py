@@ -37,7 +37,7 @@ def sniff_bytes(head: bytes) -> str | None:
         return "pcap"
     if len(head) >= 0x4C and head[0x4B] == 0xC0 and head[0x4A] in (0x01, 0x02):
         return "etl"
-    from rpctrace.sources.eventxml import looks_like_event_xml
+    from rpctrace.sources.safexml import looks_like_event_xml
 
     if looks_like_event_xml(head):
         return "eventxml"
@@ -73,7 +73,7 @@ def open_source(path: str | os.PathLike[str], keep_going: bool = False) -> Reade
 
         return EtlReader(path, keep_going=keep_going)
     if fmt == "pml":
-        from rpctrace.sources.pml import PmlReader
+        from rpctrace.sources.pml.reader import PmlReader
 
         return PmlReader(path, keep_going=keep_going)
     if fmt == "evtx":

@@ -1,9 +1,9 @@
 """Read saved event logs (.evtx) through the ``evtx`` package (MIT/Apache-2.0).
 
 The package renders every record as event XML; each record is parsed with the same safe parser
-and mapped with the same rules as XML exports (:mod:`rpctrace.sources.eventxml`), so
-Microsoft-Windows-RPC events become ``rpc.*`` events and everything else ``raw`` with its
-EventData as fields.
+(:mod:`rpctrace.sources.safexml`) and mapped with the same rules as XML exports
+(:mod:`rpctrace.sources.winevent`), so Microsoft-Windows-RPC events become ``rpc.*`` events and
+everything else ``raw`` with its EventData as fields.
 
 Two things are read from the file directly, with every size checked:
 
@@ -29,7 +29,8 @@ from typing import Any, Iterator
 from rpctrace.errors import InputError
 from rpctrace.model import Event
 from rpctrace.sources.base import Reader
-from rpctrace.sources.eventxml import XmlRefused, XmlStats, event_from_element, parse_event_xml
+from rpctrace.sources.safexml import XmlRefused, parse_event_xml
+from rpctrace.sources.winevent import XmlStats, event_from_element
 
 EVTX_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
