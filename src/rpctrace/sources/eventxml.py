@@ -27,7 +27,7 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 from xml.parsers import expat
 
 from rpctrace.errors import InputError
@@ -556,7 +556,7 @@ class EventXmlReader:
         self.keep_going = keep_going
         self.stats = XmlStats()
         try:
-            self._file = open(self.path, "rb")
+            self._file: BinaryIO | None = open(self.path, "rb")
             self.size = os.fstat(self._file.fileno()).st_size
         except OSError as exc:
             raise InputError(self.path, f"cannot open: {exc.strerror or exc}") from None
@@ -568,8 +568,9 @@ class EventXmlReader:
             raise InputError(self.path, f"the XML export is larger than rpctrace's limit ({MAX_FILE_BYTES} bytes)", offset=0)
 
     def close(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.close()
+        file = getattr(self, "_file", None)  # (not set when open() failed)
+        if file is not None:
+            file.close()
             self._file = None
 
     def __enter__(self) -> "EventXmlReader":
@@ -594,6 +595,8 @@ class EventXmlReader:
 
     def _parse(self, out: list[Event]) -> InputError | None:
         fh = self._file
+        if fh is None:
+            raise InputError(self.path, "reader is closed")
         fh.seek(0)
         head = fh.read(4)
         codec, bom = _encoding(head)

@@ -24,11 +24,14 @@ from __future__ import annotations
 import io
 import os
 import struct
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
 from rpctrace.sources.eventxml import XmlRefused, XmlStats, event_from_element, parse_event_xml
+
+if TYPE_CHECKING:
+    from evtx import PyEvtxParser
 
 EVTX_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
@@ -178,7 +181,7 @@ class EvtxReader:
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise InputError(self.path, f"the evtx package is not installed: {exc}") from None
         try:
-            self._parser = PyEvtxParser(self.path)
+            self._parser: PyEvtxParser | None = PyEvtxParser(self.path)
         except (RuntimeError, OSError, ValueError) as exc:
             raise InputError(self.path, f"not a readable event log: {exc}", offset=0) from None
         except Exception as exc:
@@ -270,7 +273,9 @@ class EvtxReader:
         consecutive = 0
         while True:
             try:
-                rec = next(it)
+                # a dict (event_record_id, timestamp, data); the package's stub says Optional, but
+                # its Rust iterator's None is what Python sees as StopIteration, never a record
+                rec = cast("dict[str, Any]", next(it))
             except StopIteration:
                 break
             except Exception as exc:

@@ -50,7 +50,7 @@ import os
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator, Protocol
 
 from rpctrace.knowledge.stackframes import (  # noqa: F401 - re-exported for callers of the reader
     COM_MODULES,
@@ -307,6 +307,17 @@ def _snake(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "unknown"
 
 
+class _LogTables(Protocol):
+    """What the reader asks of procmon-parser's PMLStreamReader, or of :class:`_PartialLog` in
+    its stead (procmon-parser has no type information: its records are ``Any`` here)."""
+
+    def get_event_at_offset(self, offset: int) -> Any: ...
+
+    def processes(self) -> Any: ...
+
+    def system_details(self) -> Any: ...
+
+
 class PmlReader:
     """Reads one Process Monitor log.  Same interface as :class:`~rpctrace.sources.etl.reader.EtlReader`.
 
@@ -324,9 +335,9 @@ class PmlReader:
         self.path = os.fspath(path)
         self.keep_going = keep_going
         self.stats = PmlStats()
-        self._file = None
-        self._view = None
-        self._reader = None
+        self._file: BinaryIO | None = None
+        self._view: mmap.mmap | None = None
+        self._reader: _LogTables | None = None
         try:
             self._file = open(self.path, "rb")
             self.size = os.fstat(self._file.fileno()).st_size
@@ -344,8 +355,8 @@ class PmlReader:
                 except InputError as exc:
                     self._table_damage = exc
             if self._table_damage is not None:
-                self._reader = _PartialLog(self)
-                self._offsets = self._reader.offsets
+                partial = self._reader = _PartialLog(self)
+                self._offsets = partial.offsets
             self._tables()
         except InputError:
             self.close()
@@ -370,6 +381,18 @@ class PmlReader:
     def __enter__(self) -> "PmlReader":
         return self
 
+    def _mapped(self) -> mmap.mmap:
+        """The file's bytes (:class:`InputError` once the reader is closed)."""
+        if self._view is None:
+            raise InputError(self.path, "reader is closed")
+        return self._view
+
+    def _log(self) -> _LogTables:
+        """procmon-parser's reader of the log's tables, or :class:`_PartialLog` in its stead."""
+        if self._reader is None:
+            raise InputError(self.path, "reader is closed")
+        return self._reader
+
     def __exit__(self, *exc) -> None:
         self.close()
 
@@ -377,7 +400,7 @@ class PmlReader:
 
     def _check_header(self) -> None:
         """Check everything procmon-parser would trust: sizes, offsets, counts, version."""
-        v, size = self._view, self.size
+        v, size = self._mapped(), self.size
         if v[:4] != PML_MAGIC:
             raise InputError(self.path, "not a Process Monitor log (no PML_ signature)", offset=0)
         if size < HEADER_SIZE:
@@ -434,7 +457,7 @@ class PmlReader:
 
     def _check_tail(self, at: int) -> None:
         """The host and port name tables end the file: walk them so a cut file is noticed."""
-        v, size = self._view, self.size
+        v, size = self._mapped(), self.size
         pos = at
         for entry_head, length_at in ((20, 16), (8, 4)):  # hosts: ip[16] len; ports: port, tcp, len
             if pos + 4 > size:
@@ -454,9 +477,10 @@ class PmlReader:
         except ImportError as exc:  # pragma: no cover - a declared dependency
             raise InputError(self.path, f"procmon-parser is not installed: {exc}") from None
         try:
+            assert self._file is not None  # opened in __init__, before the parser
             self._file.seek(0)
-            self._reader = PMLStreamReader(self._file, should_get_stacktrace=True, should_get_details=True)
-            self._offsets = list(self._reader.events_offsets)
+            parser = self._reader = PMLStreamReader(self._file, should_get_stacktrace=True, should_get_details=True)
+            self._offsets = list(parser.events_offsets)
         except InputError:
             raise
         except (MemoryError, *_PARSE_ERRORS, Exception) as exc:  # procmon-parser's PMLError is a RuntimeError
@@ -466,9 +490,9 @@ class PmlReader:
         """Module maps per process (procmon-parser's process table, keyed by process index)."""
         table = getattr(self._reader, "_process_table", None)
         if not isinstance(table, dict):  # pragma: no cover - procmon-parser internals changed
-            table = dict(enumerate(self._reader.processes()))
+            table = dict(enumerate(self._log().processes()))
         self._processes = table
-        kernel_mods = []
+        kernel_mods: list[tuple[int, int, str]] = []  # (base, size, path) of the System process's modules
         for proc in table.values():
             if proc.pid == 4 or proc.process_name == "System":
                 kernel_mods.extend((m.base_address, m.size, m.path) for m in proc.modules)
@@ -528,7 +552,7 @@ class PmlReader:
 
     def system_details(self) -> dict:
         try:
-            return dict(self._reader.system_details())
+            return dict(self._log().system_details())
         except Exception:
             return {}
 
@@ -594,7 +618,7 @@ class PmlReader:
             raise deferred
 
     def _event(self, index: int, offset: int) -> Event:
-        view = self._view
+        view = self._mapped()
         if offset < self._events_off or offset + _COMMON.size > self.size:
             raise InputError(self.path, f"event {index} lies outside the file (offset {offset})", offset=self._array_off + 5 * index, record=index)
         (pidx, tid, klass, op, _u1, _u2, _duration, date, result, depth, _u3, dsize,
@@ -605,7 +629,7 @@ class PmlReader:
                              offset=offset, record=index)
         process = self._processes.get(pidx)
         try:
-            pe = self._reader.get_event_at_offset(offset)
+            pe = self._log().get_event_at_offset(offset)
         except _PARSE_ERRORS as exc:
             return self._raw(index, offset, process, tid, klass, op, date, result, details_at, dsize, exc)
         except Exception as exc:
@@ -616,7 +640,7 @@ class PmlReader:
         self.stats.raw_records += 1
         known = klass in (CLASS_PROCESS, CLASS_REGISTRY, CLASS_FILE_SYSTEM, CLASS_PROFILING, CLASS_NETWORK, CLASS_IPC)
         end = min(details_at + min(dsize, 1 << 16), self.size)
-        fields: dict[str, Any] = {"data": bytes(self._view[details_at:end]), "length": dsize, "record": index,
+        fields: dict[str, Any] = {"data": bytes(self._mapped()[details_at:end]), "length": dsize, "record": index,
                                   "status": result, "status_name": status_name(result)}
         if known:
             self.stats.payload_errors += 1
@@ -628,7 +652,7 @@ class PmlReader:
 
     def _desired_access(self, klass: int, op: int, details_at: int, dsize: int) -> int | None:
         """The desired-access mask as recorded (procmon-parser only gives Procmon's text)."""
-        view, end = self._view, details_at + dsize
+        view, end = self._mapped(), details_at + dsize
         if klass == CLASS_REGISTRY and op in _REG_OPEN_OPS:
             if details_at + 8 <= end:
                 return _U32.unpack_from(view, details_at + 4)[0]
@@ -793,7 +817,7 @@ class _PartialLog:
         self.path = reader.path
         self.damage: InputError | None = None
         self._Process = Process
-        view, size, ptr = reader._view, reader.size, reader.pointer_size
+        view, size, ptr = reader._mapped(), reader.size, reader.pointer_size
         self.view, self.size, self.ptr = view, size, ptr
         self.read_pvoid = get_pvoid_reader(ptr == 8)
         self.offsets = self._offsets()

@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.knowledge import providers as P
@@ -151,8 +151,8 @@ class EtlReader:
         self.position: tuple[int, int] = (0, 0)
         self._deferred: InputError | None = None
         self._index_damage: InputError | None = None
-        self._file = None
-        self._view = None
+        self._file: BinaryIO | None = None
+        self._view: mmap.mmap | None = None
         try:
             self._file = open(self.path, "rb")
             self.size = os.fstat(self._file.fileno()).st_size
@@ -171,7 +171,7 @@ class EtlReader:
             # Compressed-mode loggers name their algorithm in buffer 0's State (+0x2C): 3 is
             # plain LZ77 Xpress, the only one seen in real files; 2 (LZNT1) and 4 (Xpress
             # Huffman) are defined but rpctrace does not decode them (GUESS from ntwmi.h/snail).
-            algorithm = _U32.unpack_from(self._view, 0x2C)[0] & 0xFFFF
+            algorithm = _U32.unpack_from(self._mapped(), 0x2C)[0] & 0xFFFF
             if algorithm in (2, 4):
                 name = "LZNT1" if algorithm == 2 else "Xpress Huffman"
                 self.close()
@@ -198,6 +198,12 @@ class EtlReader:
     def __enter__(self) -> "EtlReader":
         return self
 
+    def _mapped(self) -> mmap.mmap:
+        """The file's bytes (:class:`InputError` once the reader is closed)."""
+        if self._view is None:
+            raise InputError(self.path, "reader is closed")
+        return self._view
+
     def __exit__(self, *exc) -> None:
         self.close()
 
@@ -206,12 +212,12 @@ class EtlReader:
     # ------------------------------------------------------------------ header
 
     def _read_header(self) -> LogfileHeader:
-        view = self._view
+        view = self._mapped()
         try:
             buf0 = read_buffer(view, 0, 0, self.size)
         except ContainerError as exc:
             raise InputError(self.path, f"not an ETL trace: {exc.message}", offset=exc.offset) from None
-        data = buf0.data
+        data = bytes(buf0.data)  # bytes already (read with copy=True): the same object
         if len(data) < 0x20:
             raise InputError(self.path, "not an ETL trace: buffer 0 holds no logfile header", offset=BUFFER_HEADER_SIZE)
         marker = _U32.unpack_from(data, 0)[0]
@@ -239,7 +245,7 @@ class EtlReader:
     # ------------------------------------------------------------------ index
 
     def _index(self) -> list[_Slot]:
-        view, size = self._view, self.size
+        view, size = self._mapped(), self.size
         slots: list[_Slot] = []
         offset = 0
         index = 0
@@ -287,7 +293,8 @@ class EtlReader:
                 # Only the first timestamp is needed now (the records are read again when the
                 # merge reaches the buffer): reading it touches a page, not the buffer.
                 first = first_timestamp(buf.data, 1 if index == 0 else 0)
-                buf.data.release()
+                if isinstance(buf.data, memoryview):  # it is: read with copy=False
+                    buf.data.release()
                 buf.data = b""
             buffers.append((buf, first))
             offset += buf.size

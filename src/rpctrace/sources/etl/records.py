@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import struct
 import uuid
+from types import ModuleType
 
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event, Stack
@@ -49,6 +50,7 @@ EXT_RELATED_ACTIVITYID = 0x0001
 EXT_STACK_TRACE32 = 0x0005
 EXT_STACK_TRACE64 = 0x0006
 
+_fastrecords: ModuleType | None
 try:  # the optional C record loop (setup.py); without it everything below runs in Python
     from rpctrace.sources.etl import _fastrecords
 except ImportError:  # pragma: no cover - depends on the build
@@ -234,9 +236,8 @@ class BufferDecoder:
         3 StackWalk Stack: see kernel.py for each) and the Python loop calls ``decoder``.
         """
         provider = P.kernel_group_guid(group, opcode)
-        simple = kernel.SIMPLE.get((provider, opcode))
-        if simple is not None:
-            simple = (*simple, simple[1].size)
+        layout = kernel.SIMPLE.get((provider, opcode))
+        simple = (*layout, layout[1].size) if layout is not None else None
         fast, kind = 0, None
         if provider == P.ALPC and opcode == 36:
             fast, kind = 1, "alpc.wait_new"
@@ -396,7 +397,7 @@ def _raw_event(ts, pid, tid, cpu, provider, eid, opcode, version, data, pos, end
     return _new(Event, (ts, pid, tid, cpu, provider, eid, opcode, version, "raw", fields, None))
 
 
-def first_timestamp(data: bytes, skip: int) -> int | None:
+def first_timestamp(data: bytes | memoryview, skip: int) -> int | None:
     """Raw timestamp of the first record (after ``skip`` records) of a buffer, if it has one."""
     pos = 0
     end = len(data)
