@@ -164,7 +164,7 @@ class Event(NamedTuple):
     opcode: int
     version: int
     kind: str
-    fields: Mapping[str, Any]
+    fields: dict[str, Any]
     stack: tuple[int, ...] | None = None
 
 

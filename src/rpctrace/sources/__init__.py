@@ -6,14 +6,25 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
 
 
+class SourceStats(Protocol):
+    """What a reader counted while reading (``reader.stats``)."""
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as the trace's source info holds them (``trace.sources[i]``)."""
+        ...
+
+
 class Source(Protocol):
     path: str
+
+    @property
+    def stats(self) -> SourceStats: ...
 
     def events(self) -> Iterator[Event]: ...
 

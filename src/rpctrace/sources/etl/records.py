@@ -20,6 +20,7 @@ import os
 import struct
 import uuid
 from types import ModuleType
+from typing import Any
 
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event, Stack
@@ -275,7 +276,8 @@ class BufferDecoder:
             name = self._guids[raw_guid] = manifest.guid_le(raw_guid)
         return name
 
-    def _event_header_event(self, data, pos, size, cpu, ptr, number, counts, damage):
+    def _event_header_event(self, data: bytes, pos: int, size: int, cpu: int, ptr: int, number: int,
+                            counts: DecodeCounts, damage: list[tuple[int, int, str]]) -> tuple[Event, int]:
         (_size, flags, _prop, tid, pid, raw, guid, eid, version, _chan, level, opcode, task, keyword, _cpu_time,
          activity) = _EVH.unpack_from(data, pos)
         ts = self.clock(raw)
@@ -286,8 +288,8 @@ class BufferDecoder:
             pid = None
         end = pos + size
         off = pos + 0x50
-        extra: dict = {}
-        stack = None
+        extra: dict[str, Any] = {}
+        stack: Stack | None = None
         if flags & 0x0001:  # EXTENDED_INFO: items precede the user data
             for _ in range(64):
                 if off + 8 > end:
