@@ -24,7 +24,7 @@ from __future__ import annotations
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, overload
 
 from rpctrace.errors import InputError
 from rpctrace.knowledge.providers import NET
@@ -67,9 +67,22 @@ class NetStats:
     damage: int = 0
     damage_examples: list[str] = field(default_factory=list)
     stopped: str | None = None
+    path: str | None = None  # the capture counted (NetReader sets it)
 
-    def summary(self, path: str) -> str | None:
-        """One line about what was stepped over, or None when the capture was clean."""
+    @overload
+    def summary(self) -> dict[str, Any]: ...
+    @overload
+    def summary(self, path: str) -> str | None: ...
+    def summary(self, path: str | None = None) -> dict[str, Any] | str | None:
+        """With ``path``: one line about what was stepped over, or None when the capture was
+        clean.  Without: the counts as a trace's source info holds them, like every reader's
+        stats (``format``, ``frames``, and that line for :attr:`path` as ``summary``), which is
+        what :func:`rpctrace.trace.load` records of each file it reads."""
+        if path is None:
+            return {"format": "pcap", "frames": self.frames, "summary": self._line(self.path or "capture")}
+        return self._line(path)
+
+    def _line(self, path: str) -> str | None:
         parts = []
         if self.undecodable:
             parts.append(f"{self.undecodable} frames not decodable")
@@ -115,7 +128,7 @@ class NetReader:
         self.path = os.fspath(path)
         self.keep_going = keep_going
         self.limits = limits
-        self.stats = NetStats()
+        self.stats = NetStats(path=self.path)
         try:
             self._fh = open(self.path, "rb")
         except OSError as exc:
