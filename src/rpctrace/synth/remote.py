@@ -93,8 +93,8 @@ def synthesize_remote(capture: str | Path, trace: str | Path, truth: str | Path 
     sim = Sim(world, tr, rng, track=False)
     t = sim.rundown(header_qpc + 300, start=True)
     t = sim.register_servers(t + 2 * MS)
-    for proto, ep in (("ncacn_ip_tcp", str(NETLOGON_PORT)), ("ncacn_np", "\\pipe\\lsass"), ("ncacn_ip_tcp", "135")):
-        tr.rpc_endpoint_bind(lsass.threads[0], t, ep, protocol=proto)
+    for sequence, ep in (("ncacn_ip_tcp", str(NETLOGON_PORT)), ("ncacn_np", "\\pipe\\lsass"), ("ncacn_ip_tcp", "135")):
+        tr.rpc_endpoint_bind(lsass.threads[0], t, ep, protocol=sequence)
         t += 20
 
     params = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\Netlogon\\Parameters"
@@ -211,10 +211,11 @@ def synthesize_remote(capture: str | Path, trace: str | Path, truth: str | Path 
         last_start = ts
         proto = 1 if c.kind == "tcp" else 2
         ep = str(NETLOGON_PORT) if c.kind == "tcp" else "\\PIPE\\lsass"
-        fields = {"interface_uuid": iface, "procnum": op, "protocol": proto, "network_address": P.NULL_STRING,
-                  "endpoint": ep, "options": P.NULL_STRING, "auth_level": 6 if c.kind == "tcp" else 1,
-                  "auth_service": RPC_C_AUTHN_NETLOGON if c.kind == "tcp" else RPC_C_AUTHN_WINNT,
-                  "impersonation_level": 2}
+        fields: dict[str, Any] = {
+            "interface_uuid": iface, "procnum": op, "protocol": proto, "network_address": P.NULL_STRING,
+            "endpoint": ep, "options": P.NULL_STRING, "auth_level": 6 if c.kind == "tcp" else 1,
+            "auth_service": RPC_C_AUTHN_NETLOGON if c.kind == "tcp" else RPC_C_AUTHN_WINNT,
+            "impersonation_level": 2}
         act = sim.activity()
         tr.rpc(w, ts, P.RPC_SERVER_START, act, P.PayloadEncoder.rpc_call_start(**fields), None)
         srv_start = ts
