@@ -37,7 +37,7 @@ import datetime as _dt
 import heapq
 import random
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from rpctrace.synth import catalog as C
 from rpctrace.synth import payloads as P
@@ -152,7 +152,7 @@ class Server:
         self.port_name = "\\RPC Control\\" + endpoint
         self.interfaces = spec.interfaces
         self.workers: list[Thread] = []
-        self.main: Thread | None = None
+        self.main: Thread = proc.threads[0]  # logs RPC 14/16: the service process's first thread
         self.msg_heap: list[tuple[int, int]] = []
         self.msg_next = msg_base
         self.reg_ops: list[RegOp] = []
@@ -191,11 +191,12 @@ class CallRec:
                  "srv_end", "status", "result", "parent", "children", "mode", "failures", "completion",
                  "client_activity", "server_activity")
 
-    def __init__(self, cid, client, server, iface, opnum, parent, mode):
+    def __init__(self, cid: int, client: Thread, server: Server, iface: str, opnum: int, parent: int | None,
+                 mode: str) -> None:
         self.id = cid
         self.client = client
         self.server = server
-        self.worker = None
+        self.worker: Thread | None = None
         self.iface = iface
         self.opnum = opnum
         self.msg = 0
@@ -206,7 +207,7 @@ class CallRec:
         self.children: list[int] = []
         self.mode = mode
         self.failures: list[tuple] = []
-        self.completion = None
+        self.completion: Thread | None = None  # the thread that took the reply of an asynchronous call
         self.client_activity = b""
         self.server_activity = b""
 
@@ -361,12 +362,12 @@ class World:
             parents[image] = p.pid
         self.services_pid = parents["services.exe"]
         self.explorer = self.new_client_process(C.CLIENTS[0], ppid=self.cid(4000, 6000))
-        cmd = self.new_process("cmd.exe", C.SYSTEM32 + "cmd.exe", '"C:\\WINDOWS\\system32\\cmd.exe"', self.user_sid,
-                               ppid=self.explorer.pid, session=self.session,
-                               dlls=["ntdll.dll", "KERNEL32.DLL", "KERNELBASE.dll", "msvcrt.dll"], threads=1)
+        shell = self.new_process("cmd.exe", C.SYSTEM32 + "cmd.exe", '"C:\\WINDOWS\\system32\\cmd.exe"',
+                                 self.user_sid, ppid=self.explorer.pid, session=self.session,
+                                 dlls=["ntdll.dll", "KERNEL32.DLL", "KERNELBASE.dll", "msvcrt.dll"], threads=1)
         image, path, cmdline = C.CONTROLLER
         # The controller runs elevated: the interactive user's token, High integrity.
-        ctl = self.new_process(image, path, cmdline, self.user_sid, ppid=cmd.pid, session=self.session,
+        ctl = self.new_process(image, path, cmdline, self.user_sid, ppid=shell.pid, session=self.session,
                                dlls=["ntdll.dll", "KERNEL32.DLL", "KERNELBASE.dll", "advapi32.dll", "msvcrt.dll"],
                                threads=1)
         self.controller = ctl.threads[0]
@@ -452,7 +453,7 @@ class Sim:
         self.migrate = 0.2
         self.stop_cache: dict[int, bytes] = {}
         self.noise_rate = 0.15
-        self.client_frames: dict[int, tuple] = {}
+        self.client_frames: dict[tuple[int, str], tuple] = {}  # (pid, api) -> frames
         self.last_end = 0  # when the last call's last event happened (for backpressure)
 
     # -- ids ------------------------------------------------------------------------------
@@ -468,6 +469,8 @@ class Sim:
         if h and h[0][0] <= t:
             return heapq.heappop(h)[1]
         mid = table.next
+        if mid is None:  # add_service starts the table: a message needs a server
+            raise RuntimeError("no server has started the ALPC message table")
         table.next = (mid + 4) & 0xFFFFFFFF
         return mid
 
@@ -494,7 +497,7 @@ class Sim:
         key = (iface, opnum)
         got = srv.start_cache.get(key)
         if got is None:
-            fields = {
+            fields: dict[str, Any] = {
                 "interface_uuid": iface,
                 "procnum": opnum,
                 "protocol": P.PROTOCOL_LRPC,
@@ -517,7 +520,7 @@ class Sim:
 
     # -- stacks -----------------------------------------------------------------------------
     def worker_frames(self, srv: Server, iface: str, opnum: int, api: str,
-                      inner: list[tuple[str, str]] = ()) -> tuple:
+                      inner: Sequence[tuple[str, str]] = ()) -> tuple:
         """(frames, packed frames, symbolic frames) of a registry call made by a server procedure."""
         key = (iface, opnum, api, tuple(inner))
         got = srv.frames_cache.get(key)
@@ -583,7 +586,8 @@ class Sim:
             op = ops[int(r() * len(ops))]
             t += 5 * US + int(r() * 40 * US)
             status = op.fail_status if op.fail_rate and r() < op.fail_rate else 0
-            t = self.reg(w, t, op, status, rec, cid, self.worker_frames(srv, iface, opnum, op.api))
+            frames = self.worker_frames(srv, iface, opnum, op.api) if op.api is not None else None  # (None: no stack)
+            t = self.reg(w, t, op, status, rec, cid, frames)
         return t + 5 * US + int(r() * srv.work_mean), 0, 0
 
     # -- calls -------------------------------------------------------------------------------
@@ -920,7 +924,8 @@ class Run:
         self.plan = plan
         self.world = world
         self.sim = sim
-        self.story: list[tuple[int, Callable[[int], None]]] = []
+        # (when, what): a fraction of the run while the stories are laid out, then the time
+        self.story: list[tuple[float, Callable[[int], None]]] = []
         self.key_call: CallRec | None = None
         self.story_process: Proc | None = None
         self.pairs: list[tuple[Proc, Server, str, int, str]] = []
