@@ -28,13 +28,15 @@ pe      ``read_pe(path)`` (pefile headers, sections, debug directory, CodeView) 
 ======  =========================================================================  =========================
 
 Seeds come from the real samples, read at run time: tests/data (ETL traces, trimmed to a few
-buffers of a few dozen records each so one input costs milliseconds; Procmon logs reduced to a
+buffers of a few dozen records each so one input costs milliseconds, and a real pktmon trace whole; Procmon logs reduced to a
 window of events with the tables they need), ../shared/samples/evtx (GPL: read from ../shared
 only, never copied), ../shared/samples/hives (the small SECURITY and SAM hives; security
 descriptors of every hive), SDDL rendered from those descriptors, and small XML exports written
 here, and the PE/PDB pairs of tests/data/symbols (clang + lld-link builds, with full and
 public-only PDBs) for ``pdb`` and ``pe``.  The ETL target also gets traces of the trace writer (``rpctrace.synth``, trimmed, one
-compressed), because no public trace holds ALPC, RPC or registry events.
+compressed; and two holding packets as netsh trace and pktmon record them, which the streamed path
+of the target decodes through the frame decoder), because no public trace holds ALPC, RPC or
+registry events, nor remote RPC traffic in packet events.
 
 Mutations (1 to 16 per input): bit flips, random bytes, "interesting" integers (0, 0xFFFFFFFF,
 0x7FFFFFFF, 0x80000000, the field's own value +-1, the file size...) written at the header and
@@ -266,6 +268,8 @@ def etl_seeds() -> list[Seed]:
         # Windows 7 classic-header Process/Image events, 64-bit payloads in a 32-bit logger
         ("image_data_64_v2.etl", etl_trim(raw["image_data_64_v2.etl"], None, 30)),
         ("process_data_64_v3.etl", etl_trim(raw["process_data_64_v3.etl"], None, 30)),
+        # a real pktmon trace (PktMon 160 packet events among component and counter events)
+        ("demikernel-PktMon.etl", _need(DATA / "net" / "demikernel-PktMon.etl").read_bytes()),
     ]
     made += _synth_etl_seeds()
     return [Seed(name, data, etl_fields(data)) for name, data in made]
@@ -287,6 +291,35 @@ def _synth_etl_seeds() -> list[tuple[str, bytes]]:
         path = os.path.join(tmp, "keys.etl")
         synth.synthesize("audiosrv-access-denied", path, None, seed=1, calls=1, clients=1, stack_cache=2)
         out.append(("synth:audiosrv-access-denied/64-bit stack keys", etl_trim(Path(path).read_bytes(), None, 40)))
+        out += _packet_etl_seeds(tmp)
+    return out
+
+
+def _packet_etl_seeds(tmp: str) -> list[tuple[str, bytes]]:
+    """Traces holding packets as netsh trace (NDIS-PacketCapture, some frames in several
+    events) and pktmon (PktMon, each packet at two components) write them: a DCE/RPC bind and
+    calls over TCP, so the mutated packets go through the whole frame decoder too."""
+    from rpctrace.synth import pcapfile as W
+    from rpctrace.synth.etlfile import Clock, EtlWriter
+    from rpctrace.synth.packetetw import NdisPackets, PktmonPackets
+
+    flow = W.TcpFlow(("10.0.0.5", 52311), ("10.0.0.1", 49676), 1000, 2000)
+    frames = flow.handshake() + flow.send(0, W.dcerpc_bind(1, [(0, "12345678-1234-abcd-ef00-01234567cffb", 1, 0)]))
+    frames += flow.send(1, W.dcerpc_bind_ack(1, "49676", 1))
+    for n in range(2):
+        frames += flow.send(0, W.dcerpc_request(2 + n, 0, 26, bytes(100)))
+        frames += flow.send(1, W.dcerpc_fault(2 + n, 0, 5) if n else W.dcerpc_response(2 + n, 0, bytes(60)))
+    out = []
+    for name, make in (("ndis", lambda w: NdisPackets(w, 2, fragment=120)),
+                       ("pktmon", lambda w: PktmonPackets(w, 2, appearances=2))):
+        path = os.path.join(tmp, f"packets-{name}.etl")
+        writer = EtlWriter(path, clock=Clock(133_000_000_000_000_000, 10**8), cpus=2, buffer_size=0x2000)
+        packets = make(writer)
+        (packets.attach if name == "ndis" else packets.components)(10**8 + 10)
+        for i, fr in enumerate(frames):
+            packets.frame(10**8 + 100 + 40 * i, fr, send=fr[26:30] == bytes([10, 0, 0, 1]))
+        writer.close(10**8 + 100 + 40 * len(frames) + 100)
+        out.append((f"synth:packets/{name}", Path(path).read_bytes()))
     return out
 
 

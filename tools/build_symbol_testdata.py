@@ -62,7 +62,7 @@ def tool(name: str) -> str:
 
 
 def timestamp(name: str) -> int:
-    """The TimeDateStamp rpctrace.synth gives the module (scenarios.World._tds)."""
+    """The TimeDateStamp rpctrace.synth gives the module (rpctrace.synth.world.World._tds)."""
     return 0x5A000000 + (zlib.crc32(name.encode()) % 0x02000000)
 
 

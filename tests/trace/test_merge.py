@@ -19,7 +19,8 @@ import pytest
 from rpctrace.correlate import correlate
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event
-from rpctrace.sources.pml import PROCMON, PmlReader
+from rpctrace.knowledge.providers import PROCMON
+from rpctrace.sources.pml import PmlReader
 from rpctrace.synth import synthesize
 from rpctrace.trace import load
 from rpctrace.trace.merge import dedupe, estimate, estimate_offset, merge_sources, operation_key, shift

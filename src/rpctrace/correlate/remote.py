@@ -310,7 +310,8 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
                 tolerance: int = TOLERANCE) -> tuple[set[int], JoinReport]:
     """Join wire calls with server-only calls (see the module docstring).  Returns the ids
     (``id()``) of the server calls folded into wire calls, and a report.  ``offset`` (ticks,
-    trace minus capture) skips the estimate when the clocks' difference is known."""
+    trace minus capture) skips the estimate (and its refinement) when the clocks' difference is
+    known, as it is for packets recorded in the server's own trace (offset 0)."""
     pool = _server_pool(server_calls)
     index: _Index = {}
     for s in sorted(pool, key=lambda c: c.start):
@@ -323,6 +324,7 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
             w.wire.join = "no server call over TCP or named pipes in the server trace"
             w.call.evidence = with_evidence(w.call.evidence, "join: no server-side RPC events to join")
         return set(), JoinReport(None, 0, 0, len(offered), 0)
+    known = offset is not None  # a known offset (one clock: packets in the trace itself) is not refined
     if offset is None:
         offset = _estimate_offset(sorted(offered, key=lambda c: c.start), index, tolerance)
     if offset is None:
@@ -331,7 +333,7 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
             w.call.evidence = with_evidence(w.call.evidence, "join: no server call with the same protocol, endpoint and opnum")
         return set(), JoinReport(None, 0, 0, len(offered), len(pool))
     pairs, fits = _match(offered, index, offset, tolerance)
-    for _ in range(REFINE_ROUNDS):
+    for _ in range(0 if known else REFINE_ROUNDS):
         refined = _refine(pairs)
         if refined is None or refined == offset:
             break

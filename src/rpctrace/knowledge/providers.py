@@ -49,6 +49,10 @@ PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
 #: URL namespace, of "rpctrace:net")
 NET = "74ce6fec-483e-534b-9405-3f83ac23a6e4"
 KERNEL_REGISTRY = "70eb4f03-c1de-4f73-a051-33d13d5413bd"
+#: ndiscap.sys, the packets of `netsh trace capture=yes` (docs/packet-etl.md)
+NDIS_PACKET_CAPTURE = "2ed6006e-4729-4609-b423-3ee7bcd678ef"
+#: PktMon.sys, the packets of `pktmon start --capture` (docs/packet-etl.md)
+PKTMON = "4d4f80d9-c8bd-4d73-bb5b-19c90402c5ac"
 
 #: group number (high byte of a kernel HookId) -> MOF class GUID
 KERNEL_GROUPS: dict[int, str] = {
@@ -117,6 +121,8 @@ NAMES: dict[str, str] = {
     RPC: "Microsoft-Windows-RPC",
     KERNEL_REGISTRY: "Microsoft-Windows-Kernel-Registry",
     PROCMON: "Procmon",
+    NDIS_PACKET_CAPTURE: "Microsoft-Windows-NDIS-PacketCapture",
+    PKTMON: "Microsoft-Windows-PktMon",
 }
 
 

@@ -7,11 +7,14 @@ import os
 from collections import Counter
 from contextlib import AbstractContextManager
 from operator import itemgetter
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from rpctrace.correlate.calls import Correlation
 from rpctrace.trace.coverage import Coverage
 from rpctrace.trace.model import Trace
+
+if TYPE_CHECKING:
+    from rpctrace.sources.net.etw import PacketTap
 
 OnProgress = Callable[[float, float], None]
 
@@ -31,6 +34,8 @@ def source_warnings(trace: Trace) -> list[str]:
         damage = info.get("damage") or []
         if damage:
             lines.append(f"{info['path']}: skipped {len(damage)} damaged region(s); first: {damage[0]}")
+        if info.get("summary"):  # a capture's, or a trace's packets' (what was stepped over)
+            lines.append(info["summary"])
     return lines
 
 
@@ -97,6 +102,11 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
                     stacks: bool | None = None) -> tuple[Trace, Correlation]:
     """``(trace, correlation)`` for the files of one incident.
 
+    Packets in an ETL trace (netsh trace, pktmon: :mod:`rpctrace.sources.net.etw`) are taken
+    from the events as they pass; when there are any, their remote calls are joined with the
+    trace's RPC events (:func:`_join_packets`: one file has one clock, so with one file the
+    clock offset is 0, not estimated).
+
     One file is read as a stream (:class:`rpctrace.trace.stream.TraceStream`): calls are
     reconstructed as the events pass and only the calls and their servers' operations are kept,
     so memory follows the number of calls, not of events.  Several files are merged first
@@ -126,9 +136,18 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)
             correlator.feed(trace.events)
-            return trace, correlator.finish()
+            result = correlator.finish()
+        if "etl" in formats:
+            from rpctrace.sources.net.etw import packet_events
+
+            etls = ", ".join(os.fspath(p) for p, f in zip(paths, formats) if f == "etl")
+            _wire, found = packet_events(trace.events, etls)
+            if found.found:
+                result = _join_packets(trace, result, found, offset=None)
+        return trace, result
     # a listing of calls (operations="failed") shows no stacks: they need not be kept
     stream = open_stream(paths[0], keep_going=keep_going, stacks=operations != "failed" if stacks is None else stacks)
+    tap = _packet_tap(paths[0]) if formats[0] == "etl" else None
     try:
         with gc_paused():
             correlator = Correlator(operations, keep_all_for)
@@ -137,6 +156,8 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
             for batch in stream.batches():
                 kinds.update(map(_KIND, batch))
                 correlator.feed(batch)
+                if tap is not None:
+                    tap.feed(batch)
                 if on_progress is not None:
                     pos = getattr(reader, "position", None)
                     if pos and pos[1]:
@@ -153,7 +174,32 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
     trace.records = stream.records
     trace.kinds = dict(kinds)
     trace.formats = formats
+    if tap is not None and tap.found:
+        result = _join_packets(trace, result, tap, offset=0)
     return trace, result
+
+
+def _packet_tap(path: str | os.PathLike[str]) -> PacketTap:
+    from rpctrace.sources.net.etw import PacketTap
+
+    return PacketTap(os.fspath(path))
+
+
+def _join_packets(trace: Trace, corr: Correlation, tap: PacketTap, offset: int | None) -> Correlation:
+    """The remote calls of a trace's own packets (``tap``: a finished or fed
+    :class:`~rpctrace.sources.net.etw.PacketTap`) joined with its calls, as a capture's are
+    (:func:`rpctrace.correlate.remote.correlate_remote`); the packets' reading summary and the
+    join's report go into ``trace.sources``, their ``net.*`` kinds into ``trace.kinds``."""
+    from rpctrace.correlate.remote import correlate_remote
+
+    events = tap.finish()
+    trace.sources.append(tap.source_info())
+    trace.kinds = dict(Counter(trace.kinds) + Counter(map(_KIND, events)))
+    if "etl packets" not in trace.formats:
+        trace.formats = list(trace.formats) + ["etl packets"]
+    result, report, counts = correlate_remote(corr, events, offset=offset)
+    trace.sources.append({"join": report, "wire": counts})
+    return result
 
 
 #: an Event's kind (a NamedTuple field: itemgetter is the fast way in C)

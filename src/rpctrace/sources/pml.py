@@ -65,11 +65,11 @@ from rpctrace.knowledge.stackframes import (  # noqa: F401 - re-exported for cal
 )
 from rpctrace.errors import InputError
 from rpctrace.knowledge import access
+from rpctrace.knowledge.providers import PROCMON
 from rpctrace.knowledge.status import ntstatus_name
 from rpctrace.model import Event, Stack
 
 #: The provider GUID rpctrace gives Procmon events: uuid5(NAMESPACE_URL, "rpctrace:procmon").
-PROCMON = "e1826672-2ff3-58d4-bb35-7fe29b38a738"
 
 PML_MAGIC = b"PML_"
 PML_VERSIONS = (9,)  # what procmon-parser reads (Process Monitor 3.x logs)

@@ -14,7 +14,14 @@ Modules:
   user parts;
 * :mod:`~rpctrace.synth.emit` - which header each event kind uses, and the normalized events;
 * :mod:`~rpctrace.synth.catalog` - the modules, services and interfaces of the simulated machine;
-* :mod:`~rpctrace.synth.scenarios` - the simulation and the five scenarios;
+* :mod:`~rpctrace.synth.world` - the simulated machine: processes, threads, modules and their
+  addresses, stack frames, registry keys, services;
+* :mod:`~rpctrace.synth.simulate` - the simulator: LRPC calls, ALPC exchanges, server work,
+  rundowns, process start and exit;
+* :mod:`~rpctrace.synth.run` - one scenario run: its plan and the background traffic;
+* :mod:`~rpctrace.synth.stories` - the storylines (the AudioSrv incident, the nested chain, a
+  short-lived process);
+* :mod:`~rpctrace.synth.scenarios` - the registry of the five scenarios and the builder of one;
 * :mod:`~rpctrace.synth.truth` - the ground-truth JSON;
 * :mod:`~rpctrace.synth.xpress` - the buffer compressor (optional ``compress=True``).
 """

@@ -10,7 +10,10 @@ story call fails in the server: the client 10.0.0.5:52311 calls NetrServerAuthen
 worker's registry open is denied (0xC0000022) and the call faults with ERROR_ACCESS_DENIED (5).
 
 The capture is taken on the server with its own clock: capture time = trace time - offset (a
-few milliseconds to seconds, chosen by the seed), microsecond timestamps.  One TCP connection
+few milliseconds to seconds, chosen by the seed), microsecond timestamps.  Or the packets go into
+the server's trace itself, as ``netsh trace capture=yes`` (NDIS-PacketCapture events) or
+``pktmon`` (PktMon events) record them (:mod:`rpctrace.synth.packetetw`): then there is one
+clock (offset 0) and 100 ns timestamps, and the same seed gives the same frames.  One TCP connection
 starts before the capture (its handshake and bind are not in the file): its calls name their
 interface only through the endpoint mapper's answer seen on another connection.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import heapq
 import json
 import random
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,8 @@ from rpctrace.synth import catalog as C
 from rpctrace.synth import payloads as P
 from rpctrace.synth import pcapfile as W
 from rpctrace.synth.emit import Thread, Trace
-from rpctrace.synth.scenarios import CPUS, MS, US, RegOp, Sim, World, _filetime
+from rpctrace.synth.simulate import Sim
+from rpctrace.synth.world import CPUS, MS, US, RegOp, World, filetime as _filetime
 
 __all__ = ["synthesize_remote", "NETLOGON_IF", "LSARPC_IF", "EPM_IF"]
 
@@ -62,16 +67,30 @@ class _Conn:
         self.ctx = 0
 
 
-def synthesize_remote(capture: str | Path, trace: str | Path, truth: str | Path | None = None, *, seed: int = 1,
-                      calls: int = 200, clients: int = 8, workers: int = 6, gap_us: int = 400) -> dict[str, Any]:
+def synthesize_remote(capture: str | Path | None, trace: str | Path, truth: str | Path | None = None, *, seed: int = 1,
+                      calls: int = 200, clients: int = 8, workers: int = 6, gap_us: int = 400, packets: str = "pcap",
+                      fragment: int | None = None, appearances: int = 2) -> dict[str, Any]:
     """Write the capture and the server trace; return (and write to ``truth``) the ground truth.
 
     ``calls`` background calls arrive about every ``gap_us`` microseconds over ``clients``
     client machines (each with a Netlogon TCP connection and an LSARPC pipe), served by
     ``workers`` lsass worker threads: small gaps give a busy pair, many calls of the same
     procedure in flight at once.
+
+    ``packets`` says where the frames go: ``"pcap"`` into ``capture`` (the capture's own clock,
+    ``offset`` from the trace's), ``"ndis"`` into the server's trace as NDIS-PacketCapture events
+    (what ``netsh trace capture=yes`` records: one file, one clock, offset 0; ``fragment`` splits
+    frames longer than that many bytes over several events), ``"pktmon"`` as PktMon events (each
+    packet at ``appearances`` components).  The same seed gives the same frames and calls in
+    every mode (``capture`` is not written, and may be None, unless ``packets="pcap"``).
     """
     from rpctrace.synth.etlfile import Clock, EtlWriter
+    from rpctrace.synth.packetetw import NdisPackets, PktmonPackets
+
+    if packets not in ("pcap", "ndis", "pktmon"):
+        raise ValueError(f"packets must be 'pcap', 'ndis' or 'pktmon', not {packets!r}")
+    if packets == "pcap" and capture is None:
+        raise ValueError("packets='pcap' needs a capture path")
 
     rng = random.Random(f"rpctrace.synth.remote:{seed}")
     r = rng.random
@@ -86,6 +105,8 @@ def synthesize_remote(capture: str | Path, trace: str | Path, truth: str | Path 
     header_qpc = rng.randrange(2 * 3600, 9 * 3600) * 10**7
     clock = Clock(start_ft, header_qpc)
     offset = rng.randrange(2 * MS, 3000 * MS)  # trace FILETIME - capture FILETIME
+    if packets != "pcap":
+        offset = 0  # the packets are events of the trace: its clock
     ctl = world.controller
     writer = EtlWriter(trace, clock=clock, pointer_size=8, cpus=CPUS, buffer_size=0x10000, controller_pid=ctl.pid,
                        controller_tid=ctl.tid, logfile_name="C:\\Windows\\Temp\\dc01-rpc.etl")
@@ -106,12 +127,24 @@ def synthesize_remote(capture: str | Path, trace: str | Path, truth: str | Path 
 
     frames: list[tuple[int, int, bytes]] = []  # (capture ticks, order, frame)
     order = [0]
+    server_ip = socket.inet_aton(SERVER_IP)
+    tick = 10 if packets == "pcap" else 1  # a pcap keeps microseconds, an ETL trace 100 ns ticks
+    etw: NdisPackets | PktmonPackets | None = None
+    if packets == "ndis":
+        etw = NdisPackets(writer, CPUS, fragment=fragment)
+        etw.attach(t)
+    elif packets == "pktmon":
+        etw = PktmonPackets(writer, CPUS, appearances=appearances)
+        etw.components(t)
 
     def cap(ticks_trace_qpc: int, data: list[bytes], step: int = 3) -> int:
-        """Frames at a trace-clock QPC time, converted to the capture's clock."""
+        """Frames at a trace-clock QPC time: into the capture (its clock), or events of the trace."""
         ticks = clock.filetime(ticks_trace_qpc) - offset
         for i, fr in enumerate(data):
-            frames.append((ticks + i * step, order[0], fr))
+            if etw is not None:
+                etw.frame(ticks_trace_qpc + i * step, fr, send=fr[26:30] == server_ip)
+            else:
+                frames.append((ticks + i * step, order[0], fr))
             order[0] += 1
         return ticks_trace_qpc + len(data) * step
 
@@ -262,26 +295,29 @@ def synthesize_remote(capture: str | Path, trace: str | Path, truth: str | Path 
             "protocol": "TCP" if c.kind == "tcp" else "NP", "pipe": "lsarpc" if c.kind == "np" else None,
             "call_id": cid, "interface": iface, "opnum": op,
             "procedure": (NETLOGON_OPS if c.kind == "tcp" else LSARPC_OPS)[op],
-            "request_ts": req_ticks - req_ticks % 10, "response_ts": resp_ticks - resp_ticks % 10,
+            "request_ts": req_ticks - req_ticks % tick, "response_ts": resp_ticks - resp_ticks % tick,
             "server_pid": w.pid, "server_tid": w.tid, "server_image": "lsass.exe",
             "server_start": clock.filetime(srv_start), "server_end": clock.filetime(srv_end),
             "wire_status": status, "failures": failures, "story": bool(story),
         })
-        if len(frames) > 4096:
+        if order[0] > 4096:
             writer.drain(tq - 50 * MS)
     t_end = max(c.free_at for c in conns) + 2 * MS
     busy = [th.free_at for p in world.procs for th in p.threads if th.free_at < (1 << 62)]
     t_end = max([t_end] + busy) + 1 * MS
     t_end = sim.rundown(t_end, start=False)
     writer.close(t_end + 20)
-    frames.sort()
-    with open(capture, "wb") as fh:
-        pw = W.PcapWriter(fh)
-        for ticks, _o, fr in frames:
-            pw.frame(ticks, fr)
-    doc = {"scenario": "remote", "seed": seed, "offset": offset, "server": {"address": SERVER_IP, "name": "DC01",
-           "pid": lsass.pid, "image": "lsass.exe"}, "capture_start": clock.filetime(capture_start_qpc) - offset,
-           "frames": len(frames), "calls": truth_calls}
+    if etw is None:
+        assert capture is not None  # packets="pcap" (no etw) without a capture path was refused above
+        frames.sort()
+        with open(capture, "wb") as fh:
+            pw = W.PcapWriter(fh)
+            for ticks, _o, fr in frames:
+                pw.frame(ticks, fr)
+    doc = {"scenario": "remote", "seed": seed, "packets": packets, "offset": offset,
+           "server": {"address": SERVER_IP, "name": "DC01", "pid": lsass.pid, "image": "lsass.exe"},
+           "capture_start": clock.filetime(capture_start_qpc) - offset, "frames": order[0],
+           "packet_events": etw.events if etw is not None else 0, "calls": truth_calls}
     if truth is not None:
         Path(truth).write_text(json.dumps(doc, indent=1))
     return doc

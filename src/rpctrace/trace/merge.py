@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 from rpctrace.knowledge.registry import user_path
 from rpctrace.model import Event
-from rpctrace.sources.pml import PROCMON
+from rpctrace.knowledge.providers import PROCMON
 from rpctrace.trace.model import ImageInfo, ProcessInfo, Trace
 
 #: largest clock difference searched for (100 ns ticks): 10 minutes

@@ -1,5 +1,6 @@
-"""Payload decoders for manifest-based providers rpctrace reads: Microsoft-Windows-RPC and
-Microsoft-Windows-Kernel-Registry.
+"""Payload decoders for manifest-based providers rpctrace reads: Microsoft-Windows-RPC,
+Microsoft-Windows-Kernel-Registry, and the packet providers Microsoft-Windows-NDIS-PacketCapture
+and Microsoft-Windows-PktMon.
 
 Templates are declared once here as (field name, type) lists taken from the providers' manifests
 (../shared/samples/rpc-databases/Microsoft-Windows-RPC.xml for RPC; the Kernel-Registry fields are
@@ -128,6 +129,50 @@ TEMPLATES: dict[tuple[str, int], tuple[str, int, list]] = {
     ),
 }
 TEMPLATES[(P.KERNEL_REGISTRY, 2)] = ("registry.open", 0, TEMPLATES[(P.KERNEL_REGISTRY, 1)][2])
+
+# Packets in ETW (docs/packet-etl.md): Microsoft-Windows-NDIS-PacketCapture (netsh trace
+# capture=yes; templates from its manifest) and Microsoft-Windows-PktMon (pktmon; templates from
+# Microsoft's NetMon parser for it).  Only the fields before the frame bytes are declared: what
+# newer builds append after them (1001's GftFlowEntryId/GftOffloadInformation, 1003's OOB data)
+# is not needed and its absence on older builds must not lose the frame.  rpctrace.sources.net.etw
+# turns these events into frames.
+_NDIS_LAYER = [("miniport_if_index", U32), ("lower_if_index", U32)]
+TEMPLATES.update({
+    (P.NDIS_PACKET_CAPTURE, 1001): (
+        "ndis.packet_fragment", 0,
+        [*_NDIS_LAYER, ("fragment_size", U32), ("fragment", (BINARY, "fragment_size"))],
+    ),
+    (P.NDIS_PACKET_CAPTURE, 1002): (
+        "ndis.packet_metadata", 0,
+        [*_NDIS_LAYER, ("metadata_size", U32), ("metadata", (BINARY, "metadata_size"))],
+    ),
+    (P.NDIS_PACKET_CAPTURE, 1003): (
+        "ndis.vmswitch_packet_fragment", 0,
+        [*_NDIS_LAYER, ("source_port_id", U32), ("source_port_name", USTR), ("source_nic_name", USTR),
+         ("source_nic_type", USTR), ("destination_count", U32), ("destinations", (U64_ARRAY, "destination_count")),
+         ("fragment_size", U32), ("fragment", (BINARY, "fragment_size"))],
+    ),
+    (P.NDIS_PACKET_CAPTURE, 1014): (
+        "ndis.layer_attach", 0, [*_NDIS_LAYER, ("media_type", U32), ("reference_context", U32)],
+    ),
+    (P.NDIS_PACKET_CAPTURE, 1015): (
+        "ndis.layer_detach", 0, [*_NDIS_LAYER, ("media_type", U32), ("reference_context", U32)],
+    ),
+    (P.PKTMON, 20): (
+        "pktmon.component", 0, [("id", U16), ("type", U16), ("name", USTR), ("description", USTR)],
+    ),
+})
+_PKTMON_PACKET = [
+    ("pkt_group_id", U64), ("pkt_number", U16), ("appearance_count", U16), ("direction", U16),
+    ("packet_type", U16), ("component_id", U16), ("edge_id", U16), ("filter_id", U16), ("drop_reason", U32),
+    ("drop_location", U32), ("original_payload_size", U16), ("logged_payload_size", U16),
+    ("payload", (BINARY, "logged_payload_size")),
+]
+TEMPLATES[(P.PKTMON, 160)] = ("pktmon.packet", 0, _PKTMON_PACKET)
+TEMPLATES[(P.PKTMON, 170)] = ("pktmon.packet_drop", 0, _PKTMON_PACKET)
+#: providers whose events keep the header's keyword as ``fields["keyword"]`` (NDIS packet events
+#: say in it where a packet starts and ends, its medium and its direction)
+WITH_KEYWORD = frozenset({P.NDIS_PACKET_CAPTURE})
 
 PROVIDERS = frozenset(p for p, _ in TEMPLATES)
 

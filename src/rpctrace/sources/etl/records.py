@@ -314,6 +314,8 @@ class BufferDecoder:
                     break
         if activity != _ZERO_GUID:
             extra["activity_id"] = manifest.guid_le(activity)
+        if provider in manifest.WITH_KEYWORD:
+            extra["keyword"] = keyword
         if provider in manifest.PROVIDERS:
             try:
                 kind, fields = manifest.decode(provider, eid, version, data, off, end, ptr)

@@ -2,7 +2,8 @@
 
 Link types ([pcap-linktype]): Ethernet (1, with 802.1Q/802.1ad VLAN tags, which dpkt's Ethernet
 strips), Linux cooked capture v1 (113) and v2 (276), raw IP (101, and 12/14 as some systems
-number it, 228 IPv4, 229 IPv6), BSD loopback (0, 108).  IPv4 and IPv6 (dpkt follows IPv6
+number it, 228 IPv4, 229 IPv6), BSD loopback (0, 108), IEEE 802.11 (105: data frames, their
+LLC/SNAP header through dpkt; what Windows' native 802.11 packet capture logs).  IPv4 and IPv6 (dpkt follows IPv6
 extension headers).  Fragmented IP is not reassembled (RPC over TCP rarely fragments at the IP
 layer): such frames are counted and skipped.
 """
@@ -14,8 +15,10 @@ from typing import NamedTuple
 
 import dpkt
 import dpkt.ethernet
+import dpkt.ieee80211
 import dpkt.ip
 import dpkt.ip6
+import dpkt.llc
 import dpkt.loopback
 import dpkt.sll
 import dpkt.sll2
@@ -24,7 +27,9 @@ import dpkt.tcp
 __all__ = ["Segment", "NotTcp", "segment_of", "SUPPORTED_LINKTYPES"]
 
 ETHERNET, SLL, SLL2, RAW, RAW_BSD12, RAW_BSD14, IPV4, IPV6, NULL, LOOP = 1, 113, 276, 101, 12, 14, 228, 229, 0, 108
-SUPPORTED_LINKTYPES = frozenset({ETHERNET, SLL, SLL2, RAW, RAW_BSD12, RAW_BSD14, IPV4, IPV6, NULL, LOOP})
+IEEE802_11 = 105
+SUPPORTED_LINKTYPES = frozenset({ETHERNET, SLL, SLL2, RAW, RAW_BSD12, RAW_BSD14, IPV4, IPV6, NULL, LOOP, IEEE802_11})
+_WIFI_DATA = 2  # 802.11 frame type "data"
 
 
 class Segment(NamedTuple):
@@ -73,6 +78,11 @@ def _network(linktype: int, data: bytes):
         raise NotTcp(f"raw frame of IP version {version}")
     if linktype in (NULL, LOOP):
         return dpkt.loopback.Loopback(data).data
+    if linktype == IEEE802_11:
+        wifi = dpkt.ieee80211.IEEE80211(data)
+        if wifi.type != _WIFI_DATA or not isinstance(wifi.data, bytes):
+            raise NotTcp(None)  # management and control frames carry no IP
+        return dpkt.llc.LLC(wifi.data).data
     raise NotTcp(f"link type {linktype} is not supported")
 
 
