@@ -1,5 +1,7 @@
-"""Types of the optional C record loop (``_fastrecords.c``, built by setup.py where a compiler is
-available): what :mod:`rpctrace.sources.etl.records` and ``container`` call."""
+"""Types of the optional C module (``_fastrecords.c``, built by setup.py where a compiler is
+available): the record loop and the decompressor that :mod:`rpctrace.sources.etl.records` and
+``container`` call.  What else the module holds (the correlation engine's objects) is left
+untyped: its callers take it as ``Any``."""
 
 from typing import Any
 
@@ -14,3 +16,5 @@ def decode(
 
 def xpress(data: Buffer, max_out: int, /) -> bytes | None:
     """Plain LZ77 (Xpress) decompression: the bytes, or None where the Python decoder must say why."""
+
+def __getattr__(name: str) -> Any: ...
