@@ -10,7 +10,9 @@ setup(
     ext_modules=[
         Extension(
             "rpctrace.sources.etl._fastrecords",
-            ["src/rpctrace/sources/etl/_fastrecords.c"],
+            ["src/rpctrace/sources/etl/_fastrecords.c", "src/rpctrace/sources/etl/_fastcalls.c",
+             "src/rpctrace/sources/etl/_fastrender.c"],
+            depends=["src/rpctrace/sources/etl/_fastrecords.h"],
             optional=True,
             extra_compile_args=["-O2"],
         )

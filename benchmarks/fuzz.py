@@ -11,7 +11,9 @@ Targets and what one input goes through (the reader's documented error is a *cle
 target  run on each input                                                          clean error
 ======  =========================================================================  =========================
 etl     ``EtlReader(path)`` strict and ``keep_going`` (events fully consumed), then  InputError
-        ``rpctrace.trace.load([path])`` (strict on even inputs, keep_going on odd)
+        ``rpctrace.trace.load([path])`` (strict on even inputs, keep_going on odd),
+        then ``pipeline.correlate_files`` (the streamed path: the C engine where built;
+        operations failed/all/report) and every call's record and table line
 pml     ``PmlReader`` (strict on even inputs, keep_going on odd), events consumed     InputError
 evtx    ``EvtxReader`` (same alternation)                                           InputError
 xml     ``EventXmlReader`` (same alternation)                                       InputError
@@ -1085,13 +1087,23 @@ def _run_etl(path: str, index: int) -> list[BaseException]:
             errors.append(trace.error)
     except InputError as exc:
         errors.append(exc)
-    # the streamed path of `rpctrace calls` / `tree` (TraceStream + Correlator), both modes
+    # the streamed path of `rpctrace calls` / `tree` / `report` (the C engine where it was built,
+    # else TraceStream + Correlator), every operations mode, then the listing's records and table
+    # lines (the C record builder and line for the engine's calls)
+    from rpctrace.correlate.records import RecordMaker
+    from rpctrace.knowledge.interfaces import lookup
+    from rpctrace.knowledge.status import ntstatus_name
     from rpctrace.pipeline import correlate_files
+    from rpctrace.render.calls import _row_maker
 
     try:
-        trace, _result = correlate_files([path], keep_going=bool(index & 2), operations="all" if index & 4 else "failed")
+        trace, result = correlate_files([path], keep_going=bool(index & 2),
+                                        operations=("failed", "all", "report", "all")[(index >> 2) & 3], keep_all_for=4)
         if trace.error is not None:
             errors.append(trace.error)
+        maker, row = RecordMaker(trace, names=lookup, status_name=ntstatus_name), _row_maker()
+        for call in (result.calls + result.alpc)[:2000]:
+            row(maker(call))
     except InputError as exc:
         errors.append(exc)
     return errors

@@ -10,7 +10,7 @@ its command line parsed), the names of an interface and procedure, the name of a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from rpctrace.model import Event, target_of, ticks_to_iso
 from rpctrace.schema import CallRecord, FailureRecord
@@ -40,7 +40,8 @@ class RecordMaker:
     for every call (callers may change them).
     """
 
-    __slots__ = ("_trace", "_names", "_status_name", "_images", "_services", "_procedures", "_status_names", "_named_status")
+    __slots__ = ("_trace", "_names", "_status_name", "_images", "_services", "_procedures", "_status_names", "_named_status",
+                 "_core")
 
     def __init__(self, trace: Trace, names: NamesLookup | None = None, status_name: StatusNameLookup | None = None):
         self._trace = trace
@@ -51,6 +52,7 @@ class RecordMaker:
         self._procedures: dict[tuple[str, int | None], tuple[str | None, str | None]] = {}
         self._status_names: dict[int, str | None] = {}
         self._named_status = bool(status_name)  # failure_record's test of the lookup
+        self._core: Callable[[Any], Any] | None = _fast_core(self)  # the C builder for the C engine's calls
 
     def image(self, pid: int | None) -> str | None:
         """The image name of process ``pid``, or None when the trace does not know it."""
@@ -88,6 +90,10 @@ class RecordMaker:
 
     def __call__(self, call: Call) -> CallRecord:
         """The record of ``call``."""
+        if self._core is not None:
+            built = self._core(call)  # the same record, built in C (NotImplemented: not an engine call)
+            if built is not NotImplemented:
+                return cast(CallRecord, built)
         # The lookups are inlined as cache hits (the common case); misses go through the methods.
         interface = call.interface
         opnum = call.opnum
@@ -162,6 +168,12 @@ class RecordMaker:
         if wire is not None:
             _add_wire(record, wire)
         return record
+
+
+def _fast_core(maker: RecordMaker) -> Callable[[Any], Any] | None:
+    from rpctrace.correlate.fast import record_core
+
+    return record_core(maker)
 
 
 def _add_wire(record: CallRecord, wire: Any) -> None:

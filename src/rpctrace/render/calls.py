@@ -141,8 +141,17 @@ TABLE_HEAD = (f"{'id':>6}  {'start':<28} {'duration':>9} {'mode':<14} {'client':
 def write_table(records: Iterable[CallRecord], out: IO[str]) -> None:
     write = out.write
     write(TABLE_HEAD + "\n")
+    row = _row_maker()
     for r in records:
-        write(_table_row(r))
+        write(row(r))
+
+
+def _row_maker():
+    """:func:`_table_row`, or its C version where the optional C module was built (the same text:
+    it fills :data:`_ROW`, and hands records of unusual types to :func:`_table_row_any`)."""
+    from rpctrace.correlate.fast import table_row
+
+    return table_row(_ROW, _table_row_any) or _table_row
 
 
 def write_tree(calls, trace, out: IO[str], record) -> None:

@@ -71,7 +71,21 @@ def resolve_registry_paths(events: Iterable[Event], kcbs: KcbNames | None = None
         elif "key_name" in f:  # Kernel-Registry value events carry the key's full name
             nt = f["key_name"] or None
         if nt:
-            f["nt_path"] = nt
-            f["path"] = user_path(nt)
+            f["nt_path"], f["path"] = _shared_paths(nt)
         else:
             f.setdefault("path", None)
+
+
+#: nt path -> (nt path, user path): the operations of a busy trace name the same few keys, and a
+#: listing that keeps a hundred thousand of them would otherwise hold two strings each (bounded)
+_PATHS: dict[str, tuple[str, str]] = {}
+
+
+def _shared_paths(nt: str) -> tuple[str, str]:
+    hit = _PATHS.get(nt)
+    if hit is None:
+        hit = (nt, user_path(nt))
+        if len(_PATHS) >= 65536:
+            _PATHS.clear()
+        _PATHS[nt] = hit
+    return hit

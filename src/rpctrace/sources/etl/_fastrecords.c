@@ -11,47 +11,37 @@
  *
  * Reads are bounded by the buffer's length before every access.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
+#include "_fastrecords.h"
 
-#define NO_ID 0xFFFFFFFFu
-
-static PyObject *k_interface_uuid, *k_procnum, *k_protocol, *k_network_address, *k_endpoint, *k_options,
+PyObject *k_interface_uuid, *k_procnum, *k_protocol, *k_network_address, *k_endpoint, *k_options,
     *k_auth_level, *k_auth_service, *k_impersonation_level, *k_status, *k_activity_id, *k_is_server_port,
     *k_port_name, *k_initial_time, *k_index, *k_kcb, *k_key_name, *k_value_name, *k_event_ts, *k_stack_pid,
-    *k_stack_tid, *k_frames;
+    *k_stack_tid, *k_frames, *k_message_id;
+static PyObject *k_instruction_pointer, *k_sampled_tid, *k_data, *k_length, *k_related_activity_id, *k_task,
+    *k_keyword, *k_level, *k_raw_records, *kind_raw;
 static PyObject *kind_client_start, *kind_server_start, *kind_client_stop, *kind_server_stop;
 
-static inline uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint32_t rd32(const unsigned char *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static inline uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
-
-/* The clock of records.Clock: identity offset, or base + (raw - raw0) * num // den (floor). */
-typedef struct {
-    int identity;
-    long long offset;
-    __int128 base, raw0, num, den;
-} clock_t_;
-
-static PyObject *ts_of(const clock_t_ *c, uint64_t raw) {
+int fr_ts(const clock_t_ *c, uint64_t raw, int64_t *out) {
     if (c->identity) {
         __int128 v = (__int128)raw + c->offset;
-        if (v >= 0 && v <= (__int128)INT64_MAX) return PyLong_FromLongLong((long long)v);
-        return NULL; /* caller falls back */
+        if (v >= 0 && v <= (__int128)INT64_MAX) { *out = (int64_t)v; return 1; }
+        return 0;
     }
-    /* any overflow: NULL, and the Python clock does the arithmetic with its big ints */
+    /* any overflow: 0, and the Python clock does the arithmetic with its big ints */
     __int128 diff, prod, v;
     if (__builtin_sub_overflow((__int128)raw, c->raw0, &diff) || __builtin_mul_overflow(diff, c->num, &prod))
-        return NULL;
+        return 0;
     __int128 q = prod / c->den;
     if ((prod % c->den != 0) && ((prod < 0) != (c->den < 0))) q -= 1;
-    if (__builtin_add_overflow(c->base, q, &v)) return NULL;
-    if (v >= 0 && v <= (__int128)INT64_MAX) return PyLong_FromLongLong((long long)v);
-    return NULL;
+    if (__builtin_add_overflow(c->base, q, &v)) return 0;
+    if (v >= 0 && v <= (__int128)INT64_MAX) { *out = (int64_t)v; return 1; }
+    return 0;
+}
+
+static PyObject *ts_of(const clock_t_ *c, uint64_t raw) {
+    int64_t v;
+    if (fr_ts(c, raw, &v)) return PyLong_FromLongLong((long long)v);
+    return NULL; /* caller falls back */
 }
 
 static PyObject *guid_text(const unsigned char *g) {
@@ -138,6 +128,13 @@ static inline PyObject *id_or_none(uint32_t v) {
     if (!id || v < 256) return id; /* small ints are shared by Python already */
     return shared(id_cache, id, 65536);
 }
+
+PyObject *fr_guid_text(const unsigned char *g) { return guid_text(g); }
+PyObject *fr_utf16z(const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *next) {
+    return utf16z(d, pos, end, next);
+}
+PyObject *fr_interned(PyObject *text) { return interned(text); }
+PyObject *fr_id(uint32_t v) { return id_or_none(v); }
 
 /* RPC call start/stop (ids 5-8, version 1).  Returns a new fields dict, or NULL with no error
  * set when the payload needs the Python decoder (short payload), or NULL with an error. */
@@ -231,6 +228,18 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         Py_DECREF(frames);
         Py_DECREF(*pid); *pid = spid;
         Py_DECREF(*tid); *tid = stid;
+    } else if (code == 4) {
+        /* PerfInfo SampledProfile (kernel.perf_info): InstructionPointer, ThreadId; the thread is
+         * the sampled one, the process unknown */
+        if (pos + ptr + 4 > end) goto slow;
+        uint32_t sampled = rd32(d + pos + ptr);
+        PUT(k_instruction_pointer, PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(d + pos) : rd32(d + pos)));
+        PUT(k_sampled_tid, PyLong_FromUnsignedLong(sampled));
+        PyObject *stid = sampled == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(sampled);
+        if (!stid) goto fail;
+        Py_INCREF(Py_None);
+        Py_SETREF(*pid, Py_None);
+        Py_SETREF(*tid, stid);
     } else {
         goto slow;
     }
@@ -242,6 +251,135 @@ fail: /* NULL with the error set */
     return NULL;
 }
 
+/* An EVENT_HEADER record of a provider without a manifest (records._event_header_event): kept
+ * raw, with its task, keyword, level, activity ids and the stack of its extended items.  Returns
+ * 1 with *ev and *raw_out set, 0 when the Python decoder must take it (clock beyond 64 bits, a
+ * provider with a manifest), -1 on error.  Damage in the extended items goes to ``damage`` as the
+ * Python decoder writes it. */
+static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size, PyObject *cpu, long number,
+                         PyObject *damage, PyObject *counts, PyObject *providers, PyObject *stack_split,
+                         const clock_t_ *clock, PyTypeObject *evtype, PyObject **ev_out, PyObject **raw_out) {
+    uint64_t raw = rd64(d + pos + 0x10);
+    int64_t tsv;
+    if (!providers || !stack_split || !fr_ts(clock, raw, &tsv)) return 0;
+    PyObject *provider = interned(guid_text(d + pos + 0x18));
+    if (!provider) return -1;
+    int known = PySet_Contains(providers, provider);
+    if (known != 0) {
+        Py_DECREF(provider);
+        return known < 0 ? -1 : 0;
+    }
+    PyObject *related = NULL, *stack = NULL, *f = NULL, *v;
+    Py_ssize_t end = pos + size, off = pos + 0x50;
+    uint16_t flags = rd16(d + pos + 4);
+    if (flags & 1) { /* EXTENDED_INFO: items precede the user data */
+        for (int i = 0; i < 64; i++) {
+            if (off + 8 > end) {
+                PyObject *t = Py_BuildValue("(nls)", off, number, "extended data item overruns its record");
+                if (!t || PyList_Append(damage, t) < 0) { Py_XDECREF(t); goto fail; }
+                Py_DECREF(t);
+                break;
+            }
+            unsigned item_size = rd16(d + off), ext_type = rd16(d + off + 2), linkage = rd16(d + off + 4),
+                     data_size = rd16(d + off + 6);
+            if (item_size < 8 || data_size > item_size - 8 || off + (Py_ssize_t)item_size > end) {
+                PyObject *m = PyUnicode_FromFormat("bad extended data item (size %u, data %u)", item_size, data_size);
+                PyObject *t = m ? Py_BuildValue("(nlN)", off, number, m) : NULL;
+                if (!t || PyList_Append(damage, t) < 0) { Py_XDECREF(t); goto fail; }
+                Py_DECREF(t);
+                off = end;
+                break;
+            }
+            Py_ssize_t body = off + 8;
+            if (ext_type == 1 && data_size >= 16) { /* EVENT_HEADER_EXT_TYPE_RELATED_ACTIVITYID */
+                PyObject *g = guid_text(d + body);
+                if (!g) goto fail;
+                Py_XSETREF(related, g);
+            } else if ((ext_type == 6 || ext_type == 5) && data_size >= 8) { /* STACK_TRACE64 / 32 */
+                int w = ext_type == 6 ? 8 : 4;
+                Py_ssize_t count = (data_size - 8) / w;
+                PyObject *frames = PyTuple_New(count);
+                if (!frames) goto fail;
+                for (Py_ssize_t k = 0; k < count; k++) {
+                    const unsigned char *q = d + body + 8 + k * w;
+                    PyObject *a = PyLong_FromUnsignedLongLong(w == 8 ? rd64(q) : rd32(q));
+                    if (!a) { Py_DECREF(frames); goto fail; }
+                    PyTuple_SET_ITEM(frames, k, a);
+                }
+                /* model.Stack.split(frames, pointer size): the frames with their kernel/user split */
+                PyObject *split = PyObject_CallFunction(stack_split, "Ni", frames, w);
+                if (!split) goto fail;
+                Py_XSETREF(stack, split);
+            }
+            off += item_size;
+            if (!(linkage & 1)) break;
+        }
+    }
+    f = PyDict_New();
+    if (!f) goto fail;
+#define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); goto fail; } Py_DECREF(v); } while (0)
+    PUT(k_data, PyBytes_FromStringAndSize((const char *)d + off, end - off));
+    PUT(k_length, PyLong_FromSsize_t(end - off));
+    if (related && PyDict_SetItem(f, k_related_activity_id, related) < 0) goto fail;
+    static const unsigned char zero16[16] = {0};
+    if (memcmp(d + pos + 0x40, zero16, 16) != 0) PUT(k_activity_id, guid_text(d + pos + 0x40));
+    PUT(k_task, PyLong_FromUnsignedLong(rd16(d + pos + 0x2E)));
+    PUT(k_keyword, PyLong_FromUnsignedLongLong(rd64(d + pos + 0x30)));
+    PUT(k_level, PyLong_FromUnsignedLong(d[pos + 0x2C]));
+#undef PUT
+    { /* counts.raw_records += 1 */
+        PyObject *n = PyObject_GetAttr(counts, k_raw_records), *one = PyLong_FromLong(1);
+        PyObject *m = n && one ? PyNumber_Add(n, one) : NULL;
+        int bad = !m || PyObject_SetAttr(counts, k_raw_records, m) < 0;
+        Py_XDECREF(n);
+        Py_XDECREF(one);
+        Py_XDECREF(m);
+        if (bad) goto fail;
+    }
+    PyObject *items[11];
+    items[0] = PyLong_FromLongLong((long long)tsv);
+    items[1] = id_or_none(rd32(d + pos + 0x0C));
+    items[2] = id_or_none(rd32(d + pos + 0x08));
+    Py_INCREF(cpu);
+    items[3] = cpu;
+    items[4] = provider;
+    provider = NULL;
+    items[5] = PyLong_FromUnsignedLong(rd16(d + pos + 0x28));
+    items[6] = PyLong_FromUnsignedLong(d[pos + 0x2D]);
+    items[7] = PyLong_FromUnsignedLong(d[pos + 0x2A]);
+    Py_INCREF(kind_raw);
+    items[8] = kind_raw;
+    items[9] = f;
+    f = NULL;
+    int nonempty = stack ? PyObject_IsTrue(stack) : 0;
+    if (nonempty < 0) goto fail;
+    if (nonempty) { /* ``if stack``: an empty one is none */
+        items[10] = stack;
+        stack = NULL;
+    } else {
+        Py_INCREF(Py_None);
+        items[10] = Py_None;
+    }
+    for (int i = 0; i < 11; i++)
+        if (!items[i]) {
+            for (int j = 0; j < 11; j++) Py_XDECREF(items[j]);
+            goto fail;
+        }
+    *ev_out = make_event(evtype, items);
+    if (!*ev_out) goto fail;
+    *raw_out = PyLong_FromUnsignedLongLong(raw);
+    if (!*raw_out) { Py_CLEAR(*ev_out); goto fail; }
+    Py_XDECREF(related);
+    Py_XDECREF(stack);
+    return 1;
+fail:
+    Py_XDECREF(provider);
+    Py_XDECREF(related);
+    Py_XDECREF(stack);
+    Py_XDECREF(f);
+    return -1;
+}
+
 /*
  * decode(data, cpu, skip, ctx) -> (raws, events, damage)
  *
@@ -250,13 +388,14 @@ fail: /* NULL with the error set */
  *       classic_event(...), opaque_event(...), counts, rpc provider text, rpc guid bytes, clock(raw),
  *       skip_stacks)
  */
-static PyObject *decode(PyObject *self, PyObject *args) {
+PyObject *fr_walk(PyObject *args, Engine *sink) {
     Py_buffer view;
     int cpu_i, skip;
     PyObject *ctx;
     if (!PyArg_ParseTuple(args, "y*iiO!", &view, &cpu_i, &skip, &PyTuple_Type, &ctx)) return NULL;
     PyObject *ret = NULL, *raws = NULL, *events = NULL, *damage = NULL, *cpu = NULL, *zero = NULL, *data_obj = NULL;
     PyObject *held = NULL; /* the kernel entry of the record being decoded (a new reference) */
+    PyObject *sink_last_raw = NULL; /* with a sink: the last record's raw timestamp (a new reference) */
     PyTypeObject *evtype;
     int ptr;
     PyObject *clk, *kcache, *kernel_entry, *kernel_event, *evh_event, *classic_event, *opaque_event, *counts,
@@ -264,9 +403,12 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     Py_buffer rpc_guid;
     PyObject *rpc_guid_obj;
     int skip_stacks;
-    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOOp", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
+    PyObject *providers = NULL; /* providers with a manifest (their records go to the Python decoder) */
+    PyObject *stack_split = NULL; /* model.Stack.split */
+    if (!PyArg_ParseTuple(ctx, "O!iO!O!OOOOOOUOOp|O!O", &PyType_Type, &evtype, &ptr, &PyTuple_Type, &clk, &PyDict_Type,
                           &kcache, &kernel_entry, &kernel_event, &evh_event, &classic_event, &opaque_event, &counts,
-                          &rpc_provider, &rpc_guid_obj, &clock_call, &skip_stacks)) {
+                          &rpc_provider, &rpc_guid_obj, &clock_call, &skip_stacks, &PyFrozenSet_Type, &providers,
+                          &stack_split)) {
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -311,7 +453,9 @@ static PyObject *decode(PyObject *self, PyObject *args) {
 
     Py_ssize_t pos = 0;
     long number = 0;
-    PyObject *last_raw = NULL; /* borrowed from raws */
+    PyObject *last_raw = NULL; /* borrowed from raws (or sink_last_raw) */
+    uint64_t sink_raw = 0; /* with a sink: the raw timestamp of the last compact record */
+    int sink_raw_seen = 0;
 #define DAMAGE(fmt, ...)                                                                       \
     do {                                                                                       \
         PyObject *m = PyUnicode_FromFormat(fmt, __VA_ARGS__);                                  \
@@ -322,9 +466,16 @@ static PyObject *decode(PyObject *self, PyObject *args) {
 #define ADD(raw_obj, ev_obj)                                                                   \
     do {                                                                                       \
         PyObject *r_ = (raw_obj), *e_ = (ev_obj);                                              \
-        if (!r_ || !e_ || PyList_Append(raws, r_) < 0 || PyList_Append(events, e_) < 0) {      \
-            Py_XDECREF(r_); Py_XDECREF(e_); goto done; }                                       \
-        last_raw = r_; Py_DECREF(r_); Py_DECREF(e_);                                           \
+        if (!r_ || !e_) { Py_XDECREF(r_); Py_XDECREF(e_); goto done; }                         \
+        if (sink) {                                                                            \
+            if (eng_add_event(sink, r_, e_) < 0) { Py_DECREF(r_); Py_DECREF(e_); goto done; }  \
+            Py_XSETREF(sink_last_raw, r_); Py_DECREF(e_);                                      \
+            last_raw = r_;                                                                     \
+        } else {                                                                               \
+            if (PyList_Append(raws, r_) < 0 || PyList_Append(events, e_) < 0) {                \
+                Py_DECREF(r_); Py_DECREF(e_); goto done; }                                     \
+            last_raw = r_; Py_DECREF(r_); Py_DECREF(e_);                                       \
+        }                                                                                      \
     } while (0)
 
     while (pos + 4 <= end) {
@@ -362,6 +513,23 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                 break;
             }
             if (number >= skip) {
+                if (sink) {
+                    /* the engine takes the records it decodes itself (no Python objects) */
+                    int64_t tsv;
+                    PyObject *entry = eng_entry(sink, kcache, kernel_entry, group, opcode);
+                    if (!entry) goto done;
+                    if (PyTuple_GET_SIZE(entry) > 3 && PyLong_AsLong(PyTuple_GET_ITEM(entry, 3)) == 3 && skip_stacks) {
+                        Py_DECREF(entry);
+                        goto next_record;
+                    }
+                    int took = 0;
+                    if (fr_ts(&clock, raw, &tsv))
+                        took = eng_add_kernel(sink, raw, tsv, ids ? pid : NO_ID, ids ? tid : NO_ID, cpu_i, entry, group,
+                                              opcode, version & 0xFF, d, pos + hsize, pos + size, ptr);
+                    Py_DECREF(entry);
+                    if (took < 0) goto done;
+                    if (took) { last_raw = NULL; Py_CLEAR(sink_last_raw); sink_raw = raw; sink_raw_seen = 1; goto next_record; }
+                }
                 PyObject *raw_obj = PyLong_FromUnsignedLongLong(raw);
                 PyObject *ts = ts_of(&clock, raw);
                 if (!raw_obj) { Py_XDECREF(ts); goto done; }
@@ -452,6 +620,12 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                 if (!(flags & 1) && evver == 1 && eid >= 5 && eid <= 8 &&
                     memcmp(d + pos + 0x18, rpc_guid.buf, 16) == 0) {
                     uint64_t raw = rd64(d + pos + 0x10);
+                    if (sink) {
+                        int64_t tsv;
+                        int took = fr_ts(&clock, raw, &tsv) ? eng_add_rpc(sink, raw, tsv, d, pos, size, cpu_i) : 0;
+                        if (took < 0) goto done;
+                        if (took) { last_raw = NULL; Py_CLEAR(sink_last_raw); sink_raw = raw; sink_raw_seen = 1; goto next_record; }
+                    }
                     PyObject *ts = ts_of(&clock, raw);
                     if (ts) {
                         static const unsigned char zero16[16] = {0};
@@ -493,6 +667,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
                     }
                 }
                 if (!ev) {
+                    int got = generic_event(d, pos, size, cpu, number, damage, counts, providers, stack_split, &clock,
+                                            evtype, &ev, &raw_obj);
+                    if (got < 0) goto done;
+                }
+                if (!ev) {
                     PyObject *r = PyObject_CallFunction(evh_event, "OnnOOlOO", data_obj, pos, size, cpu, ptr_obj, number,
                                                         counts, damage);
                     if (!r) goto done;
@@ -528,8 +707,15 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             }
             if (number >= skip) {
                 PyObject *prev = last_raw ? last_raw : Py_None;
+                PyObject *made = NULL;
+                if (sink && !last_raw && sink_raw_seen) {
+                    made = PyLong_FromUnsignedLongLong(sink_raw);
+                    if (!made) goto done;
+                    prev = made;
+                }
                 PyObject *r = PyObject_CallFunction(opaque_event, "OnnIOOO", data_obj, pos, size,
                                                     top == 0xC0 ? htype : 0x0F, cpu, prev, counts);
+                Py_XDECREF(made);
                 if (!r) goto done;
                 PyObject *raw_obj = PyTuple_GetItem(r, 0), *ev = PyTuple_GetItem(r, 1);
                 Py_XINCREF(raw_obj);
@@ -546,9 +732,15 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         number += 1;
         pos += (size + 7) & ~(Py_ssize_t)7;
     }
-    ret = PyTuple_Pack(3, raws, events, damage);
+    if (sink) {
+        ret = damage;
+        Py_INCREF(ret);
+    } else {
+        ret = PyTuple_Pack(3, raws, events, damage);
+    }
 done:
     Py_XDECREF(held);
+    Py_XDECREF(sink_last_raw);
     Py_XDECREF(raws);
     Py_XDECREF(events);
     Py_XDECREF(damage);
@@ -664,6 +856,8 @@ bad:
     Py_RETURN_NONE;
 }
 
+static PyObject *decode(PyObject *self, PyObject *args) { return fr_walk(args, NULL); }
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "Decode one buffer's records: (raws, events, damage)."},
     {"xpress", xpress, METH_VARARGS, "Plain LZ77 decompression: bytes, or None where the Python decoder must say why."},
@@ -696,6 +890,17 @@ PyMODINIT_FUNC PyInit__fastrecords(void) {
     INTERN(k_stack_pid, "stack_pid");
     INTERN(k_stack_tid, "stack_tid");
     INTERN(k_frames, "frames");
+    INTERN(k_message_id, "message_id");
+    INTERN(k_instruction_pointer, "instruction_pointer");
+    INTERN(k_sampled_tid, "sampled_tid");
+    INTERN(k_data, "data");
+    INTERN(k_length, "length");
+    INTERN(k_related_activity_id, "related_activity_id");
+    INTERN(k_task, "task");
+    INTERN(k_keyword, "keyword");
+    INTERN(k_level, "level");
+    INTERN(k_raw_records, "raw_records");
+    INTERN(kind_raw, "raw");
     INTERN(kind_client_start, "rpc.client_start");
     INTERN(kind_server_start, "rpc.server_start");
     INTERN(kind_client_stop, "rpc.client_stop");
@@ -703,5 +908,11 @@ PyMODINIT_FUNC PyInit__fastrecords(void) {
 #undef INTERN
     if (!(id_cache = PyDict_New())) return NULL;
     if (!(str_cache = PyDict_New())) return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (fastcalls_init(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

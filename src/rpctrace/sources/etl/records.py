@@ -58,6 +58,9 @@ except ImportError:  # pragma: no cover - depends on the build
     _fastrecords = None
 
 _RPC_GUID_LE = uuid.UUID(P.RPC).bytes_le
+#: providers whose EVENT_HEADER records the C loop leaves to :meth:`BufferDecoder._event_header_event`
+#: (a manifest, or fields of their own); it keeps the others raw itself, as that method does
+PYTHON_PROVIDERS = manifest.PROVIDERS | manifest.WITH_KEYWORD
 _new = tuple.__new__
 #: RPCTRACE_PURE=1 decodes in Python even where the C loop was built (tests compare both)
 PURE = bool(os.environ.get("RPCTRACE_PURE"))
@@ -112,7 +115,8 @@ class BufferDecoder:
             ident = clock.identity_offset
             ctx = (Event, self.ptr, (ident is not None, ident or 0, clock.base, clock.raw0, clock.num, clock.den),
                    self._kernel, self._kernel_entry, self._kernel_event, self._event_header_event,
-                   self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, self.skip_stacks)
+                   self._classic_event, self._opaque_event, counts, P.RPC, _RPC_GUID_LE, clock, self.skip_stacks,
+                   PYTHON_PROVIDERS, Stack.split)
             try:
                 raws, events, damage = _fastrecords.decode(data, cpu, skip, ctx)
             except (OverflowError, ValueError):
@@ -234,7 +238,8 @@ class BufferDecoder:
         (provider, decoder, simple layout + its size, C fast path code, kind, value op).
 
         The C loop decodes the layouts it knows by code (1 ALPC WaitForNewMessage, 2 Registry,
-        3 StackWalk Stack: see kernel.py for each) and the Python loop calls ``decoder``.
+        3 StackWalk Stack, 4 PerfInfo SampledProfile: see kernel.py for each) and the Python loop
+        calls ``decoder``.
         """
         provider = P.kernel_group_guid(group, opcode)
         layout = kernel.SIMPLE.get((provider, opcode))
@@ -246,6 +251,8 @@ class BufferDecoder:
             fast, kind = 2, kernel.REGISTRY_KINDS[opcode]
         elif provider == P.STACK_WALK and opcode == 32:
             fast, kind = 3, "stack"
+        elif provider == P.PERF_INFO and opcode == 46:
+            fast, kind = 4, "sample"
         entry = self._kernel[(group << 8) | opcode] = (provider, kernel.DECODERS.get(provider), simple, fast, kind,
                                                        opcode in kernel.REGISTRY_VALUE_OPS)
         return entry
