@@ -121,3 +121,21 @@ def test_commands_hold_no_analysis():
             if p.name not in ("__init__.py", "options.py")
             and (n := len(p.read_text(encoding="utf-8").splitlines())) >= 100}
     assert not long, f"command modules stay well under 100 lines: {long}"
+
+
+def test_architecture_doc_gives_every_package_its_stage():
+    """docs/architecture.md's table names every package of src/rpctrace at the stage LEVELS gives
+    it (the doc is read by newcomers first: it must stay true to the code)."""
+    import re
+
+    doc = (SRC.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| (.+?) \|", doc, re.M)
+    stage_of: dict[str, int] = {}
+    for stage, names in rows:
+        for name in re.findall(r"`rpctrace\.(\w+)", names):
+            stage_of.setdefault(name, int(stage))
+    packages = {_package(p) for p in SRC.rglob("*.py")} - {"__init__", "__main__"}
+    missing = sorted(p for p in packages if p not in stage_of)
+    assert not missing, f"docs/architecture.md does not name: {missing}"
+    wrong = sorted(f"{p}: doc {stage_of[p]}, LEVELS {LEVELS[p]}" for p in packages if stage_of[p] != LEVELS[p])
+    assert not wrong, wrong

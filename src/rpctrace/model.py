@@ -23,7 +23,7 @@ Conventions (shared by every source and by the trace writer's ground truth):
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 #: Kinds a consumer may rely on.  Readers may add more specific ones; unknown events are ``raw``.
 KINDS: frozenset[str] = frozenset(
@@ -164,7 +164,7 @@ class Event(NamedTuple):
     opcode: int
     version: int
     kind: str
-    fields: Mapping[str, Any]
+    fields: dict[str, Any]
     stack: tuple[int, ...] | None = None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
-__all__ = ["CallRecord", "ClientSide", "FailureRecord", "Finding", "Hop", "InterfaceRef", "ServerSide"]
+__all__ = ["CallRecord", "ClientSide", "FailureRecord", "Finding", "Hop", "InterfaceRef", "ServerSide", "WireRecord"]
 
 
 class ClientSide(TypedDict, total=False):
@@ -56,6 +56,27 @@ class FailureRecord(TypedDict, total=False):
     ts: str
 
 
+class WireRecord(TypedDict):
+    """What a network capture says of a call (``calls --format json``: ``wire``: :meth:`rpctrace.correlate.remote.Wire.as_dict`)."""
+
+    transport: str  # "TCP" or "NP"
+    client_address: str | None
+    client_port: int | None
+    server_address: str | None
+    server_port: int | None
+    pipe: str | None
+    call_id: int
+    connection: str
+    request_frame: int | None
+    response_frame: int | None
+    interface_source: str | None  # "bind", "alter_context", "epm", "server trace" or None
+    auth_type: int | None
+    fault: bool
+    fault_name: str | None
+    join: str | None  # how (or why not) it was joined with the server's trace
+    offset_us: float | None  # the clock offset the join used (trace - capture)
+
+
 class CallRecord(TypedDict):
     """One call (the ``rpctrace calls --format json`` contract; key order is fixed)."""
 
@@ -65,9 +86,6 @@ class CallRecord(TypedDict):
     interface: InterfaceRef
     opnum: int | None
     procedure: str | None
-    #: where the procedure's name came from: "database", "symbols" (the server's PDB named the
-    #: function above the RPC runtime's dispatch), None when nothing names it
-    procedure_source: str | None
     endpoint: str | None
     protocol: str | None
     mode: str | None
@@ -93,7 +111,7 @@ class CallRecord(TypedDict):
     #: its stack ran (rpctrace.correlate.procedure); absent when a database named it
     procedure_source: NotRequired[str]
     pipe: NotRequired[str | None]  # calls seen in a network capture: the named pipe
-    wire: NotRequired[dict[str, Any]]  # and what the capture says of them
+    wire: NotRequired[WireRecord]  # and what the capture says of them
 
 
 class Hop(TypedDict):

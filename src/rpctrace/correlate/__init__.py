@@ -7,13 +7,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, pair_messages
 from rpctrace.correlate.calls import Call, Correlation, Correlator, correlate_events
 from rpctrace.correlate.records import call_record, failure_record
+
+if TYPE_CHECKING:
+    from rpctrace.trace.model import Trace
 
 __all__ = ["AlpcMessage", "AlpcPairing", "Call", "Correlation", "Correlator", "correlate", "correlate_events", "pair_messages",
            "call_record", "failure_record"]
 
 
-def correlate(trace) -> Correlation:
+def correlate(trace: Trace) -> Correlation:
     return correlate_events(trace.events)

@@ -17,16 +17,21 @@ receive still pairs the client with the server thread, with lower confidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rpctrace.model import Event
+
+if TYPE_CHECKING:
+    from rpctrace.correlate.calls import Call
 
 #: a request nobody took within this long (100 ns ticks) is dropped from the pending table
 PENDING_WINDOW = 600 * 10_000_000
 
-_EVIDENCE: dict[tuple, tuple] = {}
+#: ``(id(current), text) -> (current, current + (text,))``
+_EVIDENCE: dict[tuple[int, str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
-def with_evidence(current: tuple, text: str) -> tuple:
+def with_evidence(current: tuple[str, ...], text: str) -> tuple[str, ...]:
     """``current + (text,)``, shared: evidence is a short sequence of a few dozen phrases, and a
     million calls holding lists of their own would cost a hundred megabytes.
 
@@ -46,7 +51,7 @@ def with_evidence(current: tuple, text: str) -> tuple:
 class AlpcMessage:
     message_id: int
     client_pid: int | None
-    client_tid: int | None
+    client_tid: int  # the thread that sent (or, its send lost, took the reply): always known
     send_ts: int | None  # None when the client's Send was lost
     server_pid: int | None = None
     server_tid: int | None = None
@@ -60,7 +65,7 @@ class AlpcMessage:
     port_name: str | None = None  # the port the server thread waits on
     evidence: tuple[str, ...] = ()
     dropped: bool = False  # turned out to be a reply whose request was not seen
-    call: object = None  # the RPC call bound to this message, set by the RPC layer
+    call: Call | None = None  # the RPC call bound to this message, set by the RPC layer
 
     @property
     def datagram(self) -> bool:
@@ -101,7 +106,8 @@ class AlpcPairing:
         self.ports: dict[int, set[str]] = {}
         self.unpaired: dict[str, int] = {}
         self.last_op: dict[int, str] = {}  # tid -> its last ALPC event kind
-        self.in_client_call: set[int] = set()  # threads between RPC events 5 and 7
+        # threads between RPC events 5 and 7 (an event without a thread adds None, never asked for)
+        self.in_client_call: set[int | None] = set()
         self.messages: list[AlpcMessage] | None = [] if keep_messages else None
 
     def lost(self, what: str) -> None:
@@ -162,7 +168,7 @@ class AlpcPairing:
                 return msg
         return None
 
-    def _send(self, x: int, pid, tid: int, ts: int) -> AlpcMessage:
+    def _send(self, x: int, pid: int | None, tid: int, ts: int) -> AlpcMessage:
         serving, awaiting = self.serving, self.awaiting
         msg = serving.get(tid)
         if msg is not None and msg.message_id == x:
@@ -180,8 +186,9 @@ class AlpcPairing:
             msg.reply_ts, msg.reply_tid = ts, tid
             msg.evidence = with_evidence(msg.evidence, "alpc.reply(other thread)")
             del awaiting[x]
-            if serving.get(msg.server_tid) is msg:
-                del serving[msg.server_tid]
+            server_tid = msg.server_tid  # set when the request was taken (how it got in awaiting)
+            if server_tid is not None and serving.get(server_tid) is msg:
+                del serving[server_tid]
             self.replied[x] = msg
             return msg
         if self.pending.get(x) is not None:
@@ -194,7 +201,7 @@ class AlpcPairing:
         self.waiting[tid] = msg
         return msg
 
-    def _receive(self, x: int, pid, tid: int, ts: int, previous: str | None) -> AlpcMessage | None:
+    def _receive(self, x: int, pid: int | None, tid: int, ts: int, previous: str | None) -> AlpcMessage | None:
         pending, waiting, replied = self.pending, self.waiting, self.replied
         msg = waiting.get(tid)
         if msg is not None and msg.message_id == x and msg.client_tid == tid and (
@@ -289,6 +296,7 @@ def pair_messages(events: list[Event]) -> AlpcResult:
         if msg is not None:
             by_event[index] = msg
     pairing.finish()
+    assert pairing.messages is not None  # keep_messages=True keeps them
     messages = [m for m in pairing.messages if not m.dropped]
     by_event = {i: m for i, m in by_event.items() if not m.dropped}
     return AlpcResult(messages, pairing.unpaired, pairing.ports, by_event)

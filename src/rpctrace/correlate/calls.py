@@ -21,13 +21,21 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from rpctrace.correlate.alpc import AlpcMessage, AlpcPairing, with_evidence
 from rpctrace.knowledge.failures import event_class
 from rpctrace.knowledge.status import is_failure
 from rpctrace.model import Event
 from rpctrace.trace.gcpause import gc_paused
+
+if TYPE_CHECKING:
+    from rpctrace.correlate.remote import Wire
+
+#: a thread as events name it: ``(pid, tid)``, either None when the source does not know it
+ThreadKey = tuple["int | None", "int | None"]
+#: ``(tid, ts) -> pid``: the process of a thread at a time, when known
+PidOf = Callable[["int | None", "int | None"], "int | None"]
 
 PROTOCOLS = {1: "TCP", 2: "NP", 3: "LRPC", 4: "HTTP"}
 #: how long after RPC event 5 the client's ALPC Send may come (100 ns ticks)
@@ -71,15 +79,15 @@ class Call:
     parent: "Call | None" = None
     # empty tuples until something is added: most calls have no children, and a listing keeps
     # only failed operations (a million calls, two empty lists each, is 100 MB)
-    children: "list[Call] | tuple" = ()
-    operations: "list[Event] | tuple" = ()
+    children: "list[Call] | tuple[()]" = ()
+    operations: "list[Event] | tuple[()]" = ()
     has_client: bool = False
     has_server: bool = False
     from_message: bool = False  # made from an ALPC message (no client RPC event bound to it)
     merged: bool = False  # RPC-only fallback: folded into the client-side call
     #: a call seen in a network capture: addresses, ports, pipe, frames, how it was joined
     #: (:class:`rpctrace.correlate.remote.Wire`); None for calls from a trace alone
-    wire: "object | None" = None
+    wire: "Wire | None" = None
     stop_tid: int | None = None  # the thread that logged the client's RPC event 7, when not the caller
     #: the procedure's result where the trace has it: the status of RpcRaiseException (RPC event 9)
     #: or of extended error information (event 1) logged on the call's threads while it was open;
@@ -181,6 +189,11 @@ class Correlation:
 def _endpoint_from_port(port: str | None) -> str | None:
     if not port:
         return None
+    return _port_endpoint(port)
+
+
+def _port_endpoint(port: str) -> str:
+    """The endpoint name of an ALPC port: its last path component (``\\RPC Control\\X`` -> X)."""
     return port.rsplit("\\", 1)[-1]
 
 
@@ -227,17 +240,17 @@ class Correlator:
         self.trim_after = keep_all_for if operations == "report" else None
         self.pairing = AlpcPairing()
         self.calls: list[Call] = []
-        self.open_client: dict[tuple, Call] = {}  # (pid, tid) -> client call waiting for its ALPC send
-        self.client_by_activity: dict[tuple, Call] = {}
-        self.server_by_activity: dict[tuple, Call] = {}
-        self.taken: dict[tuple, AlpcMessage] = {}  # (pid, tid) -> message the server thread just took
-        self.serving: dict[tuple, Call] = {}  # (pid, tid) -> call whose work this thread is doing
-        self.last_client: dict[tuple, Call] = {}
+        self.open_client: dict[ThreadKey, Call] = {}  # (pid, tid) -> client call waiting for its ALPC send
+        self.client_by_activity: dict[tuple[int | None, str], Call] = {}  # (pid, activity id) -> call
+        self.server_by_activity: dict[tuple[int | None, str], Call] = {}
+        self.taken: dict[ThreadKey, AlpcMessage] = {}  # (pid, tid) -> message the server thread just took
+        self.serving: dict[ThreadKey, Call] = {}  # (pid, tid) -> call whose work this thread is doing
+        self.last_client: dict[ThreadKey, Call] = {}
         self.endpoints: dict[str, set[int]] = {}
         self.outside: list[Event] = []
         self.outside_dropped = 0
         self.rpc_seen = False
-        self._creates: deque = deque(maxlen=_CREATES_WAITING)  # file creates outside calls, status pending
+        self._creates: deque[Event] = deque(maxlen=_CREATES_WAITING)  # file creates outside calls, status pending
 
     def _new_call(self) -> Call:
         call = Call(len(self.calls) + 1)
@@ -300,7 +313,8 @@ class Correlator:
         is one of the first calls or one of them failed (or may have: a file create whose status
         has not come yet)."""
         ops = call.operations
-        if not ops or call.id <= self.trim_after:  # type: ignore[operator]
+        trim_after = self.trim_after  # set: only operations="report" settles calls
+        if not ops or trim_after is None or call.id <= trim_after:
             return
         for op in ops:
             status = op.fields.get("status")
@@ -330,11 +344,13 @@ class Correlator:
             else:
                 self.outside_dropped += 1
 
-    def _alpc(self, ev: Event, kind: str, key: tuple, msg: AlpcMessage) -> None:
+    def _alpc(self, ev: Event, kind: str, key: ThreadKey, msg: AlpcMessage) -> None:
+        call: Call | None
         if kind == "alpc.send":
             if msg.send_ts == ev.ts and msg.client_tid == ev.tid and not (msg.reply_ts == ev.ts and msg.reply_tid == ev.tid):
                 call = self.open_client.pop(key, None)
-                if call is not None and msg.call is None and ev.ts - call.start <= SEND_WINDOW:
+                # (an open client call has its start: RPC event 5's time)
+                if call is not None and msg.call is None and call.start is not None and ev.ts - call.start <= SEND_WINDOW:
                     call.message, msg.call = msg, call
                     call.evidence = with_evidence(call.evidence, "rpc5→alpc.send(same thread)")
             elif msg.reply_ts == ev.ts and msg.reply_tid == ev.tid:
@@ -349,7 +365,8 @@ class Correlator:
             self.serving[key] = call
             self.taken[key] = msg
 
-    def _rpc(self, ev: Event, kind: str, key: tuple) -> None:
+    def _rpc(self, ev: Event, kind: str, key: ThreadKey) -> None:
+        call: Call | None
         self.rpc_seen = True
         f = ev.fields
         serving = self.serving
@@ -417,7 +434,7 @@ class Correlator:
             if call.server_activity:
                 self.server_by_activity[(ev.pid, call.server_activity)] = call
             serving[key] = call
-            if call.endpoint:
+            if call.endpoint and ev.pid is not None:  # (a server start whose process is unknown names none)
                 self.endpoints.setdefault(call.endpoint, set()).add(ev.pid)
         elif kind == "rpc.server_stop":
             act = f.get("activity_id")
@@ -447,7 +464,7 @@ class Correlator:
         elif kind == "rpc.endpoint_bind" and ev.pid is not None and f.get("endpoint"):
             self.endpoints.setdefault(f["endpoint"], set()).add(ev.pid)
 
-    def finish(self, pid_of=None) -> Correlation:
+    def finish(self, pid_of: PidOf | None = None) -> Correlation:
         """The calls.  ``pid_of(tid, ts)`` names the process of threads whose process was not
         known when their events passed (a stream learns it from thread rundown at the end)."""
         pairing = self.pairing
@@ -481,7 +498,7 @@ class Correlator:
                     c.server_pid = pid_of(c.server_tid, c.server_start if c.server_start is not None else c.start)
         for pid, names in pairing.ports.items():
             for name in names:
-                endpoints.setdefault(_endpoint_from_port(name), set()).add(pid)
+                endpoints.setdefault(_port_endpoint(name), set()).add(pid)
         _fallback_rpc_only(calls)
         calls = [c for c in calls if not c.merged]
         for c in calls:
@@ -511,7 +528,7 @@ class Correlator:
                            self.rpc_seen)
 
 
-def _fill_rpc(call: Call, f: dict) -> None:
+def _fill_rpc(call: Call, f: Mapping[str, Any]) -> None:
     call.interface = f.get("interface_uuid")
     call.opnum = f.get("procnum")
     call.endpoint = f.get("endpoint") or call.endpoint
@@ -523,7 +540,7 @@ def _fill_rpc(call: Call, f: dict) -> None:
 
 def _fallback_rpc_only(calls: list[Call]) -> None:
     """Join client-only and server-only calls on endpoint + interface + opnum + time."""
-    servers: dict[tuple, list[Call]] = {}
+    servers: dict[tuple[str | None, str | None, int | None], list[Call]] = {}
     for c in calls:
         if c.has_server and not c.has_client and c.message is None:
             servers.setdefault((c.endpoint, c.interface, c.opnum), []).append(c)
@@ -533,10 +550,11 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
         if not (c.has_client and not c.has_server and c.message is None):
             continue
         pool = servers.get((c.endpoint, c.interface, c.opnum))
-        if not pool:
+        start = c.start  # RPC event 5 set it (has_client); event 6 set the servers' server_start
+        if not pool or start is None:
             continue
-        hi = c.end if c.end is not None else c.start + FALLBACK_WINDOW
-        fits = [s for s in pool if not s.merged and c.start <= s.server_start <= hi
+        hi = c.end if c.end is not None else start + FALLBACK_WINDOW
+        fits = [s for s in pool if not s.merged and s.server_start is not None and start <= s.server_start <= hi
                 and s.server_pid != c.client_pid]
         if not fits:
             continue
@@ -558,10 +576,10 @@ def _fallback_rpc_only(calls: list[Call]) -> None:
         best.merged = True
 
 
-_SHARED: dict[tuple, tuple] = {}
+_SHARED: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
-def _shared(evidence) -> tuple:
+def _shared(evidence: Iterable[str]) -> tuple[str, ...]:
     """One tuple per distinct evidence list: a million calls share a handful of them."""
     key = tuple(evidence)
     hit = _SHARED.get(key)

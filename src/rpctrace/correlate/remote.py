@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from rpctrace.correlate.alpc import with_evidence
 from rpctrace.correlate.calls import Call, Correlation
 from rpctrace.model import Event
+from rpctrace.schema import WireRecord
 
 __all__ = ["Wire", "JoinReport", "wire_calls", "join_server", "correlate_remote", "endpoint_key",
            "CONFIDENCE_JOINED", "CONFIDENCE_JOINED_AMBIGUOUS", "CONFIDENCE_WIRE_ONLY"]
@@ -90,7 +91,7 @@ class Wire:
     join: str | None = None  # how (or why not) it was joined with the server's trace
     offset_us: float | None = None  # the clock offset the join used (trace - capture)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> WireRecord:
         return {"transport": self.transport, "client_address": self.client_address, "client_port": self.client_port,
                 "server_address": self.server_address, "server_port": self.server_port, "pipe": self.pipe,
                 "call_id": self.call_id, "connection": self.connection, "request_frame": self.request_frame,
@@ -121,12 +122,21 @@ def _protocol(transport: str) -> int:
     return PROTOCOL_TCP if transport == "TCP" else PROTOCOL_NP
 
 
+def _wire_of(call: Call) -> Wire:
+    """The capture's record of a wire call (:func:`wire_calls` gives every call one)."""
+    wire = call.wire
+    if wire is None:
+        raise ValueError(f"call {call.id} was not seen on the wire (no Wire record): not a wire call")
+    return wire
+
+
 def wire_calls(events: Iterable[Event], first_id: int = 1) -> tuple[list[Call], dict[str, int]]:
     """Calls from a capture's ``net.*`` events (see the module docstring); also counts of what
     did not become a call (``orphan_responses``: answers whose request was not captured)."""
     calls: list[Call] = []
     open_calls: dict[tuple[str, int], Call] = {}
     counts = {"orphan_responses": 0, "binds_rejected": 0}
+    call: Call | None
     for ev in events:
         kind = ev.kind
         if kind == "net.rpc_request":
@@ -163,11 +173,12 @@ def wire_calls(events: Iterable[Event], first_id: int = 1) -> tuple[list[Call], 
                 counts["orphan_responses"] += 1
                 continue
             call.end = ev.ts
-            call.wire.response_frame = f.get("frame")
+            wire = _wire_of(call)
+            wire.response_frame = f.get("frame")
             if kind == "net.rpc_fault":
                 call.status = f.get("status")
-                call.wire.fault = True
-                call.wire.fault_name = f.get("status_name")
+                wire.fault = True
+                wire.fault_name = f.get("status_name")
                 call.evidence = with_evidence(call.evidence, "wire: fault")
             else:
                 call.status = 0
@@ -197,18 +208,44 @@ class JoinReport:
         return self.offset / 10 if self.offset is not None else None
 
 
-def _server_pool(calls: Iterable[Call]) -> list[Call]:
-    return [c for c in calls if c.has_server and not c.has_client and c.message is None
-            and getattr(c, "wire", None) is None and c.protocol in (PROTOCOL_TCP, PROTOCOL_NP)
+class _WireSide(NamedTuple):
+    """A wire call offered to the join, with what the join reads of it (its request's time is
+    known: calls without one are not offered)."""
+
+    call: Call
+    wire: Wire
+    start: int  # the request
+    end: int | None  # the response, None when no answer was captured
+
+
+class _ServerSide(NamedTuple):
+    """A server-only call offered to the join (its server start is known: see _server_pool)."""
+
+    call: Call
+    start: int  # RPC event 6
+    end: int | None  # RPC event 8, None when not seen
+
+
+#: what a wire call and a server call must share to be joined: protocol, endpoint, opnum
+_Key = tuple["int | None", "str | None", "int | None"]
+#: key -> (server starts, sorted; the server calls, in the same order)
+_Index = dict[_Key, tuple[list[int], list[_ServerSide]]]
+#: (wire call, server call, ambiguous, candidates)
+_Pair = tuple[_WireSide, _ServerSide, bool, int]
+
+
+def _server_pool(calls: Iterable[Call]) -> list[_ServerSide]:
+    return [_ServerSide(c, c.server_start, c.server_end) for c in calls
+            if c.has_server and not c.has_client and c.message is None
+            and c.wire is None and c.protocol in (PROTOCOL_TCP, PROTOCOL_NP)
             and c.server_start is not None]
 
 
-def _key(c: Call) -> tuple:
+def _key(c: Call) -> _Key:
     return (c.protocol, endpoint_key(c.protocol, c.endpoint), c.opnum)
 
 
-def _estimate_offset(wires: list[Call], index: dict[tuple, tuple[list[int], list[Call]]],
-                     tolerance: int = 500) -> int | None:
+def _estimate_offset(wires: list[_WireSide], index: _Index, tolerance: int = 500) -> int | None:
     """The clock offset (trace - capture) that joins the most wire calls.
 
     Each (wire call, server call of the same key) pair allows an interval of offsets: the
@@ -222,7 +259,7 @@ def _estimate_offset(wires: list[Call], index: dict[tuple, tuple[list[int], list
     sample = wires[::max(1, len(wires) // OFFSET_SAMPLE)]
     edges: list[tuple[int, int]] = []
     for w in sample:
-        got = index.get(_key(w))
+        got = index.get(_key(w.call))
         if not got:
             continue
         starts, pool = got
@@ -230,10 +267,10 @@ def _estimate_offset(wires: list[Call], index: dict[tuple, tuple[list[int], list
         hi = bisect.bisect_right(starts, w.start + MAX_OFFSET)
         step = max(1, (hi - lo) // OFFSET_CANDIDATES)
         for s in pool[lo:hi:step]:
-            if w.interface and s.interface and w.interface != s.interface:
+            if w.call.interface and s.call.interface and w.call.interface != s.call.interface:
                 continue
-            a = s.server_start - w.start  # the offset is at most this (work starts after the request)
-            end = s.server_end if s.server_end is not None else s.server_start
+            a = s.start - w.start  # the offset is at most this (work starts after the request)
+            end = s.end if s.end is not None else s.start
             b = end - w.end if w.end is not None else a - OPEN_WINDOW  # and at least this
             if b > a + 2 * tolerance:
                 continue  # the server call is longer than the round trip: cannot be this one
@@ -260,10 +297,10 @@ def _estimate_offset(wires: list[Call], index: dict[tuple, tuple[list[int], list
         return chosen[0]
     mid = len(wires) // 2
     block = wires[:OFFSET_BLOCK // 2] + wires[max(OFFSET_BLOCK // 2, mid - OFFSET_BLOCK // 4):mid + OFFSET_BLOCK // 4]
-    best = None
+    best: tuple[tuple[int, int], int] | None = None
     for off in chosen:
         pairs, _fits = _match(block, index, off, tolerance)
-        score = (len(pairs), -sum(max(0, w.start + off - s.server_start) for w, s, _m, _n in pairs))
+        score = (len(pairs), -sum(max(0, w.start + off - s.start) for w, s, _m, _n in pairs))
         if best is None or score > best[0]:
             best = (score, off)
     return best[1] if best else None
@@ -276,76 +313,77 @@ def join_server(wires: list[Call], server_calls: list[Call], offset: int | None 
     trace minus capture) skips the estimate (and its refinement) when the clocks' difference is
     known, as it is for packets recorded in the server's own trace (offset 0)."""
     pool = _server_pool(server_calls)
-    index: dict[tuple, tuple[list[int], list[Call]]] = {}
-    for s in sorted(pool, key=lambda c: c.server_start):
-        starts, lst = index.setdefault(_key(s), ([], []))
-        starts.append(s.server_start)
+    index: _Index = {}
+    for s in sorted(pool, key=lambda c: c.start):
+        starts, lst = index.setdefault(_key(s.call), ([], []))
+        starts.append(s.start)
         lst.append(s)
-    wires = [w for w in wires if w.start is not None]
+    offered = [_WireSide(w, _wire_of(w), w.start, w.end) for w in wires if w.start is not None]
     if not pool:
-        for w in wires:
+        for w in offered:
             w.wire.join = "no server call over TCP or named pipes in the server trace"
-            w.evidence = with_evidence(w.evidence, "join: no server-side RPC events to join")
-        return set(), JoinReport(None, 0, 0, len(wires), 0)
+            w.call.evidence = with_evidence(w.call.evidence, "join: no server-side RPC events to join")
+        return set(), JoinReport(None, 0, 0, len(offered), 0)
     known = offset is not None  # a known offset (one clock: packets in the trace itself) is not refined
     if offset is None:
-        offset = _estimate_offset(sorted(wires, key=lambda c: c.start), index, tolerance)
+        offset = _estimate_offset(sorted(offered, key=lambda c: c.start), index, tolerance)
     if offset is None:
-        for w in wires:
+        for w in offered:
             w.wire.join = "no server call fits any wire call: clock offset not found"
-            w.evidence = with_evidence(w.evidence, "join: no server call with the same protocol, endpoint and opnum")
-        return set(), JoinReport(None, 0, 0, len(wires), len(pool))
-    pairs, fits = _match(wires, index, offset, tolerance)
+            w.call.evidence = with_evidence(w.call.evidence, "join: no server call with the same protocol, endpoint and opnum")
+        return set(), JoinReport(None, 0, 0, len(offered), len(pool))
+    pairs, fits = _match(offered, index, offset, tolerance)
     for _ in range(0 if known else REFINE_ROUNDS):
         refined = _refine(pairs)
         if refined is None or refined == offset:
             break
         offset = refined
-        pairs, fits = _match(wires, index, offset, tolerance)
+        pairs, fits = _match(offered, index, offset, tolerance)
     taken_w: set[int] = set()
     taken_s: set[int] = set()
     joined = ambiguous = 0
     off_us = offset / 10
     for w, s, many, n in pairs:
-        taken_w.add(id(w))
-        taken_s.add(id(s))
-        _absorb(w, s)
+        taken_w.add(id(w.call))
+        taken_s.add(id(s.call))
+        _absorb(w.call, s.call)
         w.wire.offset_us = off_us
         w.wire.join = "joined" if not many else f"joined: {n} server calls fit, taken in arrival order"
-        w.evidence = with_evidence(w.evidence, "wire↔rpc6: protocol+endpoint+opnum+interface+time"
-                                   + (" (ambiguous)" if many else ""))
-        w.confidence = CONFIDENCE_JOINED_AMBIGUOUS if many else CONFIDENCE_JOINED
-        w.ambiguous = many
+        w.call.evidence = with_evidence(w.call.evidence, "wire↔rpc6: protocol+endpoint+opnum+interface+time"
+                                        + (" (ambiguous)" if many else ""))
+        w.call.confidence = CONFIDENCE_JOINED_AMBIGUOUS if many else CONFIDENCE_JOINED
+        w.call.ambiguous = many
         joined += 1
         ambiguous += many
     unmatched = 0
-    for w in wires:
-        if id(w) in taken_w:
+    for w in offered:
+        if id(w.call) in taken_w:
             continue
         unmatched += 1
-        if id(w) in fits:
+        if id(w.call) in fits:
             why = "every server call that fits was joined to another wire call"
-        elif _key(w) in index:
+        elif _key(w.call) in index:
             why = f"no server call with this endpoint and opnum inside the window (clock offset {off_us:+.0f} us)"
         else:
             why = "no server call with this protocol, endpoint and opnum in the server trace"
         w.wire.join = why
         w.wire.offset_us = off_us
-        w.evidence = with_evidence(w.evidence, "join: " + why)
+        w.call.evidence = with_evidence(w.call.evidence, "join: " + why)
     return taken_s, JoinReport(offset, joined, ambiguous, unmatched, len(pool))
 
 
-def _match(wires: list[Call], index: dict, offset: int, tolerance: int):
+def _match(wires: list[_WireSide], index: _Index, offset: int, tolerance: int) -> tuple[list[_Pair], dict[int, int]]:
     """Pairs (wire call, server call, ambiguous, candidates) and the number of candidates per
-    wire call.  Candidates are server calls of the same key whose work lies inside the wire
-    window (give or take ``tolerance``).  Wire calls are served in request order, each taking
-    the fitting server call that started first: an RPC server dequeues requests in the order
-    they arrive (the completion port of its endpoint), so when several calls of one procedure
-    overlap, the first request is the first dispatched; work lying wholly inside the window is
-    preferred over work that sticks out by less than the tolerance."""
-    cands = []
+    wire call (by ``id()`` of the wire call).  Candidates are server calls of the same key whose
+    work lies inside the wire window (give or take ``tolerance``).  Wire calls are served in
+    request order, each taking the fitting server call that started first: an RPC server
+    dequeues requests in the order they arrive (the completion port of its endpoint), so when
+    several calls of one procedure overlap, the first request is the first dispatched; work
+    lying wholly inside the window is preferred over work that sticks out by less than the
+    tolerance."""
+    cands: list[tuple[int, int, _WireSide, list[tuple[int, int, _ServerSide]]]] = []
     for w in wires:
-        got = index.get(_key(w))
+        got = index.get(_key(w.call))
         if not got:
             continue
         starts, lst = got
@@ -355,10 +393,10 @@ def _match(wires: list[Call], index: dict, offset: int, tolerance: int):
         hi = bisect.bisect_right(starts, hi_t + tolerance)
         fit = []
         for s in lst[lo:hi]:
-            if w.interface and s.interface and w.interface != s.interface:
+            if w.call.interface and s.call.interface and w.call.interface != s.call.interface:
                 continue
-            end = s.server_end if s.server_end is not None else s.server_start
-            slack = max(0, lo_t - s.server_start, end - hi_t)
+            end = s.end if s.end is not None else s.start
+            slack = max(0, lo_t - s.start, end - hi_t)
             if slack > tolerance:
                 continue
             fit.append((slack, end, s))
@@ -366,24 +404,24 @@ def _match(wires: list[Call], index: dict, offset: int, tolerance: int):
             cands.append((w.start, hi_t, w, fit))
     cands.sort(key=lambda c: (c[0], c[1]))
     taken: set[int] = set()
-    pairs = []
+    pairs: list[_Pair] = []
     fits: dict[int, int] = {}
     for _hi, _st, w, fit in cands:
-        fits[id(w)] = len(fit)
+        fits[id(w.call)] = len(fit)
         free = [f for f in fit if id(f[2]) not in taken]
         if not free:
             continue
-        _slack, _end, s = min(free, key=lambda f: (f[0] > 0, f[2].server_start, f[0]))
+        _slack, _end, s = min(free, key=lambda f: (f[0] > 0, f[2].start, f[0]))
         taken.add(id(s))
         pairs.append((w, s, sum(1 for f in fit if f[0] == 0) > 1, len(fit)))
     return pairs, fits
 
 
-def _refine(pairs) -> int | None:
+def _refine(pairs: list[_Pair]) -> int | None:
     """The offset the joined pairs agree on: each pair bounds it by (server end - response)
     below and (server start - request) above; the middle of the bounds most pairs respect."""
-    lows = sorted(s.server_end - w.end for w, s, _m, _n in pairs if w.end is not None and s.server_end is not None)
-    highs = sorted(s.server_start - w.start for w, s, _m, _n in pairs)
+    lows = sorted(s.end - w.end for w, s, _m, _n in pairs if w.end is not None and s.end is not None)
+    highs = sorted(s.start - w.start for w, s, _m, _n in pairs)
     if len(lows) < 3 or not highs:
         return None
     lo = lows[min(len(lows) - 1, int(len(lows) * 0.9))]
@@ -405,7 +443,7 @@ def _absorb(w: Call, s: Call) -> None:
             child.parent = w
     if w.interface is None and s.interface is not None:
         w.interface = s.interface
-        w.wire.interface_source = "server trace"
+        _wire_of(w).interface_source = "server trace"
     if w.auth_level is None:
         w.auth_level = s.auth_level
     if w.auth_service is None:
@@ -422,9 +460,9 @@ def correlate_remote(correlation: Correlation, *captures: Iterable[Event], offse
     wires: list[Call] = []
     counts: dict[str, int] = {}
     for events in captures:
-        got, c = wire_calls(events)
+        got, more = wire_calls(events)
         wires += got
-        for k, v in c.items():
+        for k, v in more.items():
             counts[k] = counts.get(k, 0) + v
     merged, report = join_server(wires, correlation.calls, offset)
     calls = [c for c in correlation.calls if id(c) not in merged] + wires

@@ -96,7 +96,7 @@ class _ProcessMatch:
         else:
             self.name = image_key(spec)
             self.service = spec.strip().lower()
-        self._by_pid: dict[tuple, bool] = {}
+        self._by_pid: dict[tuple[int, str | None], bool] = {}  # (pid, interface) -> matches
 
     def __call__(self, pid: int | None, tid: int | None, interface: str | None) -> bool:
         if pid is None:
@@ -121,7 +121,9 @@ class _ProcessMatch:
             service = service_for(info.image, info.command_line, interface if self.side == "server" else None)
         except Exception:  # a hostile command line only means no service name
             return False
-        return bool(service) and service.lower() == self.service
+        if not service:
+            return False
+        return service.lower() == self.service
 
 
 class _InterfaceMatch:

@@ -185,7 +185,7 @@ class AclSources:
         desired = failure.get("desired_access")
         assumed = desired is None
         held = evaluate(sd, principals, MAXIMUM_ALLOWED, "key")
-        if assumed:
+        if desired is None:
             read = access.KEY_READ
             desired = access.KEY_WRITE if (held.granted & read) == read else read
         verdict = evaluate(sd, principals, desired, "key")
@@ -203,7 +203,7 @@ class AclSources:
             source=origin,
             sddl=self._text.get(_norm(path)) or _to_sddl(sd),
             parent_key=parent_path,
-            parent_sddl=(self._text.get(_norm(parent_path)) or _to_sddl(parent[0])) if parent else None,
+            parent_sddl=(self._text.get(_norm(parent_path)) or _to_sddl(parent[0])) if parent and parent_path else None,
             desired_assumed=assumed,
             held=granted,
             held_text=access.format(granted, "key"),

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Callable
 
 __all__ = ["KINDS", "CodeInfo", "code_of", "counts", "describe", "name", "nt_to_win32", "ntstatus_name"]
 
@@ -150,6 +151,7 @@ def describe(code: int | None, hint: str | None = None) -> CodeInfo | None:
         found = _hresult(c)
         if found is not None:
             return found
+    order: tuple[Callable[[int], CodeInfo | None], ...]
     if c <= 0xFFFF:
         order = (_win32, _ntstatus, _hresult)
     elif c >> 28 in (0xC, 0x4):

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from rpctrace.errors import InputError
 
@@ -136,6 +137,7 @@ def _procedures(value, path: str, uuid: str) -> dict[int, str]:
     out: dict[int, str] = {}
     if value is None:
         return out
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, list):
         items = enumerate(value)
     elif isinstance(value, dict):
@@ -441,11 +443,13 @@ def search(text: str, limit: int | None = None) -> list[Match]:
         i = info(u)
         if i is None:
             continue
-        best = None
+        best: tuple[int, str, str] | None = None
         for fld, value in (("name", i.name), ("idl_name", i.idl_name), *(("alias", a) for a in i.aliases),
                            ("uuid", i.uuid), ("module", i.module), ("service", i.service),
                            *(("spec", s) for s in i.specs)):
-            r = rank(value) if value else None
+            if not value:
+                continue
+            r = rank(value)
             if r is not None and (best is None or r < best[0]):
                 best = (r, fld, value)
         if best is not None:

@@ -345,9 +345,9 @@ def resolve(name_or_sid: str, *, service: bool = False) -> tuple[str, str | None
         return sid, name_of(sid)
     if _NAMES is None:
         _NAMES = _name_table()
-    sid = _NAMES.get(text.upper())
-    if sid:
-        return sid, name_of(sid)
+    known = _NAMES.get(text.upper())
+    if known:
+        return known, name_of(known)
     if service:
         if "\\" in text or "/" in text:
             raise ValueError(f"not a service name: {text!r}")

@@ -16,6 +16,7 @@ The ``calls`` rows are the records ``rpctrace calls --format json`` prints (the 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from rpctrace import __version__
 from rpctrace.errors import InputError, RpctraceError
@@ -25,6 +26,7 @@ from rpctrace.tables.rows import (
     append_row,
     day_of,
     empty_columns,
+    FailureKey,
     failure_key,
     host_of,
     int_or_none,
@@ -33,6 +35,10 @@ from rpctrace.tables.rows import (
     us_of,
 )
 from rpctrace.tables.schema import SCHEMA_VERSION, TABLES
+
+if TYPE_CHECKING:
+    from rpctrace.model import Event
+    from rpctrace.schema import Finding
 
 __all__ = ["extract"]
 
@@ -108,7 +114,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
 
     # explain's findings: which failure each one blames, and the identity it ran under
     findings = pipeline.findings(trace, result, acls=AclSources())
-    blamed: dict[tuple, dict] = {}
+    blamed: dict[FailureKey, Finding] = {}
     for f in findings:
         fail = f.get("failure") or {}
         key = failure_key(fail.get("pid"), fail.get("tid"), fail.get("ts"), fail.get("kind"))
@@ -116,7 +122,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
 
     fail_cols = cols["failures"]
 
-    def add_failure(op, call_id):
+    def add_failure(op: Event, call_id: int | None) -> None:
         fields = op.fields
         status = fields.get("status")
         row = {
@@ -170,7 +176,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
         lacks.append(f"reading stopped at damage ({error_line}): what follows it is not in the trace")
     host, computer, host_source = host_of(trace.sources)
     first, last = trace.time_range if trace.time_range else (None, None)
-    header = next((i["header"] for i in trace.sources if i.get("header")), {})
+    header: dict[str, Any] = next((i["header"] for i in trace.sources if i.get("header")), {})
     formats = sorted(set(trace.formats)) if trace.formats else sorted({str(i.get("format", "etl")) for i in trace.sources})
     append_row(cols["traces"], {
         **base, "format": ",".join(formats), "computer_name": computer, "host_source": host_source,

@@ -177,7 +177,7 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
             result = correlator.finish(pid_of=stream.pid_of)
             for call in result.calls:
                 if call.operations:
-                    stream.complete(call.operations)  # type: ignore[arg-type]  # a list once non-empty
+                    stream.complete(call.operations)
             if result.outside:
                 stream.complete(result.outside)
     finally:

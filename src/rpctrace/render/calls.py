@@ -6,9 +6,10 @@ from typing import IO, Iterable
 
 from rpctrace.model import target_text, ticks_to_iso
 from rpctrace.render.recordjson import record_block, record_line
+from rpctrace.schema import CallRecord, ClientSide, ServerSide
 
 
-def write_json(records: Iterable[dict], out: IO[str]) -> None:
+def write_json(records: Iterable[CallRecord], out: IO[str]) -> None:
     """One JSON array: the text ``json.dump(list(records), out, indent=2, ensure_ascii=False)``
     writes, then a newline.  Written record by record, so a listing never sits in memory."""
     write = out.write
@@ -20,14 +21,14 @@ def write_json(records: Iterable[dict], out: IO[str]) -> None:
     write("[]\n" if sep == "[\n  " else "\n]\n")
 
 
-def write_jsonl(records: Iterable[dict], out: IO[str]) -> None:
+def write_jsonl(records: Iterable[CallRecord], out: IO[str]) -> None:
     """One ``json.dumps(record, ensure_ascii=False)`` line per record."""
     write = out.write
     for r in records:
         write(record_line(r) + "\n")
 
 
-def _who(side: dict) -> str:
+def _who(side: ClientSide | ServerSide) -> str:
     image = side.get("image") or "?"
     pid = "-" if side.get("pid") is None else side["pid"]
     tid = "-" if side.get("tid") is None else side["tid"]
@@ -38,7 +39,7 @@ def _status(value) -> str:
     return "-" if value is None else f"0x{value:x}" if value else "0"
 
 
-def _what(r: dict) -> str:
+def _what(r: CallRecord) -> str:
     iface = r["interface"]["name"] or r["interface"]["uuid"] or "?"
     what = f"{iface}/{r['opnum'] if r['opnum'] is not None else '?'}"
     if r.get("procedure"):
@@ -46,7 +47,7 @@ def _what(r: dict) -> str:
     return what
 
 
-def _first_failure(r: dict) -> str:
+def _first_failure(r: CallRecord) -> str:
     fails = len(r["failures"])
     first = r["failures"][0] if fails else None
     return f"{fails}: {first['kind']} {first['status_name'] or _status(first['status'])} {first['path']}" if first else ""
@@ -88,7 +89,7 @@ COLUMNS = """columns of the table:
   failures  how many of the server's operations for this call failed, then the first one"""
 
 
-def _mode(r: dict) -> str:
+def _mode(r: CallRecord) -> str:
     mode = r.get("mode")
     if mode is None:
         return "-"
@@ -97,7 +98,7 @@ def _mode(r: dict) -> str:
     return mode
 
 
-def _table_row_any(r: dict) -> str:
+def _table_row_any(r: CallRecord) -> str:
     """A table line for a record of any value types (the definition of the layout)."""
     return (
         f"{r['id']:>6}  {r['start'] or '-':<28} {duration_text(r['duration_us']):>9} {fit(_mode(r), 14):<14} "
@@ -114,7 +115,7 @@ def _table_row_any(r: dict) -> str:
 _ROW = "%6s  %-28s %9s %-14s %-30s %-30s %-60s %-18s %10s %4.2f %s\n"
 
 
-def _table_row(r: dict) -> str:
+def _table_row(r: CallRecord) -> str:
     id_ = r["id"]
     start = r["start"] or "-"
     endpoint = r["endpoint"] or "-"
@@ -137,7 +138,7 @@ TABLE_HEAD = (f"{'id':>6}  {'start':<28} {'duration':>9} {'mode':<14} {'client':
               f"{'interface!procedure (or /opnum)':<60} {'endpoint':<18} {'status':>10} {'conf':>4} failures")
 
 
-def write_table(records: Iterable[dict], out: IO[str]) -> None:
+def write_table(records: Iterable[CallRecord], out: IO[str]) -> None:
     write = out.write
     write(TABLE_HEAD + "\n")
     row = _row_maker()

@@ -56,10 +56,11 @@ def stack_json(ev: Event, trace=None) -> dict:
     if trace is not None:
         # a Procmon Process Start's stack is its creator's (``stack_pid``), not the new process's
         return trace.stack_json(ev.fields["stack_pid"] if "stack_pid" in ev.fields else ev.pid, ev.stack)
-    kernel, user = stack_parts(ev.stack)
+    stack = ev.stack or ()
+    kernel, user = stack_parts(stack)
     k = [f"0x{a:x}" for a in kernel]
     u = [f"0x{a:x}" for a in user]
-    return {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in ev.stack]}
+    return {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in stack]}
 
 
 def event_dict(ev: Event, trace=None) -> dict:

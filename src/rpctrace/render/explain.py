@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import IO
 
+from rpctrace.schema import Finding
+
 STACK_LINES = 14
 
 
@@ -22,7 +24,7 @@ def _nothing_found(out: IO[str], left_out: int, limits: list[str], calls: int | 
         out.write("No failure to blame in the input.\n")
 
 
-def write_text(findings: list[dict], out: IO[str], *, brief: bool = False, stack_lines: int = STACK_LINES,
+def write_text(findings: list[Finding], out: IO[str], *, brief: bool = False, stack_lines: int = STACK_LINES,
                stack_hint: str = "rpctrace explain --format json has them all", left_out: int = 0,
                limits: list[str] | None = None, calls: int | None = None) -> None:
     """Every finding, then a line counting the expected results left out (``--all`` shows them).

@@ -8,7 +8,7 @@ the text writers print them.  Every string that came from a user database goes t
 from __future__ import annotations
 
 import json
-from typing import IO
+from typing import IO, Any
 
 from rpctrace.errors import printable
 from rpctrace.knowledge.interfaces import InterfaceInfo, Match, source_info
@@ -50,7 +50,7 @@ def _specs(info: InterfaceInfo) -> list[dict]:
 
 def interface_record(info: InterfaceInfo, opnum: int | None = None) -> dict:
     """Everything known of one interface; with ``opnum``, also that procedure."""
-    procedures = [
+    procedures: list[dict[str, Any]] = [
         {"opnum": op, "name": info.procedures[op], "source": info.procedure_source(op),
          "build": info.procedure_build(op)}
         for op in sorted(info.procedures)
@@ -89,7 +89,7 @@ def unknown_record(uuid: str, opnum: int | None = None) -> dict:
 
 
 def _ranges(opnums: list[int]) -> str:
-    out: list[str] = []
+    out: list[tuple[int, int]] = []  # (first, last) of each run
     for n in sorted(opnums):
         if out and out[-1][1] == n - 1:
             out[-1] = (out[-1][0], n)

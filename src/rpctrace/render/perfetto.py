@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from rpctrace import __version__
 from rpctrace.correlate.procedure import procedure_of
 from rpctrace.knowledge.failures import event_expected_reason
 from rpctrace.knowledge.status import is_failure, ntstatus_name
 from rpctrace.model import target_of, ticks_to_iso
+
+if TYPE_CHECKING:
+    from rpctrace.correlate.calls import Call
 
 FLOW_NAME = "rpc request"
 FLOW_CAT = "rpc.flow"
@@ -144,9 +147,10 @@ def _nest(slices: list[dict]) -> None:
         stack.append(ev)
 
 
-def _server_span(call) -> tuple[int | None, int | None]:
+def _server_span(call: Call) -> tuple[int, int] | None:
     """When the server thread worked on the call: from taking the message (or RPC event 6) to the
-    reply (or RPC event 8), stretched over the operations attributed to it."""
+    reply (or RPC event 8), stretched over the operations attributed to it; None when the trace
+    does not show the server start."""
     msg = call.message
     begins, ends = [], []
     if msg is not None and msg.server_tid == call.server_tid and msg.receive_ts is not None:
@@ -158,7 +162,7 @@ def _server_span(call) -> tuple[int | None, int | None]:
     if call.server_end is not None:
         ends.append(call.server_end)
     if not begins:
-        return None, None
+        return None
     begin = min(begins)
     ends.extend(op.ts for op in call.operations)
     end = max([begin] + ends)
@@ -221,8 +225,9 @@ def to_trace_events(trace, calls: Iterable, status_name=ntstatus_name) -> dict:
                                  f"call {call.id}: {label}" + (" (one-way)" if mode == "datagram" else ""),
                                  "rpc.client", args, "client")
         if call.server_pid is not None and call.server_tid is not None:
-            begin, end = _server_span(call)
-            if begin is not None:
+            span = _server_span(call)
+            if span is not None:
+                begin, end = span
                 args = dict(common, client=_who(trace, call.client_pid, call.client_tid)
                             if call.client_pid is not None else None)
                 server = b.slice(call.server_pid, call.server_tid, begin, end, f"serve {call.id}: {label}",

@@ -133,6 +133,12 @@ class Reader:
     def _closed(self) -> InputError:
         return InputError(self.path, "reader is closed")
 
+    def _mapped(self) -> Any:
+        """The file's bytes as :meth:`_open` mapped them (:class:`InputError` once closed)."""
+        if self._view is None:
+            raise self._closed()
+        return self._view
+
     # ------------------------------------------------------------------ events
 
     def events(self) -> Iterator[Event]:

@@ -68,6 +68,8 @@ class EventXmlReader(Reader):
 
     def _parse(self, out: list[Event]) -> InputError | None:
         fh = self._file
+        if fh is None:
+            raise InputError(self.path, "reader is closed")
         fh.seek(0)
         head = fh.read(4)
         codec, bom = encoding_of(head)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import os
 import struct
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
@@ -264,7 +264,9 @@ class EvtxReader(Reader):
         consecutive = 0
         while True:
             try:
-                rec = next(it)
+                # a dict (event_record_id, timestamp, data); the package's stub says Optional, but
+                # its Rust iterator's None is what Python sees as StopIteration, never a record
+                rec = cast("dict[str, Any]", next(it))
             except StopIteration:
                 break
             except Exception as exc:

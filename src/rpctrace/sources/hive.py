@@ -41,8 +41,12 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rpctrace.errors import InputError
+
+if TYPE_CHECKING:
+    from regipy.registry import NKRecord
 
 __all__ = ["Hive", "HiveError", "iter_security", "iter_sk_cells", "key_security", "open_hive", "read_sk_cell"]
 
@@ -101,7 +105,7 @@ def read_sk_cell(data: bytes, sk_offset: int, bins_end: int | None = None) -> by
 @dataclass
 class _Key:
     path: str  # typed form (HKLM\SYSTEM\...) or hive-relative (\...)
-    nk: object  # regipy NKRecord
+    nk: NKRecord
 
 
 _ROOT_NAMES = {
@@ -323,13 +327,13 @@ class Hive:
         cut = max(stripped.rfind("\\"), stripped.rfind("/"))
         return stripped[:cut] if cut > 0 else "\\"  # a top-level key typed without a root: the hive's root
 
-    def iter_keys(self) -> Iterator[tuple[str, object | HiveError]]:
+    def iter_keys(self) -> Iterator[tuple[str, NKRecord | HiveError]]:
         """(path, regipy NKRecord) for every key reachable from the root, depth first; a subkey
         list that cannot be read yields (path, HiveError) and the walk goes on with the rest."""
         visited: set[int] = set()
         limit = len(self.data) // 16
         count = 0
-        stack: list[tuple[list[str], object, int]] = [([], self._regipy.root, 0)]
+        stack: list[tuple[list[str], NKRecord, int]] = [([], self._regipy.root, 0)]
         while stack:
             parts, nk, depth = stack.pop()
             path = self.display_path(parts)

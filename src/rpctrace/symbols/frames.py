@@ -66,7 +66,7 @@ class TraceSymbols:
                 if key in looked:
                     continue
                 looked.add(key)
-                ref = self.image_ref(ev.pid, addr)
-                if ref is not None:
-                    out.setdefault(ref.cache_key(), ref)
+                found = self.image_ref(ev.pid, addr)
+                if found is not None:
+                    out.setdefault(found.cache_key(), found)
         return list(out.values())

@@ -109,7 +109,9 @@ def function_name(signature: str) -> str:
 
 def _top_level_split(text: str) -> list[str]:
     """Split on spaces that are not inside ``<>``, ``()`` or quotes."""
-    out, cur, depth = [], [], 0
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     quote = False
     for ch in text:
         if ch == "`":

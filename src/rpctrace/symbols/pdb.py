@@ -182,8 +182,8 @@ class ReaderProcess:
     def __init__(self, command: list[str] | None = None) -> None:
         #: the child's command line (tests replace it with children that misbehave)
         self.command = command or [sys.executable, "-m", "rpctrace.symbols.pdbworker", "--serve"]
-        self._proc: subprocess.Popen | None = None
-        self._answers: queue.Queue | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._answers: queue.Queue[bytes | None] | None = None
         self._memory = 0
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._errlog: str | None = None
@@ -194,7 +194,9 @@ class ReaderProcess:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None or need > self._memory or memory is not None:
                 self._start(need)
-            assert self._proc is not None and self._answers is not None and self._tmp is not None
+            # (started with pipes: stdin and stdout are set)
+            assert self._proc is not None and self._proc.stdin is not None
+            assert self._answers is not None and self._tmp is not None
             out = os.path.join(self._tmp.name, "symcache")
             try:
                 self._proc.stdin.write((json.dumps({"pdb": path, "out": out}) + "\n").encode("utf-8"))
@@ -266,13 +268,15 @@ class ReaderProcess:
         proc, self._proc = self._proc, None
         if proc is not None:
             try:
-                proc.stdin.close()
+                if proc.stdin is not None:  # (started with pipes: set)
+                    proc.stdin.close()
             except OSError:
                 pass
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-            proc.stdout.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 
 def serve(stdin, stdout) -> int:
@@ -20,6 +21,7 @@ def serve(stdin, stdout) -> int:
     from rpctrace.symbols.pdb import build_symcache
 
     for line in stdin:
+        answer: dict[str, Any]
         try:
             request = json.loads(line)
             pdb, out = request["pdb"], request["out"]

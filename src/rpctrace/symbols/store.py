@@ -99,9 +99,10 @@ class LocalStore:
         """Path of the stored file, or ``None``."""
         here = self.root
         for part in key.parts(self.two_tier)[:-1]:
-            here = _child(here, part, want_dir=True)
-            if here is None:
+            sub = _child(here, part, want_dir=True)
+            if sub is None:
                 return None
+            here = sub
         found = _child(here, key.name, want_dir=False)
         if found is not None:
             return found

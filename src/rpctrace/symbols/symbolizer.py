@@ -84,7 +84,14 @@ class ImageRef:
 
     @property
     def has_pdb_identity(self) -> bool:
-        return bool(self.pdb_guid and self.pdb_name and self.pdb_age is not None)
+        return self.pdb_identity is not None
+
+    @property
+    def pdb_identity(self) -> tuple[str, int, str] | None:
+        """``(guid, age, PDB name)`` when the trace gives all three, else None."""
+        if self.pdb_guid and self.pdb_name and self.pdb_age is not None:
+            return self.pdb_guid, self.pdb_age, self.pdb_name
+        return None
 
     def cache_key(self) -> tuple:
         return (self.file_name.lower(), self.size, self.timestamp, (self.pdb_guid or "").lower(), self.pdb_age,
@@ -280,8 +287,9 @@ class Symbolizer:
             loc.problem = str(exc)
             return loc
         near: list[str] = []
-        if image.has_pdb_identity:
-            loc.guid, loc.age, loc.pdb_name = image.pdb_guid.lower().strip("{}"), image.pdb_age, image.pdb_name
+        identity = image.pdb_identity
+        if identity is not None:
+            guid, age, pdb_name = identity[0].lower().strip("{}"), identity[1], identity[2]
             loc.identity_from = "trace"
         else:
             pe, where = self._find_binary(image, loc)
@@ -294,11 +302,12 @@ class Symbolizer:
             if cv is None:
                 loc.problem = f"{pe.path}: the image names no PDB (no CodeView RSDS record)"
                 return loc
-            loc.guid, loc.age, loc.pdb_name = cv.guid, cv.age, cv.pdb_name
+            guid, age, pdb_name = cv.guid, cv.age, cv.pdb_name
             loc.identity_from = where
             near.append(os.path.dirname(pe.path))
+        loc.guid, loc.age, loc.pdb_name = guid, age, pdb_name
         try:
-            key = pdb_key(loc.pdb_name, loc.guid, loc.age)
+            key = pdb_key(pdb_name, guid, age)
         except (StoreError, ValueError) as exc:
             loc.problem = f"unusable PDB identity: {exc}"
             return loc
@@ -331,11 +340,11 @@ class Symbolizer:
         except StoreError as exc:
             loc.problem = str(exc)
             return None, ""
-        path, via = self._search(key, loc, verify=lambda p: self._binary_matches(p, image))
-        if path is None:
+        found, _via = self._search(key, loc, verify=lambda p: self._binary_matches(p, image))
+        if found is None:
             return None, ""
-        pe = self._read_pe(path)
-        return pe, f"binary {path}"
+        pe = self._read_pe(found)
+        return pe, f"binary {found}"
 
     def _binary_matches(self, path: str, image: ImageRef) -> bool:
         pe = self._read_pe(path)
@@ -424,6 +433,7 @@ class Symbolizer:
         stores: list[LocalStore] = []
         for location in entry.locations:
             found: str | None = None
+            candidate: str | None
             if location.kind == "flat":
                 for candidate in flat_candidates(location.where, key.name):
                     if verify(candidate):

@@ -193,6 +193,8 @@ class Trace:
 
     def _cache_rundown(self) -> None:
         cache = self.cache
+        if cache is None:  # (registered by enable_stack_cache, which set it)
+            return
         cache.flush(None)
         last = max([cache.last_ts] + [ts for lst in self.w.pending for ts, _r, _t in lst] + self.w.last_ts)
         cache.rundown(last + 1)

@@ -461,7 +461,7 @@ class EtlWriter:
         self.end_qpc = clock.header_qpc
         self.closed = False
         #: called with the number of records written or lost after each :meth:`drain` (progress)
-        self.on_drain = None
+        self.on_drain: Callable[[int], None] | None = None
         #: called with the frontier before each drain, and before closing: writers of records
         #: that depend on time order across CPUs (the stack cache) add them there
         self.before_drain: list[Callable[[int | None], None]] = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 import socket
 import struct
 import uuid as _uuid
+from dataclasses import dataclass
 from typing import BinaryIO
 
 __all__ = ["PcapWriter", "TcpFlow", "dcerpc_bind", "dcerpc_bind_ack", "dcerpc_request", "dcerpc_response",
@@ -242,6 +243,16 @@ def smb2_ioctl_response(file_id: bytes, data: bytes) -> bytes:
                        0) + data
 
 
+@dataclass
+class _BusyFlow:
+    """One connection or pipe of :func:`write_busy_capture` and the ids its next call takes."""
+
+    flow: TcpFlow
+    fid: bytes | None  # the pipe's SMB2 file id; None for a TCP connection
+    call_id: int
+    message_id: int  # the next SMB2 message id (pipes)
+
+
 def write_busy_capture(path, packets: int, *, connections: int = 64, pipes: int = 16, seed: int = 1) -> dict:
     """A capture of about ``packets`` frames of remote calls for benchmarks, written as it goes
     (memory stays flat): ``connections`` Netlogon TCP connections and ``pipes`` LSARPC pipes over
@@ -253,7 +264,7 @@ def write_busy_capture(path, packets: int, *, connections: int = 64, pipes: int 
     iface_tcp = "12345678-1234-abcd-ef00-01234567cffb"
     iface_np = "12345778-1234-abcd-ef00-0123456789ab"
     t = EPOCH_1970_TICKS + 1_700_000_000 * 10_000_000
-    flows = []
+    flows: list[_BusyFlow] = []
     with open(path, "wb") as fh:
         pw = PcapWriter(fh)
 
@@ -269,7 +280,7 @@ def write_busy_capture(path, packets: int, *, connections: int = 64, pipes: int 
                 out(flow.handshake())
                 out(flow.send(0, dcerpc_bind(1, [(0, iface_tcp, 1, 0)])))
                 out(flow.send(1, dcerpc_bind_ack(1, "49676", 1)))
-                flows.append([flow, None, 2, 0])
+                flows.append(_BusyFlow(flow, None, 2, 0))
             else:
                 flow = TcpFlow(client, ("10.0.0.1", 445), rng.getrandbits(32), rng.getrandbits(32))
                 fid = rng.getrandbits(128).to_bytes(16, "little")
@@ -282,24 +293,24 @@ def write_busy_capture(path, packets: int, *, connections: int = 64, pipes: int 
                 out(flow.send(0, smb2(SMB2_READ, 3, smb2_read_request(fid, 4280))))
                 out(flow.send(1, smb2(SMB2_READ, 3, smb2_read_response(dcerpc_bind_ack(1, "\\PIPE\\lsass", 1)),
                                       response=True)))
-                flows.append([flow, fid, 2, 4])
+                flows.append(_BusyFlow(flow, fid, 2, 4))
         calls = 0
         k = 0
         stub = bytes(120)
         while pw.count + 2 <= packets:
-            flow, fid, cid, mid = flows[k % len(flows)]
+            entry = flows[k % len(flows)]
+            flow, pipe, cid, mid = entry.flow, entry.fid, entry.call_id, entry.message_id
             k += 1
-            op = (45, 26, 4, 29)[cid & 3] if fid is None else (44, 45, 14, 0)[cid & 3]
+            op = (45, 26, 4, 29)[cid & 3] if pipe is None else (44, 45, 14, 0)[cid & 3]
             req = dcerpc_request(cid, 0, op, stub)
             resp = dcerpc_response(cid, 0, stub) if cid % 97 else dcerpc_fault(cid, 0, 5)
-            if fid is None:
+            if pipe is None:
                 out(flow.send(0, req))
                 out(flow.send(1, resp))
             else:
-                out(flow.send(0, smb2(SMB2_IOCTL, mid, smb2_ioctl_request(fid, req))))
-                out(flow.send(1, smb2(SMB2_IOCTL, mid, smb2_ioctl_response(fid, resp), response=True)))
-            entry = flows[(k - 1) % len(flows)]
-            entry[2] += 1
-            entry[3] += 1
+                out(flow.send(0, smb2(SMB2_IOCTL, mid, smb2_ioctl_request(pipe, req))))
+                out(flow.send(1, smb2(SMB2_IOCTL, mid, smb2_ioctl_response(pipe, resp), response=True)))
+            entry.call_id += 1
+            entry.message_id += 1
             calls += 1
         return {"frames": pw.count, "calls": calls}

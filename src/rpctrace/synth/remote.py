@@ -114,8 +114,8 @@ def synthesize_remote(capture: str | Path | None, trace: str | Path, truth: str 
     sim = Sim(world, tr, rng, track=False)
     t = sim.rundown(header_qpc + 300, start=True)
     t = sim.register_servers(t + 2 * MS)
-    for proto, ep in (("ncacn_ip_tcp", str(NETLOGON_PORT)), ("ncacn_np", "\\pipe\\lsass"), ("ncacn_ip_tcp", "135")):
-        tr.rpc_endpoint_bind(lsass.threads[0], t, ep, protocol=proto)
+    for sequence, ep in (("ncacn_ip_tcp", str(NETLOGON_PORT)), ("ncacn_np", "\\pipe\\lsass"), ("ncacn_ip_tcp", "135")):
+        tr.rpc_endpoint_bind(lsass.threads[0], t, ep, protocol=sequence)
         t += 20
 
     params = "\\REGISTRY\\MACHINE\\SYSTEM\\CurrentControlSet\\Services\\Netlogon\\Parameters"
@@ -244,10 +244,11 @@ def synthesize_remote(capture: str | Path | None, trace: str | Path, truth: str 
         last_start = ts
         proto = 1 if c.kind == "tcp" else 2
         ep = str(NETLOGON_PORT) if c.kind == "tcp" else "\\PIPE\\lsass"
-        fields = {"interface_uuid": iface, "procnum": op, "protocol": proto, "network_address": P.NULL_STRING,
-                  "endpoint": ep, "options": P.NULL_STRING, "auth_level": 6 if c.kind == "tcp" else 1,
-                  "auth_service": RPC_C_AUTHN_NETLOGON if c.kind == "tcp" else RPC_C_AUTHN_WINNT,
-                  "impersonation_level": 2}
+        fields: dict[str, Any] = {
+            "interface_uuid": iface, "procnum": op, "protocol": proto, "network_address": P.NULL_STRING,
+            "endpoint": ep, "options": P.NULL_STRING, "auth_level": 6 if c.kind == "tcp" else 1,
+            "auth_service": RPC_C_AUTHN_NETLOGON if c.kind == "tcp" else RPC_C_AUTHN_WINNT,
+            "impersonation_level": 2}
         act = sim.activity()
         tr.rpc(w, ts, P.RPC_SERVER_START, act, P.PayloadEncoder.rpc_call_start(**fields), None)
         srv_start = ts
@@ -307,8 +308,9 @@ def synthesize_remote(capture: str | Path | None, trace: str | Path, truth: str 
     t_end = sim.rundown(t_end, start=False)
     writer.close(t_end + 20)
     if etw is None:
+        assert capture is not None  # packets="pcap" (no etw) without a capture path was refused above
         frames.sort()
-        with open(capture, "wb") as fh:  # type: ignore[arg-type]  # checked above
+        with open(capture, "wb") as fh:
             pw = W.PcapWriter(fh)
             for ticks, _o, fr in frames:
                 pw.frame(ticks, fr)

@@ -56,7 +56,8 @@ class Run:
         self.plan = plan
         self.world = world
         self.sim = sim
-        self.story: list[tuple[int, Callable[[int], None]]] = []
+        # (when, what): a fraction of the run while the stories are laid out, then the time
+        self.story: list[tuple[float, Callable[[int], None]]] = []
         self.key_call: CallRec | None = None
         self.story_process: Proc | None = None
         self.pairs: list[tuple[Proc, Server, str, int, str]] = []

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from rpctrace.synth import catalog as C
 from rpctrace.synth import payloads as P
@@ -56,11 +56,12 @@ class CallRec:
                  "srv_end", "status", "result", "parent", "children", "mode", "failures", "completion",
                  "client_activity", "server_activity")
 
-    def __init__(self, cid, client, server, iface, opnum, parent, mode):
+    def __init__(self, cid: int, client: Thread, server: Server, iface: str, opnum: int, parent: int | None,
+                 mode: str) -> None:
         self.id = cid
         self.client = client
         self.server = server
-        self.worker = None
+        self.worker: Thread | None = None
         self.iface = iface
         self.opnum = opnum
         self.msg = 0
@@ -71,7 +72,7 @@ class CallRec:
         self.children: list[int] = []
         self.mode = mode
         self.failures: list[tuple] = []
-        self.completion = None
+        self.completion: Thread | None = None  # the thread that took the reply of an asynchronous call
         self.client_activity = b""
         self.server_activity = b""
 
@@ -92,7 +93,7 @@ class Sim:
         self.migrate = 0.2
         self.stop_cache: dict[int, bytes] = {}
         self.noise_rate = 0.15
-        self.client_frames: dict[int, tuple] = {}
+        self.client_frames: dict[tuple[int, str], tuple] = {}  # (pid, api) -> frames
         self.last_end = 0  # when the last call's last event happened (for backpressure)
 
     # -- ids ------------------------------------------------------------------------------
@@ -108,6 +109,8 @@ class Sim:
         if h and h[0][0] <= t:
             return heapq.heappop(h)[1]
         mid = table.next
+        if mid is None:  # add_service starts the table: a message needs a server
+            raise RuntimeError("no server has started the ALPC message table")
         table.next = (mid + 4) & 0xFFFFFFFF
         return mid
 
@@ -134,7 +137,7 @@ class Sim:
         key = (iface, opnum)
         got = srv.start_cache.get(key)
         if got is None:
-            fields = {
+            fields: dict[str, Any] = {
                 "interface_uuid": iface,
                 "procnum": opnum,
                 "protocol": P.PROTOCOL_LRPC,
@@ -157,7 +160,7 @@ class Sim:
 
     # -- stacks -----------------------------------------------------------------------------
     def worker_frames(self, srv: Server, iface: str, opnum: int, api: str,
-                      inner: list[tuple[str, str]] = ()) -> tuple:
+                      inner: Sequence[tuple[str, str]] = ()) -> tuple:
         """(frames, packed frames, symbolic frames) of a registry call made by a server procedure."""
         key = (iface, opnum, api, tuple(inner))
         got = srv.frames_cache.get(key)
@@ -223,7 +226,8 @@ class Sim:
             op = ops[int(r() * len(ops))]
             t += 5 * US + int(r() * 40 * US)
             status = op.fail_status if op.fail_rate and r() < op.fail_rate else 0
-            t = self.reg(w, t, op, status, rec, cid, self.worker_frames(srv, iface, opnum, op.api))
+            frames = self.worker_frames(srv, iface, opnum, op.api) if op.api is not None else None  # (None: no stack)
+            t = self.reg(w, t, op, status, rec, cid, frames)
         return t + 5 * US + int(r() * srv.work_mean), 0, 0
 
     # -- calls -------------------------------------------------------------------------------

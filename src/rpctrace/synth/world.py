@@ -138,7 +138,7 @@ class Server:
         self.port_name = "\\RPC Control\\" + endpoint
         self.interfaces = spec.interfaces
         self.workers: list[Thread] = []
-        self.main: Thread | None = None
+        self.main: Thread = proc.threads[0]  # logs RPC 14/16: the service process's first thread
         self.msg_heap: list[tuple[int, int]] = []
         self.msg_next = msg_base
         self.reg_ops: list[RegOp] = []
@@ -320,12 +320,12 @@ class World:
             parents[image] = p.pid
         self.services_pid = parents["services.exe"]
         self.explorer = self.new_client_process(C.CLIENTS[0], ppid=self.cid(4000, 6000))
-        cmd = self.new_process("cmd.exe", C.SYSTEM32 + "cmd.exe", '"C:\\WINDOWS\\system32\\cmd.exe"', self.user_sid,
-                               ppid=self.explorer.pid, session=self.session,
-                               dlls=["ntdll.dll", "KERNEL32.DLL", "KERNELBASE.dll", "msvcrt.dll"], threads=1)
+        shell = self.new_process("cmd.exe", C.SYSTEM32 + "cmd.exe", '"C:\\WINDOWS\\system32\\cmd.exe"',
+                                 self.user_sid, ppid=self.explorer.pid, session=self.session,
+                                 dlls=["ntdll.dll", "KERNEL32.DLL", "KERNELBASE.dll", "msvcrt.dll"], threads=1)
         image, path, cmdline = C.CONTROLLER
         # The controller runs elevated: the interactive user's token, High integrity.
-        ctl = self.new_process(image, path, cmdline, self.user_sid, ppid=cmd.pid, session=self.session,
+        ctl = self.new_process(image, path, cmdline, self.user_sid, ppid=shell.pid, session=self.session,
                                dlls=["ntdll.dll", "KERNEL32.DLL", "KERNELBASE.dll", "advapi32.dll", "msvcrt.dll"],
                                threads=1)
         self.controller = ctl.threads[0]

@@ -213,16 +213,16 @@ def materialize(task: InputTask, tmpdir: str | None = None, max_unpacked: int = 
     before it, with the damage named (file and offset in the compressed file); one that would
     decompress past ``max_unpacked`` bytes raises InputError."""
     if task.compression is None:
-        digest = hashlib.sha256()
+        hasher = hashlib.sha256()
         size = 0
         try:
             with open(task.path, "rb") as fh:
                 while chunk := fh.read(CHUNK):
-                    digest.update(chunk)
+                    hasher.update(chunk)
                     size += len(chunk)
         except OSError as exc:
             raise InputError(task.display, f"cannot read: {exc.strerror or exc}") from None
-        yield Materialized(task.path, digest.hexdigest(), size)
+        yield Materialized(task.path, hasher.hexdigest(), size)
         return
     fd, tmp = tempfile.mkstemp(prefix="rpctrace-index-", suffix=".trace", dir=tmpdir)
     try:

@@ -13,11 +13,12 @@ import datetime as _dt
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 from rpctrace.errors import InputError, printable
 from rpctrace.tables.schema import TABLES
 
-__all__ = ["Extracted", "UNKNOWN_DAY", "append_row", "day_of", "empty_columns", "failure_key", "host_of", "int_or_none",
+__all__ = ["Extracted", "FailureKey", "UNKNOWN_DAY", "append_row", "day_of", "empty_columns", "failure_key", "host_of", "int_or_none",
            "renamed_error", "trace_id_of", "us_of"]
 
 #: hex digits of the SHA-256 that name a trace (80 bits: no collision in any fleet's traces)
@@ -36,6 +37,12 @@ def trace_id_of(sha256_hex: str) -> str:
     return sha256_hex[:TRACE_ID_DIGITS]
 
 
+@overload
+def us_of(ticks: int) -> int: ...
+@overload
+def us_of(ticks: None) -> None: ...
+@overload
+def us_of(ticks: int | None) -> int | None: ...
 def us_of(ticks: int | None) -> int | None:
     """100 ns ticks since 1601 -> microseconds since 1970 (clamped like ``ticks_to_iso``)."""
     if ticks is None:
@@ -48,7 +55,7 @@ def day_of(ticks: int | None) -> str:
     if ticks is None:
         return UNKNOWN_DAY
     us = us_of(ticks)
-    return (_dt.datetime(1970, 1, 1) + _dt.timedelta(microseconds=us)).strftime("%Y-%m-%d")  # type: ignore[operator]
+    return (_dt.datetime(1970, 1, 1) + _dt.timedelta(microseconds=us)).strftime("%Y-%m-%d")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -61,7 +68,7 @@ def _partition_value(name: str) -> str:
     return value or "_"
 
 
-def host_of(infos: list[dict]) -> tuple[str, str | None, str]:
+def host_of(infos: list[dict[str, Any]]) -> tuple[str, str | None, str]:
     """``(host partition value, computer name as written or None, where it came from)``.
 
     The computer name where the source has one (a Procmon log's header, an event log's
@@ -94,7 +101,7 @@ class Extracted:
     trace_id: str
     host: str
     day: str
-    columns: dict[str, dict[str, list]]
+    columns: dict[str, dict[str, list[Any]]]
     error: str | None = None  # the damage that ended reading (one line), if any
     counts: dict[str, int] = field(default_factory=dict)  # rows per table
 
@@ -107,20 +114,24 @@ class Extracted:
         return self.counts.get("failures", 0)
 
 
-def empty_columns() -> dict[str, dict[str, list]]:
+def empty_columns() -> dict[str, dict[str, list[Any]]]:
     return {name: {c: [] for c in table.names} for name, table in TABLES.items()}
 
 
-def append_row(cols: dict[str, list], row: dict) -> None:
+def append_row(cols: dict[str, list[Any]], row: dict[str, Any]) -> None:
     for name, values in cols.items():
         values.append(row.get(name))
 
 
-def failure_key(pid, tid, ts_iso, kind) -> tuple:
+#: a failed operation as a finding and a failure row both name it: (pid, tid, ISO time, kind)
+FailureKey = tuple["int | None", "int | None", "str | None", "str | None"]
+
+
+def failure_key(pid: int | None, tid: int | None, ts_iso: str | None, kind: str | None) -> FailureKey:
     return (pid, tid, ts_iso, kind)
 
 
-def int_or_none(value) -> int | None:
+def int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

@@ -19,6 +19,7 @@ def join_file_status(events: list[Event]) -> None:
             if ev.fields.get("irp") is not None:  # Procmon creates carry their result already
                 pending[ev.fields["irp"]] = ev
         elif ev.kind == "file.op" and ev.fields.get("op") == "end":
-            create = pending.pop(ev.fields.get("irp"), None)
+            irp = ev.fields.get("irp")
+            create = pending.pop(irp, None) if irp is not None else None
             if create is not None:
                 create.fields["status"] = ev.fields["status"]

@@ -232,8 +232,8 @@ def dedupe(events: Sequence[Event], window: int = DEDUPE_WINDOW, stats: dict | N
     for i, ev in enumerate(events):
         if i in drop:
             continue
-        b = replace.get(i)
-        out.append(_merge_fields(ev, events[b]) if b is not None else ev)
+        other = replace.get(i)
+        out.append(_merge_fields(ev, events[other]) if other is not None else ev)
     return out
 
 

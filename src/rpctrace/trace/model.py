@@ -111,7 +111,7 @@ class Trace:
         sym = self.symbolize
         k = [sym(pid, a) for a in kernel]
         u = [sym(pid, a) for a in user]
-        out = {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in stack]}
+        out: dict[str, Any] = {"stack": k + u, "stack_kernel": k, "stack_user": u, "stack_addresses": [f"0x{a:x}" for a in stack]}
         if self.symbols is not None:
             out["stack_symbols"] = self.stack_symbols(pid, stack)
         return out

@@ -97,11 +97,12 @@ class StackAssembler:
         elif ev.kind == "stack_key" and ev.opcode in (OP_KEY_DELETE, OP_KEY_RUNDOWN):
             self._definition(ev.fields["key"], ev.fields["frames"])
 
-    def _entry(self, ev: Event, create: bool) -> _Parts | None:
+    def _entry(self, ev: Event) -> _Parts:
+        """The parts of the stack of the event ``ev`` (a stack record) belongs to, made at its first record."""
         f = ev.fields
         key = (f["event_ts"], f["stack_tid"])
         parts = self.parts.get(key)
-        if parts is None and create:
+        if parts is None:
             parts = self.parts[key] = _Parts(f.get("stack_pid"))
             self.by_cpu.setdefault((f["event_ts"], ev.cpu), (key, f.get("stack_pid")))
         return parts
@@ -119,7 +120,7 @@ class StackAssembler:
         if frames is None:  # 37 / 38: a reference to the stack cache
             if f.get("part") == "kernel":
                 if self._want(ev):
-                    self._kernel_part(self._entry(ev, True), tid, f["key"])
+                    self._kernel_part(self._entry(ev), tid, f["key"])
             else:
                 self._user_part(ev, tid, f["key"])
             return
@@ -127,7 +128,7 @@ class StackAssembler:
             return
         if self._is_kernel(frames[-1], frames):  # ends in the kernel: a kernel part only
             if self._want(ev):
-                self._kernel_part(self._entry(ev, True), tid, list(frames))
+                self._kernel_part(self._entry(ev), tid, list(frames))
         elif not self._is_kernel(frames[0], frames):  # starts in user mode: a user part only
             self._user_part(ev, tid, list(frames))
         else:  # kernel frames then user frames: both parts in one walk
@@ -136,7 +137,7 @@ class StackAssembler:
             n = 1
             while n < len(frames) and self._is_kernel(frames[n], frames):
                 n += 1
-            parts = self._entry(ev, True)
+            parts = self._entry(ev)
             if parts.kernel is None:
                 parts.kernel = list(frames[:n])
             if parts.user is None:
@@ -156,7 +157,7 @@ class StackAssembler:
         waiting in the kernel for one (the thread is now returning to user mode)."""
         targets = self._in_kernel.pop(tid, [])
         if self._want(ev):
-            own = self._entry(ev, True)
+            own = self._entry(ev)
             if own not in targets:
                 targets.append(own)
         for parts in targets:
@@ -222,7 +223,7 @@ def attach_stacks(events: list[Event]) -> list[Event]:
             asm.set_pointer_size(ev.fields["pointer_size"])
     if not any_stack:
         return events
-    out = []
+    out: list[Event] = []
     add = out.append
     parts_of = asm.parts.get
     for ev in events:

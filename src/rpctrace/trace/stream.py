@@ -63,8 +63,8 @@ class TraceStream:
         self.path = reader.path
         self.error: InputError | None = None
         self.records = 0
-        self._live: dict[int, int] = {}  # tid -> pid from Thread Start/DCStart so far
-        self._ends: dict[int, tuple[list[int], list[int]]] = {}  # tid -> End/DCEnd times, pids
+        self._live: dict[int, int | None] = {}  # tid -> pid from Thread Start/DCStart so far
+        self._ends: dict[int, tuple[list[int], list[int | None]]] = {}  # tid -> End/DCEnd times, pids
         self._kcbs = KcbNames()
         self._want_stack: dict[tuple, None] = {}  # (ts, tid) of recent failed operations
         self._want_by_cpu: dict[tuple, None] = {}  # (ts, cpu) of recent failed operations without a thread
@@ -116,7 +116,9 @@ class TraceStream:
     def _other(self, ev: Event, kind: str) -> None:
         """Everything but ALPC and RPC events (rarer): tables, KCBs, stacks, file status."""
         if kind.startswith("thread."):
-            if kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
+            if ev.tid is None:  # a thread event that names no thread tells nothing of one
+                pass
+            elif kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
                 self._live[ev.tid] = ev.pid
             elif kind == "thread.end" or (kind == "thread.rundown" and ev.opcode == DC_END):
                 times, pids = self._ends.setdefault(ev.tid, ([], []))
@@ -145,7 +147,8 @@ class TraceStream:
         elif kind == "file.op":
             f = ev.fields
             if f.get("op") == "end":
-                create = self._creates.pop(f.get("irp"), None)
+                irp = f.get("irp")
+                create = self._creates.pop(irp, None) if irp is not None else None
                 if create is not None:
                     create.fields["status"] = f["status"]
         elif kind.startswith(("process.", "image.")):

@@ -16,18 +16,20 @@ DC_START, DC_END = 3, 4  # rundown opcodes: at the start and at the end of the t
 
 
 def attribute_processes(events: list[Event]) -> list[Event]:
-    ends: dict[int, tuple[list[int], list[int]]] = {}
+    # (thread events that name no thread tell nothing of one: they are passed over)
+    ends: dict[int, tuple[list[int], list[int | None]]] = {}  # tid -> End/DCEnd times, pids
     for ev in events:
-        if ev.kind == "thread.end" or (ev.kind == "thread.rundown" and ev.opcode == DC_END):
+        if ev.tid is not None and (ev.kind == "thread.end" or (ev.kind == "thread.rundown" and ev.opcode == DC_END)):
             times, pids = ends.setdefault(ev.tid, ([], []))
             times.append(ev.ts)
             pids.append(ev.pid)
-    live: dict[int, int] = {}
+    live: dict[int, int | None] = {}  # tid -> pid of its latest Start/DCStart so far
     out = events
     for i, ev in enumerate(events):
         kind = ev.kind
         if kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
-            live[ev.tid] = ev.pid
+            if ev.tid is not None:
+                live[ev.tid] = ev.pid
             continue
         if ev.pid is not None or ev.tid is None:
             continue

@@ -37,13 +37,11 @@ policy does not govern), so the CSS hash covers everything.
 
 from __future__ import annotations
 
-
-from __future__ import annotations
-
 import base64
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
@@ -61,6 +59,10 @@ from rpctrace.render.report.views import (
     finding_view,
     timeline,
 )
+
+if TYPE_CHECKING:
+    from rpctrace.correlate.calls import Call
+    from rpctrace.schema import Finding
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 
@@ -97,13 +99,13 @@ def _environment():
     return env
 
 
-def _diagram_order(findings: list[dict], calls: list, by_id: dict, memo) -> tuple[list, set]:
+def _diagram_order(findings: list[Finding], calls: list, by_id: dict, memo) -> tuple[list, set]:
     """The calls to draw: those the findings blame first (the client's call, then the nested calls
     down to the one whose server failed), then every other call whose server failed."""
     order: list = []
     for f in findings:
         failure = f.get("failure") or {}
-        chain = []
+        chain: list[Call] = []
         call = by_id.get(failure.get("call")) if failure.get("call") is not None else None
         while call is not None and call not in chain and len(chain) < MAX_TREE_DEPTH:
             chain.append(call)
@@ -158,7 +160,7 @@ def _time_range(trace, calls) -> tuple[int, int] | None:
     return (min(times), max(times)) if times else None
 
 
-def render_report(trace, findings: list[dict], calls: list, *, title: str | None = None,
+def render_report(trace, findings: list[Finding], calls: list, *, title: str | None = None,
                   total_calls: int | None = None, scope: str | None = None, commands: dict | None = None,
                   limits: list[str] | None = None, losses: list[str] | None = None,
                   tree_limit: int = MAX_TREE_CALLS, brief_limit: int = MAX_BRIEF_CALLS) -> str:

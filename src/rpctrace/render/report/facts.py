@@ -3,10 +3,17 @@ statuses and operation targets.  Pure lookups over the trace's tables and the kn
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 from rpctrace.correlate.procedure import procedure_of
 from rpctrace.knowledge import codes, interfaces
 from rpctrace.model import target_text
 from rpctrace.render.report.safe import defang
+
+if TYPE_CHECKING:
+    from rpctrace.correlate.calls import Call
+    from rpctrace.schema import Finding
+    from rpctrace.trace.model import Trace
 
 def status_text(code, hint: str = "NTSTATUS") -> str:
     if code is None:
@@ -51,7 +58,7 @@ class FailureMemo:
 class Names:
     """Labels for processes and interfaces, and the keys the filters use."""
 
-    def __init__(self, trace, calls, findings):
+    def __init__(self, trace: Trace, calls: Iterable[Call], findings: Iterable[Finding]) -> None:
         from rpctrace.knowledge.services import service_for
 
         self.trace = trace
@@ -67,8 +74,8 @@ class Names:
                 self._served.setdefault(call.server_pid, {})[call.interface] = None
         for f in findings:
             self.iface((f.get("interface") or {}).get("uuid"))
-            for side in ("client", "server"):
-                pid = (f.get(side) or {}).get("pid")
+            for side in (f.get("client"), f.get("server")):
+                pid = (side or {}).get("pid")
                 if isinstance(pid, int):
                     self.pids.add(pid)
 

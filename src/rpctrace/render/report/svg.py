@@ -127,18 +127,18 @@ def sequence_svg(call, trace, names: Names, blamed_op=None) -> str:
                 out.append(_el("text", line, x=_X_CLIENT + 38, y=mid + i * _LINE, class_="lbl" + (" b" if i == 0 else ""),
                                fill=color))
         else:  # something the server thread did: a mark on its lifeline, text to the right
-            failed = r.get("failed")
+            marked = bool(r.get("failed"))  # (the row of a failed operation)
             if kind == "op":
                 out.append(_el("rect", x=_X_SERVER - 6, y=mid - 6, width=12, height=12, rx=2, fill=color,
                                stroke="#fff", stroke_width=1))
-                if failed:
+                if marked:
                     out.append(_el("rect", x=_TEXT_X - 8, y=mid - 17, width=_W - _TEXT_X + 4, height=h + 2,
                                    rx=6, fill="#fdecea", stroke=_RED, stroke_width=1.5 if r.get("blamed") else 1))
             else:
                 out.append(_el("circle", cx=_X_SERVER, cy=mid, r=4, fill=color))
             for i, line in enumerate(r["lines"]):
                 mono = kind == "op" and i > 0 and not line.startswith("→ ")
-                cls = "lbl" + (" b" if failed and not mono else "") + (" mono" if mono else "")
+                cls = "lbl" + (" b" if marked and not mono else "") + (" mono" if mono else "")
                 out.append(_el("text", line, x=_TEXT_X, y=mid + 4 + i * _LINE, class_=cls, fill=color))
         y += h
         if stack:

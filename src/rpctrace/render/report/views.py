@@ -11,6 +11,7 @@ from rpctrace.knowledge.registry import hive_option
 from rpctrace.model import ticks_to_iso
 from rpctrace.knowledge.failures import event_class, event_expected_reason
 from rpctrace.render.report.facts import Names, op_target, pids_text, status_text
+from rpctrace.schema import Finding
 
 MAX_TREE_CALLS = 3000
 MAX_TREE_OPS = 200
@@ -170,8 +171,9 @@ def timeline(calls, trace, names: Names) -> dict:
             bars[(call.client_pid, call.client_tid)].append(dict(common, begin=call.start, end=end, side="client",
                 title=f"call {call.id} (client): {iname} {where} → {names.image(call.server_pid)}"))
         if call.server_pid is not None and call.server_tid is not None:
-            begin, end = _server_span(call)
-            if begin is not None:
+            span = _server_span(call)
+            if span is not None:
+                begin, end = span
                 spans.append((begin, end))
                 bars[(call.server_pid, call.server_tid)].append(dict(common, begin=begin, end=end, side="server",
                     red=bool(names.memo.blamed(call)),  # red where this thread's own operation failed
@@ -206,7 +208,7 @@ def timeline(calls, trace, names: Names) -> dict:
             "shown": len(chosen), "total": len(calls)}
 
 
-def finding_view(f: dict, names: Names) -> dict:
+def finding_view(f: Finding, names: Names) -> dict:
     failure = f.get("failure") or {}
     client, server = f.get("client") or {}, f.get("server") or {}
     iface = f.get("interface") or {}

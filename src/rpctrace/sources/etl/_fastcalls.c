@@ -1637,7 +1637,7 @@ static int rpc_event(Engine *e, View *w) {
             extra_check(c);
         }
         if (hm_set(&e->serving, pid, tid, 0, (PyObject *)c) < 0) return -1;
-        if (c->endpoint) {
+        if (c->endpoint && pid != NONE_ID) { /* a server start of an unknown process names no server pid */
             int t = PyObject_IsTrue(c->endpoint);
             if (t < 0 || (t && add_endpoint_pid(e, c->endpoint, pid) < 0)) return -1;
         }

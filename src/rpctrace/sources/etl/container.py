@@ -20,8 +20,12 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 from rpctrace.sources.etl.xpress import XpressError, decompress
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer as ReadableBuffer  # collections.abc.Buffer from Python 3.12
 
 BUFFER_HEADER_SIZE = 0x48
 #: BufferSize, SavedOffset, CurrentOffset, ReferenceCount, TimeStamp, SequenceNumber, ClockInfo,
@@ -51,7 +55,9 @@ class Buffer:
     cpu: int
     flags: int
     type: int
-    data: bytes  # the record area: the bytes that followed the header, up to the filled offset
+    #: the record area: the bytes that followed the header, up to the filled offset (a view of the
+    #: file when read with ``copy=False``)
+    data: bytes | memoryview
     data_offset: int  # file offset of data[0] (for compressed buffers: of the compressed stream)
     compressed: bool = False
     inflated_size: int = 0  # compressed buffers: size of the records once decompressed
@@ -165,6 +171,7 @@ def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = T
             stop = saved
         else:
             stop = size
+        data: bytes | memoryview
         if copy:
             data = bytes(view[offset + BUFFER_HEADER_SIZE : offset + stop])
         else:
@@ -200,6 +207,7 @@ def sequence_number(view, offset: int) -> int:
 _I64 = struct.Struct("<q")
 
 
+_fast_xpress: Callable[[ReadableBuffer, int], bytes | None] | None
 try:  # the optional C decoder (setup.py); the Python one names the damage when it refuses a stream
     from rpctrace.sources.etl._fastrecords import xpress as _fast_xpress
 except ImportError:  # pragma: no cover - depends on the build
@@ -213,7 +221,7 @@ def fast_inflate() -> bool:
     return _fast_xpress is not None
 
 
-def inflate_data(stream: bytes, inflated_size: int) -> bytes | tuple[str, int]:
+def inflate_data(stream: bytes | memoryview, inflated_size: int) -> bytes | tuple[str, int]:
     """Decompress one buffer's stream; on damage return (message, stream offset) instead of
     raising, so the function can run in a worker process and report back plainly."""
     if _fast_xpress is not None:

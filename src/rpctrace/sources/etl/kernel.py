@@ -349,7 +349,8 @@ def classic_kernel(provider: str, data: bytes, pos: int, end: int, ptr: int, ver
                 if form is None:
                     kind, fields, pid, tid = decoder(data, pos, end, size, version, opcode, strict=True)
                 else:
-                    kind, fields, pid, tid = decoder(data, pos, end, size, version, opcode, strict=True,
+                    # (forms are tried for process events only: the decoder is process)
+                    kind, fields, pid, tid = process(data, pos, end, size, version, opcode, strict=True,
                                                      null_token=form)
             except (PayloadError, struct.error, IndexError, ValueError) as exc:
                 tried.append(f"{8 * size}-bit: {exc}")

@@ -21,10 +21,13 @@ import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from rpctrace.model import Event, Stack
 from rpctrace.sources.etl.container import ContainerError, drop_pages, inflate_data, read_buffer
+
+if TYPE_CHECKING:
+    from rpctrace.sources.etl.records import BufferDecoder
 
 #: below this many compressed buffers the pool's start-up costs more than it saves
 PARALLEL_MIN_BUFFERS = 48
@@ -34,7 +37,7 @@ PARALLEL_MIN_DECODE_BUFFERS = 64
 _make_event = partial(tuple.__new__, Event)
 
 
-def inflate_data_job(job: tuple[bytes, int]):
+def inflate_data_job(job: tuple[bytes | memoryview, int]) -> bytes | tuple[str, int]:
     return inflate_data(*job)
 
 
@@ -58,10 +61,10 @@ def parallel_map(fn: Callable, jobs: Sequence, workers: int | None = None) -> li
 
 # ---------------------------------------------------------------- decoding buffers
 
-_STATE: tuple | None = None  # in a worker: (file view, file size, BufferDecoder)
+_STATE: tuple[mmap.mmap, int, BufferDecoder] | None = None  # in a worker: (file view, file size, BufferDecoder)
 
 
-def _init_decoder(path: str, size: int, decoder) -> None:
+def _init_decoder(path: str, size: int, decoder: BufferDecoder) -> None:
     global _STATE
     # A worker's objects live for one buffer and hold no cycles: the collector would only
     # rescan them (it costs a third of the decoding time when left on).
@@ -87,6 +90,8 @@ def decode_job(view, size: int, decoder, job: tuple, drop_pages: Callable | None
 
 
 def _decode_in_worker(job: tuple) -> bytes:
+    if _STATE is None:  # the pool's initializer sets it
+        raise RuntimeError("decoding worker started without _init_decoder")
     view, size, decoder = _STATE
     raws, events, damage, counts = decode_job(view, size, decoder, job, drop_pages)
     tuples = [tuple(ev) for ev in events]

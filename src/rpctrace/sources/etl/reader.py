@@ -139,7 +139,7 @@ class EtlReader(Reader):
             # Compressed-mode loggers name their algorithm in buffer 0's State (+0x2C): 3 is
             # plain LZ77 Xpress, the only one seen in real files; 2 (LZNT1) and 4 (Xpress
             # Huffman) are defined but rpctrace does not decode them (GUESS from ntwmi.h/snail).
-            algorithm = _U32.unpack_from(self._view, 0x2C)[0] & 0xFFFF
+            algorithm = _U32.unpack_from(self._mapped(), 0x2C)[0] & 0xFFFF
             if algorithm in (2, 4):
                 name = "LZNT1" if algorithm == 2 else "Xpress Huffman"
                 self.close()
@@ -153,12 +153,12 @@ class EtlReader(Reader):
     # ------------------------------------------------------------------ header
 
     def _read_header(self) -> LogfileHeader:
-        view = self._view
+        view = self._mapped()
         try:
             buf0 = read_buffer(view, 0, 0, self.size)
         except ContainerError as exc:
             raise InputError(self.path, f"not an ETL trace: {exc.message}", offset=exc.offset) from None
-        data = buf0.data
+        data = bytes(buf0.data)  # bytes already (read with copy=True): the same object
         if len(data) < 0x20:
             raise InputError(self.path, "not an ETL trace: buffer 0 holds no logfile header", offset=BUFFER_HEADER_SIZE)
         marker = _U32.unpack_from(data, 0)[0]
@@ -186,7 +186,7 @@ class EtlReader(Reader):
     # ------------------------------------------------------------------ index
 
     def _index(self) -> list[_Slot]:
-        view, size = self._view, self.size
+        view, size = self._mapped(), self.size
         slots: list[_Slot] = []
         offset = 0
         index = 0
@@ -235,7 +235,8 @@ class EtlReader(Reader):
                 # Only the first timestamp is needed now (the records are read again when the
                 # merge reaches the buffer): reading it touches a page, not the buffer.
                 first = first_timestamp(buf.data, 1 if index == 0 else 0)
-                buf.data.release()
+                if isinstance(buf.data, memoryview):  # it is: read with copy=False
+                    buf.data.release()
                 buf.data = b""
             buffers.append((buf, first))
             offset += buf.size

@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import struct
 import uuid
+from types import ModuleType
+from typing import Any
 
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event, Stack
@@ -49,6 +51,7 @@ EXT_RELATED_ACTIVITYID = 0x0001
 EXT_STACK_TRACE32 = 0x0005
 EXT_STACK_TRACE64 = 0x0006
 
+_fastrecords: ModuleType | None
 try:  # the optional C record loop (setup.py); without it everything below runs in Python
     from rpctrace.sources.etl import _fastrecords
 except ImportError:  # pragma: no cover - depends on the build
@@ -239,9 +242,8 @@ class BufferDecoder:
         calls ``decoder``.
         """
         provider = P.kernel_group_guid(group, opcode)
-        simple = kernel.SIMPLE.get((provider, opcode))
-        if simple is not None:
-            simple = (*simple, simple[1].size)
+        layout = kernel.SIMPLE.get((provider, opcode))
+        simple = (*layout, layout[1].size) if layout is not None else None
         fast, kind = 0, None
         if provider == P.ALPC and opcode == 36:
             fast, kind = 1, "alpc.wait_new"
@@ -281,7 +283,8 @@ class BufferDecoder:
             name = self._guids[raw_guid] = manifest.guid_le(raw_guid)
         return name
 
-    def _event_header_event(self, data, pos, size, cpu, ptr, number, counts, damage):
+    def _event_header_event(self, data: bytes, pos: int, size: int, cpu: int, ptr: int, number: int,
+                            counts: DecodeCounts, damage: list[tuple[int, int, str]]) -> tuple[Event, int]:
         (_size, flags, _prop, tid, pid, raw, guid, eid, version, _chan, level, opcode, task, keyword, _cpu_time,
          activity) = _EVH.unpack_from(data, pos)
         ts = self.clock(raw)
@@ -292,8 +295,8 @@ class BufferDecoder:
             pid = None
         end = pos + size
         off = pos + 0x50
-        extra: dict = {}
-        stack = None
+        extra: dict[str, Any] = {}
+        stack: Stack | None = None
         if flags & 0x0001:  # EXTENDED_INFO: items precede the user data
             for _ in range(64):
                 if off + 8 > end:
@@ -405,7 +408,7 @@ def _raw_event(ts, pid, tid, cpu, provider, eid, opcode, version, data, pos, end
     return _new(Event, (ts, pid, tid, cpu, provider, eid, opcode, version, "raw", fields, None))
 
 
-def first_timestamp(data: bytes, skip: int) -> int | None:
+def first_timestamp(data: bytes | memoryview, skip: int) -> int | None:
     """Raw timestamp of the first record (after ``skip`` records) of a buffer, if it has one."""
     pos = 0
     end = len(data)

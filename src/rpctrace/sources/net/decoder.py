@@ -21,7 +21,7 @@ A frame source reports its own damage (a packet event cut short) through :meth:`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from rpctrace.errors import InputError
 from rpctrace.knowledge.providers import NET
@@ -63,9 +63,22 @@ class NetStats:
     damage: int = 0
     damage_examples: list[str] = field(default_factory=list)
     stopped: str | None = None
+    path: str | None = None  # the capture file counted (NetReader sets it)
 
-    def summary(self, path: str) -> str | None:
-        """One line about what was stepped over, or None when the traffic was clean."""
+    @overload
+    def summary(self) -> dict[str, Any]: ...
+    @overload
+    def summary(self, path: str) -> str | None: ...
+    def summary(self, path: str | None = None) -> dict[str, Any] | str | None:
+        """With ``path``: one line about what was stepped over, or None when the traffic was
+        clean.  Without: a capture file's counts as a trace's source info holds them, like every
+        reader's stats (``format`` "pcap", ``frames``, and that line for :attr:`path` as
+        ``summary``): what :func:`rpctrace.trace.load` records of a capture it reads."""
+        if path is None:
+            return {"format": "pcap", "frames": self.frames, "summary": self._line(self.path or "capture")}
+        return self._line(path)
+
+    def _line(self, path: str) -> str | None:
         parts = []
         if self.undecodable:
             parts.append(f"{self.undecodable} frames not decodable")

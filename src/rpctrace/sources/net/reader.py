@@ -35,7 +35,7 @@ class NetReader(Reader):
     def __init__(self, path: str | os.PathLike[str], keep_going: bool = False, limits: Limits = Limits()) -> None:
         super().__init__(path, keep_going)
         self.limits = limits
-        self.stats = NetStats()
+        self.stats = NetStats(path=self.path)
         self._open()
 
     def source_info(self) -> dict[str, Any]:

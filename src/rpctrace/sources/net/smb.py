@@ -214,7 +214,7 @@ class SmbConnection:
             self.damage(frame, f"{self.conn_id}: a NetBIOS message that is not SMB ({magic.hex()})")
 
     # -- pipes ----------------------------------------------------------------------------------
-    def _pipe(self, key: Any, name: str | None, fid_text: str, create: bool) -> _Pipe | None:
+    def _pipe(self, key: Any, name: str | None, fid_text: str, create: bool) -> _Pipe:
         pipe = self.pipes.get(key)
         if pipe is None:
             if len(self.pipes) >= MAX_FILES:

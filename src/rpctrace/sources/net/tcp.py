@@ -195,6 +195,8 @@ class TcpReassembler:
         pending = flow.pending
         while pending:
             nxt = flow.next
+            if nxt is None:  # not so: segments wait only behind a known next byte (_data set it)
+                return
             first = min(pending)
             if first > nxt:
                 return

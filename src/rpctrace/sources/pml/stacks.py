@@ -110,7 +110,7 @@ class ProcessStacks:
     def __init__(self, processes: dict[int, Any], pointer_size: int) -> None:
         self.processes = processes
         self.pointer_size = pointer_size
-        kernel_mods = []
+        kernel_mods: list[tuple[int, int, str]] = []  # (base, size, path) of the kernel's modules
         for proc in processes.values():
             if _is_kernel(proc):
                 kernel_mods.extend((m.base_address, m.size, m.path) for m in proc.modules)
