@@ -9,42 +9,20 @@ outside, without a dispatch entry.
 
 :func:`outside_failures` lists them, one record per operation; :func:`group_failures` counts them
 per (process, operation, path, value, status); :func:`outside_findings` makes the findings.  ETW
-events with stacks work too: their frames are resolved through the trace's image tables and the
-same rule applied.
+events with stacks work too: their frames are resolved through the trace's module maps
+(``Trace.frame``, the same :class:`~rpctrace.knowledge.stackframes.ModuleMap` the Procmon reader
+uses) and the same rule applied.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rpctrace.correlate.calls import is_failure_status
+from rpctrace.knowledge.status import is_failure as is_failure_status
 from rpctrace.knowledge import access, services, sids
 from rpctrace.knowledge.status import ntstatus_name as status_name
 from rpctrace.model import Event, target_of, target_text, ticks_to_iso
-from rpctrace.knowledge.stackframes import KERNEL, OTHER, RPC, SYSTEM, SYSTEM_MODULES, Frame, find_rpc_dispatch
-
-
-
-def _frames_from_trace(trace, ev: Event, kernel_ids: set[int]) -> list[Frame]:
-    out = []
-    for addr in ev.stack or ():
-        img = trace.image_for(ev.pid, addr)
-        if img is None:
-            klass = KERNEL if addr >= 0xFFFF800000000000 else OTHER
-            out.append(Frame(addr, f"0x{addr:x}", None, None, klass))
-            continue
-        name = img.file_name.replace("/", "\\").rsplit("\\", 1)[-1].lower()
-        kernel_img = id(img) in kernel_ids
-        if kernel_img or addr >= 0xFFFF800000000000:
-            klass = KERNEL
-        elif name == "rpcrt4.dll":
-            klass = RPC
-        elif name in SYSTEM_MODULES:
-            klass = SYSTEM
-        else:
-            klass = OTHER
-        out.append(Frame(addr, f"{img.module}+0x{addr - img.base:x}", img.file_name, addr - img.base, klass))
-    return out
+from rpctrace.knowledge.stackframes import find_rpc_dispatch
 
 
 def _service(command_line: str | None) -> tuple[str | None, str | None]:
@@ -107,7 +85,6 @@ def outside_failures(trace, events=None) -> list[dict]:
     """Every failing registry/file operation of ``events`` (default: the trace's), in time order,
     each with the RPC dispatch its stack shows (``dispatch_entry``), if any."""
     out = []
-    kernel_ids = {id(img) for img in trace.images.get(0) or ()}
     for ev in (trace.events if events is None else events):
         kind = ev.kind
         if not (kind.startswith("registry.") or kind.startswith("file.")):
@@ -118,7 +95,7 @@ def outside_failures(trace, events=None) -> list[dict]:
         dispatch = f.get("rpc_dispatch")
         frames = f.get("frames")
         if dispatch is None and ev.stack and frames is None:  # an ETW stack: the reader did not look
-            resolved = _frames_from_trace(trace, ev, kernel_ids)
+            resolved = [trace.frame(ev.pid, a) for a in ev.stack]  # the trace's module maps
             dispatch = find_rpc_dispatch(resolved)
             frames = [fr.text for fr in resolved]
         if frames is None:

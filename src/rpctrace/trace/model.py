@@ -7,11 +7,11 @@ address in that process", "which process did thread 88 belong to at time t".
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
 from rpctrace.errors import InputError
+from rpctrace.knowledge.stackframes import Frame, ModuleMap, module_display
 from rpctrace.model import Event, stack_parts
 
 WOW64_FLAG = 0x2  # Process event Flags (v4): 1 PackageFullName, 2 Wow64, 4 Protected (facts §4)
@@ -39,8 +39,7 @@ class ImageInfo:
 
     @property
     def module(self) -> str:
-        name = self.file_name.replace("/", "\\").rsplit("\\", 1)[-1]
-        return name[:-4] if name.lower().endswith((".dll", ".exe", ".sys")) else name
+        return module_display(self.file_name)
 
 
 @dataclass
@@ -57,6 +56,9 @@ class Trace:
     image_identities: Any = None
     symbols: Any = None  # a rpctrace.symbols.TraceSymbols once a symbol source is attached
     formats: list[str] = field(default_factory=list)  # the inputs' formats ("etl", "pml", "pcap", ...)
+    #: pid -> (the image list it was built from, its length, the map): see :meth:`module_map`
+    _module_maps: dict[int, tuple[Any, int, ModuleMap]] = field(default_factory=dict, repr=False, compare=False)
+    _pointer_size: int | None = field(default=None, repr=False, compare=False)  # see _map_pointer_size
 
     def pointer_size(self) -> int | None:
         """The recording machine's pointer size (4 or 8) from the trace header, when there is one."""
@@ -82,24 +84,36 @@ class Trace:
     def process(self, pid: int | None) -> ProcessInfo | None:
         return self.processes.get(pid) if pid is not None else None
 
+    def module_map(self, pid: int | None) -> ModuleMap:
+        """The address -> module map of process ``pid`` (kernel modules, filed under pid 0, as its
+        fallback): the one lookup every stack frame goes through (:class:`ModuleMap`).  Built on
+        first use and again when the image table changed."""
+        owner = 0 if pid is None else pid
+        images = self.images.get(owner) or []
+        hit = self._module_maps.get(owner)
+        if hit is not None and hit[0] is images and hit[1] == len(images):
+            return hit[2]
+        size = self._map_pointer_size()
+        kernel = None if owner == 0 else self.module_map(0)
+        mm = ModuleMap(((i.base, i.size, i.file_name, i) for i in images), size, kernel=kernel, is_kernel=owner == 0)
+        self._module_maps[owner] = (images, len(images), mm)
+        return mm
+
+    def _map_pointer_size(self) -> int:
+        """The pointer size the module maps mask addresses with (8 when the trace does not say)."""
+        if self._pointer_size is None:
+            self._pointer_size = self.pointer_size() or 8
+        return self._pointer_size
+
     def image_for(self, pid: int | None, address: int) -> ImageInfo | None:
         """The module that holds ``address`` in process ``pid`` (kernel modules are under pid 0)."""
-        for owner in (pid, 0):
-            if owner is None:
-                continue
-            images = self.images.get(owner)
-            if not images:
-                continue
-            bases = [i.base for i in images]
-            i = bisect.bisect_right(bases, address) - 1
-            while i >= 0:
-                img = images[i]
-                if img.base <= address < img.base + img.size:
-                    return img
-                if address - img.base > 1 << 32:
-                    break
-                i -= 1
-        return None
+        item: ImageInfo | None = self.module_map(pid).item(address)
+        return item
+
+    def frame(self, pid: int | None, address: int) -> Frame:
+        """The frame ``address`` makes in process ``pid``: ``module+0xoffset`` and its class
+        (kernel, RPC runtime, system layer, other), as the Procmon reader classes its frames."""
+        return self.module_map(pid).frame(address)
 
     def stack_json(self, pid: int | None, stack) -> dict:
         """The JSON form of an event's stack, the same in every output: ``stack`` (every frame as
@@ -141,10 +155,7 @@ class Trace:
 
     def module_offset(self, pid: int | None, address: int) -> str:
         """``module+0xoffset`` for an address, or the bare address when no module holds it."""
-        img = self.image_for(pid, address)
-        if img is None:
-            return f"0x{address:x}"
-        return f"{img.module}+0x{address - img.base:x}"
+        return self.module_map(pid).frame(address).text
 
 
 #: the image events that make the image table (image.id/image.dbgid add identities, not images)

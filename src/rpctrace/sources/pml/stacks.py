@@ -10,93 +10,24 @@ Process Start under the new process, but the stack is its creator's (:meth:`Proc
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 from rpctrace.knowledge.stackframes import (
     KERNEL,
     OTHER,
     RPC,
-    RPC_MODULE as _RPC_MODULE,
     SYSTEM,
-    SYSTEM_MODULES,
-    Frame,
+    ModuleMap,
     find_rpc_dispatch,
+    module_display,
 )
 from rpctrace.model import Stack
+
+__all__ = ["ModuleMap", "ProcessStacks", "module_display"]  # the map itself is knowledge.stackframes'
 
 MAX_THREADS = 1 << 20  # thread ids remembered with their process (creators of Process Start)
 MAX_CREATOR_CANDIDATES = 4096  # processes tried as the creator of one Process Start
 MAX_CREATOR_FRAMES = 64  # user frames compared per candidate
-
-
-def module_display(path: str) -> str:
-    """How rpctrace names a module in ``module+0xoffset`` (the rule of trace.model.ImageInfo)."""
-    name = path.replace("/", "\\").rsplit("\\", 1)[-1]
-    return name[:-4] if name.lower().endswith((".dll", ".exe", ".sys")) else name
-
-
-class ModuleMap:
-    """Address -> module for one process, falling back to the kernel's modules.
-
-    ``modules`` are (base, size, path) triples; ``pointer_size`` (4 or 8) only decides where kernel
-    space starts for addresses no module holds (0x80000000 on 32-bit Windows, 0xFFFF800000000000 on
-    64-bit).  Results are cached per address: stacks repeat.
-    """
-
-    def __init__(self, modules, pointer_size: int, kernel: "ModuleMap | None" = None, is_kernel: bool = False):
-        mods = sorted(((int(b), int(s), p or "") for b, s, p in modules if s), key=lambda m: m[0])
-        self._bases = [m[0] for m in mods]
-        self._mods = mods
-        self._kernel = kernel
-        self._is_kernel = is_kernel
-        self._kernel_start = 0xFFFF800000000000 if pointer_size == 8 else 0x80000000
-        self._mask = (1 << (8 * pointer_size)) - 1
-        self._cache: dict[int, Frame] = {}
-
-    def _find(self, address: int):
-        i = bisect.bisect_right(self._bases, address) - 1
-        steps = 0
-        while i >= 0 and steps < 8:
-            base, size, path = self._mods[i]
-            if base <= address < base + size:
-                return base, path
-            i -= 1
-            steps += 1
-        return None
-
-    def holds(self, address: int) -> bool:
-        """Whether one of this map's own modules (not the kernel's) holds ``address``."""
-        return self._find(address & self._mask) is not None
-
-    def frame(self, address: int) -> Frame:
-        hit = self._cache.get(address)
-        if hit is not None:
-            return hit
-        address &= self._mask
-        found = self._find(address)
-        in_kernel = self._is_kernel
-        if found is None and self._kernel is not None:
-            found = self._kernel._find(address)
-            in_kernel = found is not None
-        if found is None:
-            klass = KERNEL if address >= self._kernel_start else OTHER
-            fr = Frame(address, f"0x{address:x}", None, None, klass)
-        else:
-            base, path = found
-            low = path.replace("/", "\\").rsplit("\\", 1)[-1].lower()
-            if in_kernel or address >= self._kernel_start:
-                klass = KERNEL
-            elif low == _RPC_MODULE:
-                klass = RPC
-            elif low in SYSTEM_MODULES:
-                klass = SYSTEM
-            else:
-                klass = OTHER
-            fr = Frame(address, f"{module_display(path)}+0x{address - base:x}", path, address - base, klass)
-        if len(self._cache) < 1 << 20:
-            self._cache[address] = fr
-        return fr
 
 
 def _is_kernel(process: Any) -> bool:
