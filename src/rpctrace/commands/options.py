@@ -12,6 +12,9 @@ and the parser agree and that a shared option has the same help text in every co
   and ``acl``;
 * global options: ``--rpcdb PATH`` and ``--keep-going`` are accepted before and after the
   command name (:data:`GLOBAL`).
+
+Longer than a command module (about 150 lines): it is the table of every shared option and its
+help text, which the commands would otherwise each repeat; it holds declarations, no analysis.
 """
 
 from __future__ import annotations
