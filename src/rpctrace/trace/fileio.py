@@ -3,7 +3,8 @@
 A kernel FileIo Create (op 64) is logged when the request starts and carries no result; the
 result comes in the OperationEnd event (op 76) of the same IRP.  Pairing them by IRP address
 (reused only after the operation ends) gives the create its ``status``, which is what a person
-looks for ("which open failed?").
+looks for ("which open failed?").  :class:`FileStatus` pairs them one event at a time, for the
+whole-trace assembly (:func:`join_file_status`) and the streamed one alike.
 """
 
 from __future__ import annotations
@@ -11,15 +12,29 @@ from __future__ import annotations
 from rpctrace.model import Event
 
 
-def join_file_status(events: list[Event]) -> None:
-    """In place: copy each OperationEnd's status onto the pending Create with the same IRP."""
-    pending: dict[int, Event] = {}
-    for ev in events:
+class FileStatus:
+    """Creates waiting for their OperationEnd, by IRP."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending: dict[int, Event] = {}
+
+    def add(self, ev: Event) -> None:
+        """Note a ``file.create`` or ``file.op`` event; an OperationEnd gives its create the status."""
         if ev.kind == "file.create":
             if ev.fields.get("irp") is not None:  # Procmon creates carry their result already
-                pending[ev.fields["irp"]] = ev
+                self.pending[ev.fields["irp"]] = ev
         elif ev.kind == "file.op" and ev.fields.get("op") == "end":
             irp = ev.fields.get("irp")
-            create = pending.pop(irp, None) if irp is not None else None
+            create = self.pending.pop(irp, None) if irp is not None else None
             if create is not None:
                 create.fields["status"] = ev.fields["status"]
+
+
+def join_file_status(events: list[Event]) -> None:
+    """In place: copy each OperationEnd's status onto the pending Create with the same IRP."""
+    join = FileStatus()
+    for ev in events:
+        if ev.kind.startswith("file."):
+            join.add(ev)

@@ -23,17 +23,18 @@ What :func:`rpctrace.trace.assemble` does over a list, the stream does per event
 
 from __future__ import annotations
 
-import bisect
 import os
 from typing import Callable, Iterator
 
 from rpctrace.errors import InputError
+from rpctrace.knowledge.status import is_failure
 from rpctrace.model import Event
 from rpctrace.sources.base import Reader
+from rpctrace.trace.fileio import FileStatus
 from rpctrace.trace.model import TableBuilder, Trace
 from rpctrace.trace.registry_paths import KcbNames, resolve_registry_paths
 from rpctrace.trace.stacks import StackAssembler
-from rpctrace.trace.threads import DC_END, DC_START
+from rpctrace.trace.threads import ThreadTable
 
 _new = tuple.__new__
 #: the kinds most events of a busy trace have, which assembly has nothing to do for
@@ -44,8 +45,7 @@ _RECENT_FAILURES = 4096
 
 
 def _failed(fields: dict) -> bool:
-    status = fields.get("status")
-    return status is not None and (status & 0xC0000000) == 0xC0000000
+    return is_failure(fields.get("status"))
 
 
 class TraceStream:
@@ -63,13 +63,13 @@ class TraceStream:
         self.path = reader.path
         self.error: InputError | None = None
         self.records = 0
-        self._live: dict[int, int | None] = {}  # tid -> pid from Thread Start/DCStart so far
-        self._ends: dict[int, tuple[list[int], list[int | None]]] = {}  # tid -> End/DCEnd times, pids
+        self._threads = ThreadTable()  # tid -> pid from Thread Start/DCStart so far, End/DCEnd times
+        self._live = self._threads.live
         self._kcbs = KcbNames()
         self._want_stack: dict[tuple, None] = {}  # (ts, tid) of recent failed operations
         self._want_by_cpu: dict[tuple, None] = {}  # (ts, cpu) of recent failed operations without a thread
         self._stacks = StackAssembler(wanted=self._wanted)
-        self._creates: dict[int, Event] = {}  # FileIo creates waiting for their OperationEnd
+        self._files = FileStatus()  # FileIo creates waiting for their OperationEnd
         self._tables = TableBuilder()
         self._done = False
         self._first_ts: int | None = None
@@ -116,14 +116,7 @@ class TraceStream:
     def _other(self, ev: Event, kind: str) -> None:
         """Everything but ALPC and RPC events (rarer): tables, KCBs, stacks, file status."""
         if kind.startswith("thread."):
-            if ev.tid is None:  # a thread event that names no thread tells nothing of one
-                pass
-            elif kind == "thread.start" or (kind == "thread.rundown" and ev.opcode == DC_START):
-                self._live[ev.tid] = ev.pid
-            elif kind == "thread.end" or (kind == "thread.rundown" and ev.opcode == DC_END):
-                times, pids = self._ends.setdefault(ev.tid, ([], []))
-                times.append(ev.ts)
-                pids.append(ev.pid)
+            self._threads.add(ev)
         elif kind.startswith("registry."):
             f = ev.fields
             if kind.startswith("registry.kcb_"):
@@ -140,17 +133,11 @@ class TraceStream:
             if self._header is None:
                 self._header = dict(ev.fields)
         elif kind == "file.create":
-            if ev.fields.get("irp") is not None:
-                self._creates[ev.fields["irp"]] = ev
+            self._files.add(ev)
             if self.stacks and self.want_stack is None:
                 self._want(ev)  # its status comes later: keep the stack in case it fails
         elif kind == "file.op":
-            f = ev.fields
-            if f.get("op") == "end":
-                irp = f.get("irp")
-                create = self._creates.pop(irp, None) if irp is not None else None
-                if create is not None:
-                    create.fields["status"] = f["status"]
+            self._files.add(ev)
         elif kind.startswith(("process.", "image.")):
             self._tables.add(ev)
 
@@ -178,11 +165,10 @@ class TraceStream:
         """The process of thread ``tid`` at ``ts``, from everything the stream saw."""
         if tid is None:
             return None
-        entry = self._ends.get(tid)
-        if entry is not None and ts is not None:
-            j = bisect.bisect_left(entry[0], ts)
-            if j < len(entry[0]):
-                return entry[1][j]
+        if ts is not None:
+            pid = self._threads.ended_as(tid, ts)
+            if pid is not None:
+                return pid
         return self._live.get(tid)
 
     def complete(self, events: list[Event]) -> None:
