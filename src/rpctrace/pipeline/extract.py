@@ -59,7 +59,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
     from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.services import services_of
     from rpctrace.knowledge.status import ntstatus_name
-    from rpctrace.model import ticks_to_iso
+    from rpctrace.model import target_of, ticks_to_iso
 
     display = display or path
     trace_id = trace_id_of(sha256)
@@ -127,7 +127,7 @@ def extract(path: str, *, sha256: str, display: str | None = None, origin: str |
         status = fields.get("status")
         row = {
             "trace_id": trace_id, "call_id": call_id, "kind": op.kind,
-            "path": fields.get("path") or fields.get("open_path") or fields.get("key_name"),
+            "path": target_of(op),
             "status": status, "status_name": ntstatus_name(status) if status is not None else None,
             "desired_access": fields.get("desired_access"), "pid": op.pid, "tid": op.tid, "ts": us_of(op.ts),
             "finding": False,
