@@ -10,8 +10,9 @@ the records as one plain-LZ77 Xpress stream after the header: BufferSize is then
 (the stride to the next buffer) and Offset (0x30) is the size the buffer had before compression.
 
 Layouts: :mod:`rpctrace.sources.etl.layouts` (WMI_BUFFER_HEADER, TRACE_LOGFILE_HEADER), from
-../shared/reference/etl-container-and-thread-ids.md §5 (offsets checked against the real samples).  Every length read from the file is bounded before use: a hostile file can claim any
-size, and a reader must fail with a named offset rather than allocate or loop on its say-so.
+../shared/reference/etl-container-and-thread-ids.md §5 (offsets checked against the real samples).
+Every length read from the file is bounded before use: a hostile file can claim any size, and a
+reader must fail with a named offset rather than allocate or loop on its say-so.
 """
 
 from __future__ import annotations

@@ -493,7 +493,8 @@ def stack_walk(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: 
     _need(end, pos, STACK_WALK.size)
     event_ts, spid, stid = STACK_WALK.unpack_from(data, pos)
     count = (end - pos - STACK_WALK.size) // ptr
-    frames = list(struct.unpack_from(f"<{count}{'Q' if ptr == 8 else 'I'}", data, pos + STACK_WALK.size)) if count else []
+    at = pos + STACK_WALK.size
+    frames = list(struct.unpack_from(f"<{count}{'Q' if ptr == 8 else 'I'}", data, at)) if count else []
     return "stack", {"event_ts": event_ts, "stack_pid": spid, "stack_tid": stid, "frames": frames}, spid, stid
 
 

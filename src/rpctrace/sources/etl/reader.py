@@ -145,7 +145,8 @@ class EtlReader(Reader):
             if algorithm in (2, 4):
                 name = "LZNT1" if algorithm == 2 else "Xpress Huffman"
                 self.close()
-                raise InputError(self.path, f"buffers are compressed with {name}, which rpctrace cannot decode", offset=_STATE_AT)
+                raise InputError(self.path, f"buffers are compressed with {name}, which rpctrace cannot decode",
+                                 offset=_STATE_AT)
         self.pointer_size = self.header.pointer_size
         self.clock = Clock(self.header)
         self.stats.events_lost = self.header.events_lost
@@ -179,7 +180,8 @@ class EtlReader(Reader):
             return parse_logfile_header(data[SYSTEM_TRACE_HEADER.size:size], 4 if htype == SYSTEM32 else 8, raw_ts, tid,
                                         pid)
         except (ValueError, struct.error) as exc:
-            raise InputError(self.path, f"bad logfile header: {exc}", offset=BUFFER_HEADER_SIZE + SYSTEM_TRACE_HEADER.size) from None
+            raise InputError(self.path, f"bad logfile header: {exc}",
+                             offset=BUFFER_HEADER_SIZE + SYSTEM_TRACE_HEADER.size) from None
 
     def header_event(self) -> Event:
         """The logfile header as an event record (what ``rpctrace events`` prints first)."""

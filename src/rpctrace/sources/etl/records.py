@@ -47,13 +47,6 @@ _OPAQUE_TYPES = frozenset({TIMED, ERROR, WNODE})
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-#: header sizes (the payload follows); SYSTEM and COMPACT share the COMPACT_TRACE_HEADER head
-_SYS_SIZE = SYSTEM_TRACE_HEADER.size
-_COMPACT_SIZE = COMPACT_TRACE_HEADER.size
-_PERF_SIZE = PERFINFO_TRACE_HEADER.size
-_EVH_SIZE = EVENT_HEADER.size
-_FULL_SIZE = EVENT_TRACE_HEADER.size
-_INSTANCE_SIZE = EVENT_INSTANCE_GUID_HEADER.size
 _EXT_SIZE = EVENT_HEADER_EXTENDED_DATA_ITEM.size
 #: where EVENT_HEADER and EVENT_TRACE_HEADER (and the instance header) keep the timestamp
 _TIME_STAMP_AT = EVENT_HEADER.offset("time_stamp")
@@ -160,8 +153,10 @@ class BufferDecoder:
         unpack_u32 = _U32.unpack_from
         unpack_perf = PERFINFO_TRACE_HEADER.unpack_from
         unpack_sys = COMPACT_TRACE_HEADER.unpack_from  # the head SYSTEM and COMPACT headers share
-        perf_size, compact_size, sys_size = _PERF_SIZE, _COMPACT_SIZE, _SYS_SIZE
-        evh_size, full_size, instance_size = _EVH_SIZE, _FULL_SIZE, _INSTANCE_SIZE
+        # header sizes (where the payload starts), as locals in the loop
+        perf_size, compact_size = PERFINFO_TRACE_HEADER.size, COMPACT_TRACE_HEADER.size
+        sys_size, evh_size = SYSTEM_TRACE_HEADER.size, EVENT_HEADER.size
+        full_size, instance_size = EVENT_TRACE_HEADER.size, EVENT_INSTANCE_GUID_HEADER.size
         pos = 0
         number = 0
         while pos + 4 <= end:
@@ -311,7 +306,7 @@ class BufferDecoder:
         if pid == NO_ID:
             pid = None
         end = pos + size
-        off = pos + _EVH_SIZE
+        off = pos + EVENT_HEADER.size
         extra: dict[str, Any] = {}
         stack: Stack | None = None
         if flags & 0x0001:  # EXTENDED_INFO: items precede the user data
@@ -385,7 +380,7 @@ class BufferDecoder:
         provider = self._provider(guid)
         ts = self.clock(raw)
         error = None
-        if provider in kernel.CLASSIC and hsize == _FULL_SIZE:
+        if provider in kernel.CLASSIC and hsize == EVENT_TRACE_HEADER.size:
             try:
                 kind, fields, ppid, ptid, width = kernel.classic_kernel(provider, data, pos + hsize, pos + size,
                                                                         self.ptr, version, opcode)
@@ -401,7 +396,7 @@ class BufferDecoder:
                 fields["pointer_size"] = width
                 return raw, _new(Event, (ts, pid, tid, cpu, provider, 0, opcode, version, kind, fields, None))
         extra = {"level": level}
-        if hsize == _INSTANCE_SIZE:
+        if hsize == EVENT_INSTANCE_GUID_HEADER.size:
             iid, parent_iid, parent_guid = EVENT_INSTANCE_GUID_HEADER.unpack_from(data, pos)[-3:]
             extra.update(instance_id=iid, parent_instance_id=parent_iid, parent_guid=manifest.guid_le(parent_guid))
         if provider == imageid.IMAGE_ID_GUID:  # KernelTraceControl's image identities (imageid.py)
@@ -429,7 +424,7 @@ def first_timestamp(data: bytes | memoryview, skip: int) -> int | None:
     pos = 0
     end = len(data)
     number = 0
-    while pos + _COMPACT_SIZE <= end:
+    while pos + COMPACT_TRACE_HEADER.size <= end:
         marker = _U32.unpack_from(data, pos)[0]
         if marker == NO_ID:
             return None
