@@ -12,7 +12,7 @@ setup(
             "rpctrace.sources.etl._fastrecords",
             ["src/rpctrace/sources/etl/_fastrecords.c", "src/rpctrace/sources/etl/_fastcalls.c",
              "src/rpctrace/sources/etl/_fastrender.c"],
-            depends=["src/rpctrace/sources/etl/_fastrecords.h"],
+            depends=["src/rpctrace/sources/etl/_fastrecords.h", "src/rpctrace/sources/etl/_layouts.h"],
             optional=True,
             extra_compile_args=["-O2"],
         )

@@ -2268,22 +2268,24 @@ int eng_add_kernel(Engine *e, uint64_t raw, int64_t ts, uint32_t pid, uint32_t t
         kind = e->plan_kinds[key];
         value = rd32(d + pos);
     } else if (plan == P_WAIT_NEW) { /* ALPC WaitForNewMessage */
-        if (pos + 4 > end) return 0;
-        if (rd32(d + pos)) flags |= F_SERVER;
-        Py_ssize_t q0 = pos + 4, stop = q0;
+        if (pos + SIZEOF_ALPC_WAIT_NEW > end) return 0;
+        if (rd32(d + pos + ALPC_WAIT_NEW_IS_SERVER_PORT)) flags |= F_SERVER;
+        Py_ssize_t q0 = pos + SIZEOF_ALPC_WAIT_NEW, stop = q0;
         while (stop < end && d[stop] != 0) stop++;
         o1 = cached_text(e, T_LATIN1, d + q0, stop - q0);
         if (!o1) return -1;
         kind = K_WAIT_NEW;
     } else if (plan == P_REG || plan == P_REG_VALUE) { /* Registry, version >= 2 */
-        if (version < 2 || pos + 16 + ptr > end) return 0;
-        i64 = (int64_t)rd64(d + pos);
-        value = rd32(d + pos + 8);
-        v2 = rd32(d + pos + 12);
-        q = ptr == 8 ? rd64(d + pos + 16) : rd32(d + pos + 16);
+        /* the head, then KeyHandle (the KCB, a pointer), then KeyName */
+        Py_ssize_t name_at = pos + SIZEOF_REG + ptr;
+        if (version < 2 || name_at > end) return 0;
+        i64 = (int64_t)rd64(d + pos + REG_INITIAL_TIME);
+        value = rd32(d + pos + REG_STATUS);
+        v2 = rd32(d + pos + REG_INDEX);
+        q = ptr == 8 ? rd64(d + pos + SIZEOF_REG) : rd32(d + pos + SIZEOF_REG);
         Py_ssize_t stop;
-        utf16_span(d, pos + 16 + ptr, end, &stop);
-        o1 = cached_text(e, T_UTF16, d + pos + 16 + ptr, stop - (pos + 16 + ptr));
+        utf16_span(d, name_at, end, &stop);
+        o1 = cached_text(e, T_UTF16, d + name_at, stop - name_at);
         if (!o1) return -1;
         if (plan == P_REG_VALUE) flags |= F_VALUE;
         Py_INCREF(entry);
@@ -2323,8 +2325,8 @@ static Py_ssize_t utf16_next(const unsigned char *d, Py_ssize_t pos, Py_ssize_t 
 }
 
 int eng_add_rpc(Engine *e, uint64_t raw, int64_t ts, const unsigned char *d, Py_ssize_t pos, Py_ssize_t size, int cpu) {
-    unsigned eid = rd16(d + pos + 0x28);
-    Py_ssize_t off = pos + 0x50, end = pos + size;
+    unsigned eid = rd16(d + pos + EVH_ID);
+    Py_ssize_t off = pos + SIZEOF_EVH, end = pos + size;
     uint32_t v1 = 0, v2 = 0, v3 = 0, v4 = 0, v5 = 0;
     PyObject *iface = NULL, *endpoint = NULL;
     if (eid == 5 || eid == 6) {
@@ -2363,14 +2365,14 @@ int eng_add_rpc(Engine *e, uint64_t raw, int64_t ts, const unsigned char *d, Py_
     static const unsigned char zero16[16] = {0};
     r->raw = raw;
     r->ts = ts;
-    uint32_t tid = rd32(d + pos + 0x08), pid = rd32(d + pos + 0x0C);
+    uint32_t tid = rd32(d + pos + EVH_THREAD_ID), pid = rd32(d + pos + EVH_PROCESS_ID);
     r->pid = pid == NO_ID ? NONE_ID : (int64_t)pid;
     r->tid = tid == NO_ID ? NONE_ID : (int64_t)tid;
     r->cpu = cpu;
     r->kind = eid == 5 ? K_CSTART : eid == 6 ? K_SSTART : eid == 7 ? K_CSTOP : K_SSTOP;
-    if (memcmp(d + pos + 0x40, zero16, 16) != 0) {
+    if (memcmp(d + pos + EVH_ACTIVITY_ID, zero16, 16) != 0) {
         r->flags |= F_ACT;
-        memcpy(r->act, d + pos + 0x40, 16);
+        memcpy(r->act, d + pos + EVH_ACTIVITY_ID, 16);
     }
     r->v1 = v1;
     r->v2 = v2;

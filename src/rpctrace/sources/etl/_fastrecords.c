@@ -13,6 +13,13 @@
  */
 #include "_fastrecords.h"
 
+/* The record walk reads the version, size, opcode and group of a kernel header before it knows
+ * which of the three forms it is, and the ids and timestamp of SYSTEM and COMPACT headers alike. */
+_Static_assert(PERF_VERSION == SYS_VERSION && PERF_SIZE == SYS_SIZE && PERF_OPCODE == SYS_OPCODE &&
+                   PERF_GROUP == SYS_GROUP && COMPACT_SIZE == SYS_SIZE && COMPACT_THREAD_ID == SYS_THREAD_ID &&
+                   COMPACT_PROCESS_ID == SYS_PROCESS_ID && COMPACT_TIME_STAMP == SYS_TIME_STAMP,
+               "the kernel record headers share their head");
+
 PyObject *k_interface_uuid, *k_procnum, *k_protocol, *k_network_address, *k_endpoint, *k_options,
     *k_auth_level, *k_auth_service, *k_impersonation_level, *k_status, *k_activity_id, *k_is_server_port,
     *k_port_name, *k_initial_time, *k_index, *k_kcb, *k_key_name, *k_value_name, *k_event_ts, *k_stack_pid,
@@ -185,19 +192,20 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
     if (!f) return NULL;
 #define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); goto fail; } Py_DECREF(v); } while (0)
     if (code == 1) {
-        if (pos + 4 > end) goto slow;
-        PUT(k_is_server_port, PyBool_FromLong(rd32(d + pos) != 0));
-        Py_ssize_t q = pos + 4, stop = q;
+        if (pos + SIZEOF_ALPC_WAIT_NEW > end) goto slow;
+        PUT(k_is_server_port, PyBool_FromLong(rd32(d + pos + ALPC_WAIT_NEW_IS_SERVER_PORT) != 0));
+        Py_ssize_t q = pos + SIZEOF_ALPC_WAIT_NEW, stop = q;
         while (stop < end && d[stop] != 0) stop++;
         PUT(k_port_name, interned(PyUnicode_DecodeLatin1((const char *)d + q, stop - q, NULL)));
     } else if (code == 2) {
-        if (version < 2 || pos + 16 + ptr > end) goto slow;
-        PUT(k_initial_time, PyLong_FromLongLong((long long)rd64(d + pos)));
-        PUT(k_status, PyLong_FromUnsignedLong(rd32(d + pos + 8)));
-        PUT(k_index, PyLong_FromUnsignedLong(rd32(d + pos + 12)));
-        PUT(k_kcb, PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(d + pos + 16) : rd32(d + pos + 16)));
+        /* the head, then KeyHandle (the KCB, a pointer), then KeyName */
+        if (version < 2 || pos + SIZEOF_REG + ptr > end) goto slow;
+        PUT(k_initial_time, PyLong_FromLongLong((long long)rd64(d + pos + REG_INITIAL_TIME)));
+        PUT(k_status, PyLong_FromUnsignedLong(rd32(d + pos + REG_STATUS)));
+        PUT(k_index, PyLong_FromUnsignedLong(rd32(d + pos + REG_INDEX)));
+        PUT(k_kcb, PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(d + pos + SIZEOF_REG) : rd32(d + pos + SIZEOF_REG)));
         Py_ssize_t next;
-        PyObject *name = interned(utf16z(d, pos + 16 + ptr, end, &next));
+        PyObject *name = interned(utf16z(d, pos + SIZEOF_REG + ptr, end, &next));
         if (!name) goto fail;
         if (PyDict_SetItem(f, k_key_name, name) < 0) { Py_DECREF(name); goto fail; }
         int value_op = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 5));
@@ -206,20 +214,21 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         }
         Py_DECREF(name);
     } else if (code == 3) {
-        if (pos + 16 > end) goto slow;
-        PyObject *ts = ts_of(clock, rd64(d + pos));
+        if (pos + SIZEOF_STACK > end) goto slow;
+        PyObject *ts = ts_of(clock, rd64(d + pos + STACK_EVENT_TIME_STAMP));
         if (!ts) goto slow;
         PUT(k_event_ts, ts);
-        PyObject *spid = rd32(d + pos + 8) == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(rd32(d + pos + 8));
-        PyObject *stid = rd32(d + pos + 12) == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(rd32(d + pos + 12));
+        uint32_t sp = rd32(d + pos + STACK_STACK_PROCESS), st = rd32(d + pos + STACK_STACK_THREAD);
+        PyObject *spid = sp == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(sp);
+        PyObject *stid = st == NO_ID ? PyLong_FromUnsignedLong(NO_ID) : id_or_none(st);
         if (!spid || !stid || PyDict_SetItem(f, k_stack_pid, spid) < 0 || PyDict_SetItem(f, k_stack_tid, stid) < 0) {
             Py_XDECREF(spid); Py_XDECREF(stid); goto fail;
         }
-        Py_ssize_t count = (end - pos - 16) / ptr;
+        Py_ssize_t count = (end - pos - SIZEOF_STACK) / ptr;
         PyObject *frames = PyList_New(count);
         if (!frames) { Py_DECREF(spid); Py_DECREF(stid); goto fail; }
         for (Py_ssize_t i = 0; i < count; i++) {
-            const unsigned char *q = d + pos + 16 + i * ptr;
+            const unsigned char *q = d + pos + SIZEOF_STACK + i * ptr;
             PyObject *a = PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(q) : rd32(q));
             if (!a) { Py_DECREF(frames); Py_DECREF(spid); Py_DECREF(stid); goto fail; }
             PyList_SET_ITEM(frames, i, a);
@@ -259,10 +268,10 @@ fail: /* NULL with the error set */
 static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size, PyObject *cpu, long number,
                          PyObject *damage, PyObject *counts, PyObject *providers, PyObject *stack_split,
                          const clock_t_ *clock, PyTypeObject *evtype, PyObject **ev_out, PyObject **raw_out) {
-    uint64_t raw = rd64(d + pos + 0x10);
+    uint64_t raw = rd64(d + pos + EVH_TIME_STAMP);
     int64_t tsv;
     if (!providers || !stack_split || !fr_ts(clock, raw, &tsv)) return 0;
-    PyObject *provider = interned(guid_text(d + pos + 0x18));
+    PyObject *provider = interned(guid_text(d + pos + EVH_PROVIDER_ID));
     if (!provider) return -1;
     int known = PySet_Contains(providers, provider);
     if (known != 0) {
@@ -270,19 +279,19 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
         return known < 0 ? -1 : 0;
     }
     PyObject *related = NULL, *stack = NULL, *f = NULL, *v;
-    Py_ssize_t end = pos + size, off = pos + 0x50;
-    uint16_t flags = rd16(d + pos + 4);
+    Py_ssize_t end = pos + size, off = pos + SIZEOF_EVH;
+    uint16_t flags = rd16(d + pos + EVH_FLAGS);
     if (flags & 1) { /* EXTENDED_INFO: items precede the user data */
         for (int i = 0; i < 64; i++) {
-            if (off + 8 > end) {
+            if (off + SIZEOF_EXT > end) {
                 PyObject *t = Py_BuildValue("(nls)", off, number, "extended data item overruns its record");
                 if (!t || PyList_Append(damage, t) < 0) { Py_XDECREF(t); goto fail; }
                 Py_DECREF(t);
                 break;
             }
-            unsigned item_size = rd16(d + off), ext_type = rd16(d + off + 2), linkage = rd16(d + off + 4),
-                     data_size = rd16(d + off + 6);
-            if (item_size < 8 || data_size > item_size - 8 || off + (Py_ssize_t)item_size > end) {
+            unsigned item_size = rd16(d + off + EXT_ITEM_SIZE), ext_type = rd16(d + off + EXT_EXT_TYPE),
+                     linkage = rd16(d + off + EXT_LINKAGE), data_size = rd16(d + off + EXT_DATA_SIZE);
+            if (item_size < SIZEOF_EXT || data_size > item_size - SIZEOF_EXT || off + (Py_ssize_t)item_size > end) {
                 PyObject *m = PyUnicode_FromFormat("bad extended data item (size %u, data %u)", item_size, data_size);
                 PyObject *t = m ? Py_BuildValue("(nlN)", off, number, m) : NULL;
                 if (!t || PyList_Append(damage, t) < 0) { Py_XDECREF(t); goto fail; }
@@ -290,7 +299,7 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
                 off = end;
                 break;
             }
-            Py_ssize_t body = off + 8;
+            Py_ssize_t body = off + SIZEOF_EXT;
             if (ext_type == 1 && data_size >= 16) { /* EVENT_HEADER_EXT_TYPE_RELATED_ACTIVITYID */
                 PyObject *g = guid_text(d + body);
                 if (!g) goto fail;
@@ -300,7 +309,7 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
                 Py_ssize_t count = (data_size - 8) / w;
                 PyObject *frames = PyTuple_New(count);
                 if (!frames) goto fail;
-                for (Py_ssize_t k = 0; k < count; k++) {
+                for (Py_ssize_t k = 0; k < count; k++) { /* the frames follow the u64 MatchId */
                     const unsigned char *q = d + body + 8 + k * w;
                     PyObject *a = PyLong_FromUnsignedLongLong(w == 8 ? rd64(q) : rd32(q));
                     if (!a) { Py_DECREF(frames); goto fail; }
@@ -322,10 +331,10 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
     PUT(k_length, PyLong_FromSsize_t(end - off));
     if (related && PyDict_SetItem(f, k_related_activity_id, related) < 0) goto fail;
     static const unsigned char zero16[16] = {0};
-    if (memcmp(d + pos + 0x40, zero16, 16) != 0) PUT(k_activity_id, guid_text(d + pos + 0x40));
-    PUT(k_task, PyLong_FromUnsignedLong(rd16(d + pos + 0x2E)));
-    PUT(k_keyword, PyLong_FromUnsignedLongLong(rd64(d + pos + 0x30)));
-    PUT(k_level, PyLong_FromUnsignedLong(d[pos + 0x2C]));
+    if (memcmp(d + pos + EVH_ACTIVITY_ID, zero16, 16) != 0) PUT(k_activity_id, guid_text(d + pos + EVH_ACTIVITY_ID));
+    PUT(k_task, PyLong_FromUnsignedLong(rd16(d + pos + EVH_TASK)));
+    PUT(k_keyword, PyLong_FromUnsignedLongLong(rd64(d + pos + EVH_KEYWORD)));
+    PUT(k_level, PyLong_FromUnsignedLong(d[pos + EVH_LEVEL]));
 #undef PUT
     { /* counts.raw_records += 1 */
         PyObject *n = PyObject_GetAttr(counts, k_raw_records), *one = PyLong_FromLong(1);
@@ -338,15 +347,15 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
     }
     PyObject *items[11];
     items[0] = PyLong_FromLongLong((long long)tsv);
-    items[1] = id_or_none(rd32(d + pos + 0x0C));
-    items[2] = id_or_none(rd32(d + pos + 0x08));
+    items[1] = id_or_none(rd32(d + pos + EVH_PROCESS_ID));
+    items[2] = id_or_none(rd32(d + pos + EVH_THREAD_ID));
     Py_INCREF(cpu);
     items[3] = cpu;
     items[4] = provider;
     provider = NULL;
-    items[5] = PyLong_FromUnsignedLong(rd16(d + pos + 0x28));
-    items[6] = PyLong_FromUnsignedLong(d[pos + 0x2D]);
-    items[7] = PyLong_FromUnsignedLong(d[pos + 0x2A]);
+    items[5] = PyLong_FromUnsignedLong(rd16(d + pos + EVH_ID));
+    items[6] = PyLong_FromUnsignedLong(d[pos + EVH_OPCODE]);
+    items[7] = PyLong_FromUnsignedLong(d[pos + EVH_VERSION]);
     Py_INCREF(kind_raw);
     items[8] = kind_raw;
     items[9] = f;
@@ -485,25 +494,26 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
         Py_ssize_t size;
         if (top == 0xC0 && (htype == 0x11 || htype == 0x10 || htype == 0x02 || htype == 0x01 || htype == 0x04 ||
                             htype == 0x03)) {
-            if (pos + 0x10 > end) { DAMAGE("%s", "truncated record header"); break; }
+            /* PERFINFO, COMPACT and SYSTEM headers share their head (checked below) */
+            if (pos + SIZEOF_PERF > end) { DAMAGE("%s", "truncated record header"); break; }
             unsigned version, opcode, group;
             uint64_t raw;
             uint32_t tid = NO_ID, pid = NO_ID;
             int ids = 0;
             Py_ssize_t hsize;
-            version = rd16(d + pos);
-            size = rd16(d + pos + 4);
-            opcode = d[pos + 6];
-            group = d[pos + 7];
+            version = rd16(d + pos + SYS_VERSION);
+            size = rd16(d + pos + SYS_SIZE);
+            opcode = d[pos + SYS_OPCODE];
+            group = d[pos + SYS_GROUP];
             if (htype >= 0x10) {
-                raw = rd64(d + pos + 8);
-                hsize = 0x10;
+                raw = rd64(d + pos + PERF_TIME_STAMP);
+                hsize = SIZEOF_PERF;
             } else {
-                if (pos + 0x18 > end) { DAMAGE("%s", "truncated record header"); break; }
-                tid = rd32(d + pos + 8);
-                pid = rd32(d + pos + 12);
-                raw = rd64(d + pos + 16);
-                hsize = htype <= 0x02 ? 0x20 : 0x18;
+                if (pos + SIZEOF_COMPACT > end) { DAMAGE("%s", "truncated record header"); break; }
+                tid = rd32(d + pos + SYS_THREAD_ID);
+                pid = rd32(d + pos + SYS_PROCESS_ID);
+                raw = rd64(d + pos + SYS_TIME_STAMP);
+                hsize = htype <= 0x02 ? SIZEOF_SYS : SIZEOF_COMPACT;
                 ids = 1;
             }
             if (version & 0x8000) hsize += 8;
@@ -608,18 +618,18 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
             }
         } else if (top == 0xC0 && (htype == 0x13 || htype == 0x12)) {
             size = marker & 0xFFFF;
-            if (size < 0x50 || pos + size > end) {
+            if (size < SIZEOF_EVH || pos + size > end) {
                 DAMAGE("event record size %zd does not fit (%zd left)", size, end - pos);
                 break;
             }
             if (number >= skip) {
-                uint16_t flags = rd16(d + pos + 4);
-                uint16_t eid = rd16(d + pos + 0x28);
-                unsigned evver = d[pos + 0x2A];
+                uint16_t flags = rd16(d + pos + EVH_FLAGS);
+                uint16_t eid = rd16(d + pos + EVH_ID);
+                unsigned evver = d[pos + EVH_VERSION];
                 PyObject *ev = NULL, *raw_obj = NULL;
                 if (!(flags & 1) && evver == 1 && eid >= 5 && eid <= 8 &&
-                    memcmp(d + pos + 0x18, rpc_guid.buf, 16) == 0) {
-                    uint64_t raw = rd64(d + pos + 0x10);
+                    memcmp(d + pos + EVH_PROVIDER_ID, rpc_guid.buf, 16) == 0) {
+                    uint64_t raw = rd64(d + pos + EVH_TIME_STAMP);
                     if (sink) {
                         int64_t tsv;
                         int took = fr_ts(&clock, raw, &tsv) ? eng_add_rpc(sink, raw, tsv, d, pos, size, cpu_i) : 0;
@@ -630,21 +640,21 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
                     if (ts) {
                         static const unsigned char zero16[16] = {0};
                         PyObject *activity = NULL;
-                        if (memcmp(d + pos + 0x40, zero16, 16) != 0) {
-                            activity = guid_text(d + pos + 0x40);
+                        if (memcmp(d + pos + EVH_ACTIVITY_ID, zero16, 16) != 0) {
+                            activity = guid_text(d + pos + EVH_ACTIVITY_ID);
                             if (!activity) { Py_DECREF(ts); goto done; }
                         }
-                        PyObject *fields = rpc_fields(eid, d, pos + 0x50, pos + size, activity);
+                        PyObject *fields = rpc_fields(eid, d, pos + SIZEOF_EVH, pos + size, activity);
                         Py_XDECREF(activity);
                         if (fields) {
                             PyObject *items[11];
                             items[0] = ts;
-                            items[1] = id_or_none(rd32(d + pos + 0x0C));
-                            items[2] = id_or_none(rd32(d + pos + 0x08));
+                            items[1] = id_or_none(rd32(d + pos + EVH_PROCESS_ID));
+                            items[2] = id_or_none(rd32(d + pos + EVH_THREAD_ID));
                             Py_INCREF(cpu); items[3] = cpu;
                             Py_INCREF(rpc_provider); items[4] = rpc_provider;
                             items[5] = PyLong_FromUnsignedLong(eid);
-                            items[6] = PyLong_FromUnsignedLong(d[pos + 0x2D]);
+                            items[6] = PyLong_FromUnsignedLong(d[pos + EVH_OPCODE]);
                             items[7] = PyLong_FromUnsignedLong(evver);
                             items[8] = eid == 5 ? kind_client_start : eid == 6 ? kind_server_start
                                      : eid == 7 ? kind_client_stop : kind_server_stop;
@@ -685,7 +695,7 @@ PyObject *fr_walk(PyObject *args, Engine *sink) {
             }
         } else if (top == 0xC0 && (htype == 0x0A || htype == 0x14 || htype == 0x0B || htype == 0x15)) {
             size = marker & 0xFFFF;
-            Py_ssize_t hsize = (htype == 0x0A || htype == 0x14) ? 0x30 : 0x48;
+            Py_ssize_t hsize = (htype == 0x0A || htype == 0x14) ? SIZEOF_FULL : SIZEOF_INSTANCE;
             if (size < hsize || pos + size > end) {
                 DAMAGE("trace record size %zd does not fit (%zd left)", size, end - pos);
                 break;

@@ -7,7 +7,8 @@
  *                   event), it merges buffers in time order, assembles and correlates them, and
  *                   builds compact call objects (see rpctrace/correlate/fast.py).
  *
- * Every read is bounded by the buffer's length before it happens.
+ * Every read is bounded by the buffer's length before it happens.  Structure offsets and sizes are
+ * the macros of _layouts.h (<PREFIX>_<FIELD>, SIZEOF_<PREFIX>), never numbers written here.
  */
 #ifndef RPCTRACE_FASTRECORDS_H
 #define RPCTRACE_FASTRECORDS_H
@@ -16,6 +17,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+/* offsets and sizes of the ETL headers and payloads read here, generated from the Python layout
+ * tables (rpctrace/sources/etl/layouts.py) by tools/gen_c_layouts.py */
+#include "_layouts.h"
 
 #define NO_ID 0xFFFFFFFFu
 

@@ -9,9 +9,10 @@ Buffers with BufferFlag 0x40 (COMPRESSED, written by Windows 8+ loggers in compr
 the records as one plain-LZ77 Xpress stream after the header: BufferSize is then the on-disk size
 (the stride to the next buffer) and Offset (0x30) is the size the buffer had before compression.
 
-Layouts: ../shared/reference/etl-container-and-thread-ids.md §5 (offsets checked against the real
-samples).  Every length read from the file is bounded before use: a hostile file can claim any
-size, and a reader must fail with a named offset rather than allocate or loop on its say-so.
+Layouts: :mod:`rpctrace.sources.etl.layouts` (WMI_BUFFER_HEADER, TRACE_LOGFILE_HEADER), from
+../shared/reference/etl-container-and-thread-ids.md §5 (offsets checked against the real samples).
+Every length read from the file is bounded before use: a hostile file can claim any size, and a
+reader must fail with a named offset rather than allocate or loop on its say-so.
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from rpctrace.sources.etl.layouts import (
+    TIME_ZONE_INFORMATION_SIZE,
+    TRACE_LOGFILE_CLOCK,
+    TRACE_LOGFILE_HEADER,
+    WMI_BUFFER_HEADER,
+)
 from rpctrace.sources.etl.xpress import XpressError, decompress
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer as ReadableBuffer  # collections.abc.Buffer from Python 3.12
 
-BUFFER_HEADER_SIZE = 0x48
-#: BufferSize, SavedOffset, CurrentOffset, ReferenceCount, TimeStamp, SequenceNumber, ClockInfo,
-#: ProcessorIndex (u16, or byte ProcessorNumber + byte Alignment before Windows 8), LoggerId,
-#: State, Offset, BufferFlag, BufferType
-BUFFER_HEADER = struct.Struct("<IIIiQqQHHIIHH")
+BUFFER_HEADER_SIZE = WMI_BUFFER_HEADER.size  # 0x48
 
 FLAG_FLUSH_MARKER = 0x01
 FLAG_EVENTS_LOST = 0x02
@@ -137,7 +140,7 @@ def read_buffer(view, offset: int, index: int, file_size: int, inflate: bool = T
             f"truncated buffer header ({file_size - offset} of {BUFFER_HEADER_SIZE} bytes)", offset
         )
     (size, saved, _current, _ref, _ts, _seq, _clock, proc, _logger, _state, filled, flags, btype) = (
-        BUFFER_HEADER.unpack_from(view, offset)
+        WMI_BUFFER_HEADER.unpack_from(view, offset)
     )
     if size < BUFFER_HEADER_SIZE or size > MAX_BUFFER_SIZE:
         raise ContainerError(f"buffer {index} has an impossible size {size}", offset)
@@ -187,7 +190,7 @@ def read_partial_buffer(view, offset: int, index: int, file_size: int) -> Buffer
     if offset + BUFFER_HEADER_SIZE > file_size:
         return None
     (size, saved, _current, _ref, _ts, _seq, _clock, proc, _logger, _state, filled, flags, btype) = (
-        BUFFER_HEADER.unpack_from(view, offset)
+        WMI_BUFFER_HEADER.unpack_from(view, offset)
     )
     if flags & FLAG_COMPRESSED or not BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE:
         return None
@@ -201,10 +204,11 @@ def read_partial_buffer(view, offset: int, index: int, file_size: int) -> Buffer
 def sequence_number(view, offset: int) -> int:
     """The buffer's SequenceNumber (+0x18): the logger numbers the buffers it flushes, so a number
     missing between two buffers of the file is a buffer the logger lost."""
-    return _I64.unpack_from(view, offset + 0x18)[0]
+    return _I64.unpack_from(view, offset + _SEQUENCE_AT)[0]
 
 
 _I64 = struct.Struct("<q")
+_SEQUENCE_AT = WMI_BUFFER_HEADER.offset("sequence_number")
 
 
 _fast_xpress: Callable[[ReadableBuffer, int], bytes | None] | None
@@ -244,9 +248,6 @@ def inflate_or_raise(buf: Buffer, result: bytes | tuple[str, int] | None = None)
     return result
 
 
-_LFH_COMMON = struct.Struct("<IIIIQIIIIIII I")  # up to CpuSpeedInMHz
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 
 
 def _utf16z(data: bytes, pos: int, end: int) -> tuple[str, int]:
@@ -272,17 +273,16 @@ def parse_logfile_header(payload: bytes, pointer_size: int, raw_ts: int, tid: in
     (§5.3), checked on the real samples.
     """
     p = pointer_size
-    need = 0x38 + 2 * p + 0xB0 + 0x20
+    tz = TRACE_LOGFILE_HEADER.size + 2 * p  # after LoggerName and LogFileName (pointers)
+    need = tz + TIME_ZONE_INFORMATION_SIZE + 4 + TRACE_LOGFILE_CLOCK.size
     if len(payload) < need:
         raise ValueError(f"logfile header payload is {len(payload)} bytes, needs {need}")
     (buffer_size, version, os_build, cpus, end_time, timer_res, max_file, mode, written, _start_buffers,
-     ptr_field, lost, mhz) = _LFH_COMMON.unpack_from(payload, 0)
-    tz = 0x38 + 2 * p
-    after_tz = tz + 0xAC
+     ptr_field, lost, mhz) = TRACE_LOGFILE_HEADER.unpack_from(payload, 0)
+    after_tz = tz + TIME_ZONE_INFORMATION_SIZE
     after_tz += (-after_tz) % 8  # the LARGE_INTEGER BootTime is 8-aligned
-    boot, freq, start = struct.unpack_from("<QQQ", payload, after_tz)
-    clock_type, buffers_lost = struct.unpack_from("<II", payload, after_tz + 24)
-    names_at = after_tz + 32
+    boot, freq, start, clock_type, buffers_lost = TRACE_LOGFILE_CLOCK.unpack_from(payload, after_tz)
+    names_at = after_tz + TRACE_LOGFILE_CLOCK.size
     logger_name, nxt = _utf16z(payload, names_at, len(payload)) if names_at < len(payload) else ("", names_at)
     logfile_name, _ = _utf16z(payload, nxt, len(payload)) if nxt < len(payload) else ("", nxt)
     return LogfileHeader(

@@ -7,7 +7,9 @@ no such id, or the id taken from the payload (Process/Thread/Image/StackWalk/CSw
 as TraceEvent's FixupData does.
 
 Layouts and offsets: ../shared/reference/etw-and-alpc-facts.md §1, §3a, §4 and
-etl-container-and-thread-ids.md §2-§4 (x86 offsets follow from the pointer size).  A payload
+etl-container-and-thread-ids.md §2-§4 (x86 offsets follow from the pointer size); the fixed-size
+structures among them (CSwitch, the heads of Process, Registry, StackWalk and FileIo Create) are
+declared in :mod:`rpctrace.sources.etl.layouts`.  A payload
 shorter than its layout raises :class:`PayloadError`; the reader then keeps the event as ``raw``.
 """
 
@@ -17,6 +19,7 @@ import struct
 from typing import Any, Callable
 
 from rpctrace.knowledge import providers as P
+from rpctrace.sources.etl.layouts import ALPC_WAIT_NEW, CSWITCH, FILE_IO_CREATE, PROCESS_IDS, REGISTRY, STACK_WALK
 from rpctrace.security.binary import sid_from_bytes
 from rpctrace.security.model import SecurityDescriptorError
 
@@ -164,15 +167,15 @@ def process(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int
         fields["parent_pid"] = ppid & 0xFFFFFFFF
         off = pos + 2 * ptr
     else:
-        _need(end, pos, ptr + 16)
+        _need(end, pos, ptr + PROCESS_IDS.size)
         first = u.unpack_from(data, pos)[0]
-        pid, ppid, session, exit_status = struct.unpack_from("<IIIi", data, pos + ptr)
+        pid, ppid, session, exit_status = PROCESS_IDS.unpack_from(data, pos + ptr)
         if version == 1:
             fields["directory_table_base"] = first  # PageDirectoryBase
         else:
             fields["process_key"] = first
         fields.update(parent_pid=ppid, session_id=session, exit_status=exit_status)
-        off = pos + ptr + 16
+        off = pos + ptr + PROCESS_IDS.size
         if version >= 3:
             _need(end, off, ptr)
             fields["directory_table_base"] = u.unpack_from(data, off)[0]
@@ -256,12 +259,9 @@ def thread(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int,
     return kind, fields, pid, tid
 
 
-_CSWITCH = struct.Struct("<IIbbBbbbbbI")
-
-
 def cswitch(data: bytes, pos: int, end: int):
-    _need(end, pos, 20)
-    new, old, newp, oldp, _q, _s, reason, mode, state, _ideal, wait = _CSWITCH.unpack_from(data, pos)
+    _need(end, pos, CSWITCH.size)
+    new, old, newp, oldp, _q, _s, reason, mode, state, _ideal, wait = CSWITCH.unpack_from(data, pos)
     fields = {
         "new_tid": new,
         "old_tid": old,
@@ -370,9 +370,10 @@ def alpc(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
         _need(end, pos, 4)
         return kind, {"message_id": _U32.unpack_from(data, pos)[0]}, FROM_HEADER, FROM_HEADER
     if opcode == 36:
-        _need(end, pos, 4)
-        name, _ = ansiz(data, pos + 4, end)
-        return "alpc.wait_new", {"is_server_port": bool(_U32.unpack_from(data, pos)[0]), "port_name": name}, FROM_HEADER, FROM_HEADER
+        _need(end, pos, ALPC_WAIT_NEW.size)
+        name, _ = ansiz(data, pos + ALPC_WAIT_NEW.size, end)
+        is_server_port = bool(ALPC_WAIT_NEW.unpack_from(data, pos)[0])
+        return "alpc.wait_new", {"is_server_port": is_server_port, "port_name": name}, FROM_HEADER, FROM_HEADER
     if opcode == 37:
         _need(end, pos, 4)
         return "alpc.unwait", {"status": _U32.unpack_from(data, pos)[0]}, FROM_HEADER, FROM_HEADER
@@ -413,10 +414,10 @@ def registry(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: in
     if kind is None:
         raise NotDecoded
     if version >= 2:
-        _need(end, pos, 16 + ptr)
-        initial, status, index = struct.unpack_from("<qII", data, pos)
-        kcb = _PTR[ptr].unpack_from(data, pos + 16)[0]
-        name, _ = utf16z(data, pos + 16 + ptr, end)
+        _need(end, pos, REGISTRY.size + ptr)
+        initial, status, index = REGISTRY.unpack_from(data, pos)
+        kcb = _PTR[ptr].unpack_from(data, pos + REGISTRY.size)[0]
+        name, _ = utf16z(data, pos + REGISTRY.size + ptr, end)
     else:
         # v0/v1 (XP/2003): Status and KeyHandle are pointers, then ElapsedTime (and Index in v1).
         u = _PTR[ptr]
@@ -453,9 +454,9 @@ def file_io(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int
             ttid = u.unpack_from(data, pos + ptr)[0] & 0xFFFFFFFF
             file_object = u.unpack_from(data, pos + 2 * ptr)[0]
             off = pos + 3 * ptr
-        _need(end, off, 12)
-        options, attrs, share = struct.unpack_from("<III", data, off)
-        path, _ = utf16z(data, off + 12, end)
+        _need(end, off, FILE_IO_CREATE.size)
+        options, attrs, share = FILE_IO_CREATE.unpack_from(data, off)
+        path, _ = utf16z(data, off + FILE_IO_CREATE.size, end)
         fields = {"irp": irp, "file_object": file_object, "ttid": ttid, "create_options": options,
                   "file_attributes": attrs, "share_access": share, "open_path": path}
         return "file.create", fields, None, ttid
@@ -477,10 +478,10 @@ def file_io(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int
 def stack_walk(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: int):
     u = _PTR[ptr]
     if opcode in (37, 38):  # StackKeyKernel / StackKeyUser: a reference to a cached stack
-        _need(end, pos, 16 + ptr)
-        event_ts, spid, stid = struct.unpack_from("<QII", data, pos)
+        _need(end, pos, STACK_WALK.size + ptr)
+        event_ts, spid, stid = STACK_WALK.unpack_from(data, pos)
         fields = {"event_ts": event_ts, "stack_pid": spid, "stack_tid": stid,
-                  "key": u.unpack_from(data, pos + 16)[0], "part": "kernel" if opcode == 37 else "user"}
+                  "key": u.unpack_from(data, pos + STACK_WALK.size)[0], "part": "kernel" if opcode == 37 else "user"}
         return "stack", fields, spid, stid
     if opcode in (34, 35, 36):  # KeyCreate / KeyDelete / KeyRundown: the frames behind a key
         _need(end, pos, ptr)
@@ -489,10 +490,11 @@ def stack_walk(data: bytes, pos: int, end: int, ptr: int, version: int, opcode: 
         return "stack_key", {"key": u.unpack_from(data, pos)[0], "frames": frames}, None, None
     if opcode != 32:
         raise NotDecoded
-    _need(end, pos, 16)
-    event_ts, spid, stid = struct.unpack_from("<QII", data, pos)
-    count = (end - pos - 16) // ptr
-    frames = list(struct.unpack_from(f"<{count}{'Q' if ptr == 8 else 'I'}", data, pos + 16)) if count else []
+    _need(end, pos, STACK_WALK.size)
+    event_ts, spid, stid = STACK_WALK.unpack_from(data, pos)
+    count = (end - pos - STACK_WALK.size) // ptr
+    at = pos + STACK_WALK.size
+    frames = list(struct.unpack_from(f"<{count}{'Q' if ptr == 8 else 'I'}", data, at)) if count else []
     return "stack", {"event_ts": event_ts, "stack_pid": spid, "stack_tid": stid, "frames": frames}, spid, stid
 
 

@@ -51,6 +51,7 @@ from rpctrace.sources.etl.container import (
     read_partial_buffer,
     sequence_number,
 )
+from rpctrace.sources.etl.layouts import SYSTEM_TRACE_HEADER, WMI_BUFFER_HEADER
 from rpctrace.sources.etl.parallel import (
     PARALLEL_MIN_BUFFERS,
     PARALLEL_MIN_DECODE_BUFFERS,
@@ -63,7 +64,8 @@ from rpctrace.sources.etl import records
 from rpctrace.sources.etl.records import SYSTEM32, SYSTEM64, BufferDecoder, first_timestamp
 
 _U32 = struct.Struct("<I")
-_SYS = struct.Struct("<HxxHBBIIQ")  # version, size, opcode, group, tid, pid, ts
+#: buffer 0's State, where compressed-mode loggers name their compression algorithm
+_STATE_AT = WMI_BUFFER_HEADER.offset("state")
 
 LOGFILE_COMPRESSED_MODE = 0x04000000
 #: the index walk releases the file pages it mapped every this many bytes (see _index)
@@ -139,11 +141,12 @@ class EtlReader(Reader):
             # Compressed-mode loggers name their algorithm in buffer 0's State (+0x2C): 3 is
             # plain LZ77 Xpress, the only one seen in real files; 2 (LZNT1) and 4 (Xpress
             # Huffman) are defined but rpctrace does not decode them (GUESS from ntwmi.h/snail).
-            algorithm = _U32.unpack_from(self._mapped(), 0x2C)[0] & 0xFFFF
+            algorithm = _U32.unpack_from(self._mapped(), _STATE_AT)[0] & 0xFFFF
             if algorithm in (2, 4):
                 name = "LZNT1" if algorithm == 2 else "Xpress Huffman"
                 self.close()
-                raise InputError(self.path, f"buffers are compressed with {name}, which rpctrace cannot decode", offset=0x2C)
+                raise InputError(self.path, f"buffers are compressed with {name}, which rpctrace cannot decode",
+                                 offset=_STATE_AT)
         self.pointer_size = self.header.pointer_size
         self.clock = Clock(self.header)
         self.stats.events_lost = self.header.events_lost
@@ -159,7 +162,7 @@ class EtlReader(Reader):
         except ContainerError as exc:
             raise InputError(self.path, f"not an ETL trace: {exc.message}", offset=exc.offset) from None
         data = bytes(buf0.data)  # bytes already (read with copy=True): the same object
-        if len(data) < 0x20:
+        if len(data) < SYSTEM_TRACE_HEADER.size:
             raise InputError(self.path, "not an ETL trace: buffer 0 holds no logfile header", offset=BUFFER_HEADER_SIZE)
         marker = _U32.unpack_from(data, 0)[0]
         htype = (marker >> 16) & 0xFF
@@ -168,15 +171,17 @@ class EtlReader(Reader):
                 self.path, f"not an ETL trace: first record marker 0x{marker:08x} is not a logfile header",
                 offset=BUFFER_HEADER_SIZE,
             )
-        _ver, size, opcode, group, tid, pid, raw_ts = _SYS.unpack_from(data, 0)
+        _ver, size, opcode, group, tid, pid, raw_ts, _kernel, _user = SYSTEM_TRACE_HEADER.unpack_from(data, 0)
         if group != 0 or opcode != 0:
             raise InputError(self.path, "not an ETL trace: first record is not the logfile header", offset=BUFFER_HEADER_SIZE)
-        if size < 0x20 or size > len(data):
+        if size < SYSTEM_TRACE_HEADER.size or size > len(data):
             raise InputError(self.path, f"logfile header record has an impossible size {size}", offset=BUFFER_HEADER_SIZE)
         try:
-            return parse_logfile_header(data[0x20:size], 4 if htype == SYSTEM32 else 8, raw_ts, tid, pid)
+            return parse_logfile_header(data[SYSTEM_TRACE_HEADER.size:size], 4 if htype == SYSTEM32 else 8, raw_ts, tid,
+                                        pid)
         except (ValueError, struct.error) as exc:
-            raise InputError(self.path, f"bad logfile header: {exc}", offset=BUFFER_HEADER_SIZE + 0x20) from None
+            raise InputError(self.path, f"bad logfile header: {exc}",
+                             offset=BUFFER_HEADER_SIZE + SYSTEM_TRACE_HEADER.size) from None
 
     def header_event(self) -> Event:
         """The logfile header as an event record (what ``rpctrace events`` prints first)."""

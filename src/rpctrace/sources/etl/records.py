@@ -11,7 +11,8 @@ fields that repeat (interface ids) come from bounded caches, manifest templates 
 into a few struct reads (:mod:`rpctrace.sources.etl.manifest`), and events are built with
 ``tuple.__new__`` rather than the NamedTuple's Python-level constructor.
 
-Record header layouts: ../shared/reference/etl-container-and-thread-ids.md §5.2.
+Record header layouts: :mod:`rpctrace.sources.etl.layouts` (from
+../shared/reference/etl-container-and-thread-ids.md §5.2).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from typing import Any
 from rpctrace.knowledge import providers as P
 from rpctrace.model import Event, Stack
 from rpctrace.sources.etl import imageid, kernel, manifest
+from rpctrace.sources.etl.layouts import (
+    COMPACT_TRACE_HEADER,
+    EVENT_HEADER,
+    EVENT_HEADER_EXTENDED_DATA_ITEM,
+    EVENT_INSTANCE_GUID_HEADER,
+    EVENT_TRACE_HEADER,
+    PERFINFO_TRACE_HEADER,
+    SYSTEM_TRACE_HEADER,
+)
 
 # header types (byte 2 of the marker when byte 3 is 0xC0)
 SYSTEM32, SYSTEM64, COMPACT32, COMPACT64 = 0x01, 0x02, 0x03, 0x04
@@ -35,14 +45,12 @@ _KERNEL_TYPES = frozenset({PERFINFO64, PERFINFO32, SYSTEM64, SYSTEM32, COMPACT64
 _CLASSIC_TYPES = frozenset({FULL32, FULL64, INSTANCE32, INSTANCE64})
 _OPAQUE_TYPES = frozenset({TIMED, ERROR, WNODE})
 
-_U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_SYS = struct.Struct("<HxxHBBIIQ")  # version, size, opcode, group, tid, pid, ts
-_PERF = struct.Struct("<HxxHBBQ")  # version, size, opcode, group, ts
-_EVH = struct.Struct("<HxxHHIIQ16sHBBBBHQQ16s")  # size, flags, property, tid, pid, ts, guid, id, ver, chan, lvl, op, task, kw, cpu, activity
-_FULL = struct.Struct("<HxxBBHIIQ16s")  # size, type(opcode), level, version, tid, pid, ts, guid
-_EXT = struct.Struct("<HHHH")
+_EXT_SIZE = EVENT_HEADER_EXTENDED_DATA_ITEM.size
+#: where EVENT_HEADER and EVENT_TRACE_HEADER (and the instance header) keep the timestamp
+_TIME_STAMP_AT = EVENT_HEADER.offset("time_stamp")
+assert _TIME_STAMP_AT == EVENT_TRACE_HEADER.offset("time_stamp") == EVENT_INSTANCE_GUID_HEADER.offset("time_stamp")
 
 NO_ID = 0xFFFFFFFF
 _ZERO_GUID = bytes(16)
@@ -143,8 +151,12 @@ class BufferDecoder:
         kernel_event = self._kernel_event
         header_event = self._event_header_event
         unpack_u32 = _U32.unpack_from
-        unpack_perf = _PERF.unpack_from
-        unpack_sys = _SYS.unpack_from
+        unpack_perf = PERFINFO_TRACE_HEADER.unpack_from
+        unpack_sys = COMPACT_TRACE_HEADER.unpack_from  # the head SYSTEM and COMPACT headers share
+        # header sizes (where the payload starts), as locals in the loop
+        perf_size, compact_size = PERFINFO_TRACE_HEADER.size, COMPACT_TRACE_HEADER.size
+        sys_size, evh_size = SYSTEM_TRACE_HEADER.size, EVENT_HEADER.size
+        full_size, instance_size = EVENT_TRACE_HEADER.size, EVENT_INSTANCE_GUID_HEADER.size
         pos = 0
         number = 0
         while pos + 4 <= end:
@@ -154,19 +166,19 @@ class BufferDecoder:
             top = marker >> 24
             htype = (marker >> 16) & 0xFF
             if top == 0xC0 and htype in _KERNEL_TYPES:
-                if pos + 0x10 > end:
+                if pos + perf_size > end:
                     damage.append((pos, number, "truncated record header"))
                     break
                 if htype >= PERFINFO32:
                     version, size, opcode, group, raw = unpack_perf(data, pos)
                     tid = pid = None
-                    hsize = 0x10
+                    hsize = perf_size
                 else:
-                    if pos + 0x18 > end:
+                    if pos + compact_size > end:
                         damage.append((pos, number, "truncated record header"))
                         break
                     version, size, opcode, group, tid, pid, raw = unpack_sys(data, pos)
-                    hsize = 0x20 if htype <= SYSTEM64 else 0x18
+                    hsize = sys_size if htype <= SYSTEM64 else compact_size
                     if tid == NO_ID:
                         tid = None
                     if pid == NO_ID:
@@ -197,7 +209,7 @@ class BufferDecoder:
                                          cpu, ptr, counts))
             elif top == 0xC0 and (htype == EVENT64 or htype == EVENT32):
                 size = marker & 0xFFFF
-                if size < 0x50 or pos + size > end:
+                if size < evh_size or pos + size > end:
                     damage.append((pos, number, f"event record size {size} does not fit ({end - pos} left)"))
                     break
                 if number >= skip:
@@ -206,7 +218,7 @@ class BufferDecoder:
                     add(ev)
             elif top == 0xC0 and htype in _CLASSIC_TYPES:
                 size = marker & 0xFFFF
-                hsize = 0x30 if htype in (FULL32, FULL64) else 0x48
+                hsize = full_size if htype in (FULL32, FULL64) else instance_size
                 if size < hsize or pos + size > end:
                     damage.append((pos, number, f"trace record size {size} does not fit ({end - pos} left)"))
                     break
@@ -286,7 +298,7 @@ class BufferDecoder:
     def _event_header_event(self, data: bytes, pos: int, size: int, cpu: int, ptr: int, number: int,
                             counts: DecodeCounts, damage: list[tuple[int, int, str]]) -> tuple[Event, int]:
         (_size, flags, _prop, tid, pid, raw, guid, eid, version, _chan, level, opcode, task, keyword, _cpu_time,
-         activity) = _EVH.unpack_from(data, pos)
+         activity) = EVENT_HEADER.unpack_from(data, pos)
         ts = self.clock(raw)
         provider = self._guids.get(guid) or self._provider(guid)
         if tid == NO_ID:
@@ -294,20 +306,20 @@ class BufferDecoder:
         if pid == NO_ID:
             pid = None
         end = pos + size
-        off = pos + 0x50
+        off = pos + EVENT_HEADER.size
         extra: dict[str, Any] = {}
         stack: Stack | None = None
         if flags & 0x0001:  # EXTENDED_INFO: items precede the user data
             for _ in range(64):
-                if off + 8 > end:
+                if off + _EXT_SIZE > end:
                     damage.append((off, number, "extended data item overruns its record"))
                     break
-                item_size, ext_type, linkage, data_size = _EXT.unpack_from(data, off)
-                if item_size < 8 or data_size > item_size - 8 or off + item_size > end:
+                item_size, ext_type, linkage, data_size = EVENT_HEADER_EXTENDED_DATA_ITEM.unpack_from(data, off)
+                if item_size < _EXT_SIZE or data_size > item_size - _EXT_SIZE or off + item_size > end:
                     damage.append((off, number, f"bad extended data item (size {item_size}, data {data_size})"))
                     off = end
                     break
-                body = off + 8
+                body = off + _EXT_SIZE
                 if ext_type == EXT_RELATED_ACTIVITYID and data_size >= 16:
                     extra["related_activity_id"] = manifest.guid_le(data[body : body + 16])
                 elif ext_type == EXT_STACK_TRACE64 and data_size >= 8:
@@ -362,13 +374,13 @@ class BufferDecoder:
         """A classic (EVENT_TRACE_HEADER) record.  Process, Thread and Image events of the kernel
         provider GUIDs come this way in Windows 7-era traces and are decoded with their layout
         checked against the payload (:func:`kernel.classic_kernel`); anything else stays raw."""
-        _size, opcode, level, version, tid, pid, raw, guid = _FULL.unpack_from(data, pos)
+        _size, opcode, level, version, tid, pid, raw, guid, _cpu_time = EVENT_TRACE_HEADER.unpack_from(data, pos)
         pid = None if pid == NO_ID else pid
         tid = None if tid == NO_ID else tid
         provider = self._provider(guid)
         ts = self.clock(raw)
         error = None
-        if provider in kernel.CLASSIC and hsize == 0x30:
+        if provider in kernel.CLASSIC and hsize == EVENT_TRACE_HEADER.size:
             try:
                 kind, fields, ppid, ptid, width = kernel.classic_kernel(provider, data, pos + hsize, pos + size,
                                                                         self.ptr, version, opcode)
@@ -384,10 +396,9 @@ class BufferDecoder:
                 fields["pointer_size"] = width
                 return raw, _new(Event, (ts, pid, tid, cpu, provider, 0, opcode, version, kind, fields, None))
         extra = {"level": level}
-        if hsize == 0x48:
-            iid, parent_iid = struct.unpack_from("<II", data, pos + 0x30)
-            extra.update(instance_id=iid, parent_instance_id=parent_iid,
-                         parent_guid=manifest.guid_le(data[pos + 0x38 : pos + 0x48]))
+        if hsize == EVENT_INSTANCE_GUID_HEADER.size:
+            iid, parent_iid, parent_guid = EVENT_INSTANCE_GUID_HEADER.unpack_from(data, pos)[-3:]
+            extra.update(instance_id=iid, parent_instance_id=parent_iid, parent_guid=manifest.guid_le(parent_guid))
         if provider == imageid.IMAGE_ID_GUID:  # KernelTraceControl's image identities (imageid.py)
             decoded = imageid.decode(opcode, data, pos + hsize, pos + size, self.ptr)
             if decoded is not None:
@@ -413,17 +424,17 @@ def first_timestamp(data: bytes | memoryview, skip: int) -> int | None:
     pos = 0
     end = len(data)
     number = 0
-    while pos + 0x18 <= end:
+    while pos + COMPACT_TRACE_HEADER.size <= end:
         marker = _U32.unpack_from(data, pos)[0]
         if marker == NO_ID:
             return None
         top, htype = marker >> 24, (marker >> 16) & 0xFF
         if top == 0xC0 and htype in (PERFINFO32, PERFINFO64):
-            size, raw = _U16.unpack_from(data, pos + 4)[0], _U64.unpack_from(data, pos + 8)[0]
+            _v, size, _o, _g, raw = PERFINFO_TRACE_HEADER.unpack_from(data, pos)
         elif top == 0xC0 and htype in (SYSTEM32, SYSTEM64, COMPACT32, COMPACT64):
-            size, raw = _U16.unpack_from(data, pos + 4)[0], _U64.unpack_from(data, pos + 16)[0]
+            _v, size, _o, _g, _t, _p, raw = COMPACT_TRACE_HEADER.unpack_from(data, pos)
         elif top == 0xC0 and htype in (EVENT32, EVENT64, FULL32, FULL64, INSTANCE32, INSTANCE64):
-            size, raw = marker & 0xFFFF, _U64.unpack_from(data, pos + 16)[0]
+            size, raw = marker & 0xFFFF, _U64.unpack_from(data, pos + _TIME_STAMP_AT)[0]
         else:
             return 0 if number >= skip else None
         if number >= skip:

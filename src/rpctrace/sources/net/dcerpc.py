@@ -23,7 +23,7 @@ import struct
 import uuid as _uuid
 from typing import Any, Callable
 
-from rpctrace.sources.net.layout import Layout
+from rpctrace.sources.layout import Layout
 
 __all__ = ["Association", "PduStream", "looks_like_pdu", "PTYPES", "AUTH_TYPES", "AUTH_LEVELS", "fault_name"]
 

@@ -26,7 +26,7 @@ import socket
 import struct
 from typing import NamedTuple
 
-from rpctrace.sources.net.layout import Layout
+from rpctrace.sources.layout import Layout
 
 __all__ = ["MapEntry", "parse_map_response", "parse_tower"]
 

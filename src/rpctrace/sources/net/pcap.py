@@ -25,7 +25,7 @@ import dpkt
 import dpkt.pcapng
 
 from rpctrace.errors import InputError
-from rpctrace.sources.net.layout import Layout
+from rpctrace.sources.layout import Layout
 
 __all__ = ["Frame", "iter_frames", "is_capture", "MAX_FRAME", "MAX_BLOCK"]
 

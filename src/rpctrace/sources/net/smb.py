@@ -25,7 +25,7 @@ import struct
 from typing import Any, Callable
 
 from rpctrace.sources.net.dcerpc import Association, Endpoints, PduStream, looks_like_pdu
-from rpctrace.sources.net.layout import Layout
+from rpctrace.sources.layout import Layout
 
 __all__ = ["SmbConnection", "looks_like_smb"]
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import struct
 
+from rpctrace.sources.layout import Layout
+
 PML_MAGIC = b"PML_"
 PML_VERSIONS = (9,)  # what procmon-parser reads (Process Monitor 3.x logs)
 HEADER_SIZE = 0x3A8
@@ -13,10 +15,23 @@ HEADER_SIZE = 0x3A8
 #: (procmon-parser reads the same field: ``Header.computer_name``, 0x20 bytes after the
 #: pointer-size flag)
 COMPUTER_NAME = (0x0C, 0x20)
-#: the record header procmon-parser reads (52 bytes): process index, thread id, event class,
-#: operation, 2 x u16 unknown, u32 unknown, duration, FILETIME, result, stack depth, u16 unknown,
-#: details size, extra details offset
-RECORD = struct.Struct("<IIIHHIQQIHHII")
+#: the event record header procmon-parser reads (52 bytes; its docs/PML Format.md names the
+#: fields); the stack (``stacktrace_depth`` pointers) and the details follow
+RECORD = Layout("PML event", "<", (
+    ("process_index", "I"),
+    ("thread_id", "I"),
+    ("event_class", "I"),
+    ("operation", "H"),
+    ("reserved1", "H"),
+    ("reserved2", "I"),
+    ("duration", "Q"),
+    ("date", "Q"),  # FILETIME
+    ("result", "I"),
+    ("stacktrace_depth", "H"),
+    ("reserved3", "H"),
+    ("details_size", "I"),
+    ("extra_details_offset", "I"),
+))
 U16 = struct.Struct("<H")
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")

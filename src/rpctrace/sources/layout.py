@@ -1,12 +1,17 @@
 """Binary structures declared once, as named field tables (name, struct code).
 
-Every wire structure the network reader decodes (pcap record headers, SMB1/SMB2 headers and
-command bodies, DCE/RPC PDU headers and bodies, endpoint-mapper towers) is declared here-style
-beside the code that reads it: a :class:`Layout` is a tuple of ``(field name, struct code)``
-pairs, from which the ``struct.Struct`` is built, so the names, the order and the offsets live
-in one place (in the spirit of dissect.cstruct declarations).  ``offset(name)`` gives a field's
-byte offset (for error messages and for the tests), ``read()`` a dict for the rare structures,
-``unpack_from()`` the plain tuple for the hot paths.
+Every fixed-size structure a reader decodes is declared beside the code that reads it as a
+:class:`Layout`: a tuple of ``(field name, struct code)`` pairs from which the ``struct.Struct``
+is built, so the names, the order and the offsets live in one place (in the spirit of
+dissect.cstruct declarations).  The readers that use it: the network reader (pcap record headers,
+SMB1/SMB2 headers and bodies, DCE/RPC PDUs, endpoint-mapper towers), the ETL reader (buffer,
+logfile and record headers, kernel payload heads: :mod:`rpctrace.sources.etl.layouts`, whose
+tables also write the offsets of the optional C module, ``_layouts.h``) and the Procmon reader
+(record header).
+
+``offset(name)`` gives a field's byte offset (for error messages, the tests and the C header),
+``read()`` a dict for the rare structures, ``unpack_from()`` the plain tuple for the hot paths
+(the ``struct.Struct`` method itself: no cost over a bare Struct).
 """
 
 from __future__ import annotations
