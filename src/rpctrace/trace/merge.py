@@ -26,7 +26,7 @@ import re
 from typing import Iterable, Sequence
 
 from rpctrace.knowledge.registry import user_path
-from rpctrace.model import Event
+from rpctrace.model import Event, target_of
 from rpctrace.knowledge.providers import PROCMON
 from rpctrace.trace.model import ImageInfo, ProcessInfo, Trace
 
@@ -56,8 +56,8 @@ def _registry_path(f) -> str | None:
     return p
 
 
-def _file_path(f) -> str | None:
-    path = f.get("path") or f.get("open_path")
+def _file_path(ev: Event) -> str | None:
+    path = target_of(ev)  # the file a create opened
     if not path:
         return None
     return _FILE_PREFIX.sub("", path.replace("/", "\\")).lower()
@@ -71,7 +71,7 @@ def operation_key(ev: Event) -> tuple | None:
     if kind.startswith("registry.") and not kind.startswith("registry.kcb_"):
         path = _registry_path(ev.fields)
     elif kind == "file.create":
-        path = _file_path(ev.fields)
+        path = _file_path(ev)
     else:
         return None
     if path is None:
