@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from rpctrace.knowledge import providers as P
 from rpctrace.sources.etl import layouts as L
+from rpctrace.sources.etl import manifest as M
 from rpctrace.sources.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,8 +48,37 @@ def test_c_code_takes_header_offsets_from_the_macros():
     for name in ("_fastrecords.c", "_fastcalls.c"):
         text = (ETL_DIR / name).read_text(encoding="utf-8")
         assert '#include "_layouts.h"' in (ETL_DIR / "_fastrecords.h").read_text(encoding="utf-8")
-        hand = re.findall(r"d \+ pos \+ (?:0x[0-9A-Fa-f]+|\d+)\b|d\[pos \+ (?:0x[0-9A-Fa-f]+|\d+)\]", text)
-        assert not hand, f"{name} reads header fields at hand-written offsets: {hand}"
+        hand = re.findall(r"d \+ (?:pos|off) \+ (?:0x[0-9A-Fa-f]+|\d+)\b|d\[pos \+ (?:0x[0-9A-Fa-f]+|\d+)\]", text)
+        assert not hand, f"{name} reads header or payload fields at hand-written offsets: {hand}"
+
+
+def _fixed_runs(template: list) -> list[list[tuple[str, int]]]:
+    """The runs of fixed-size fields of a manifest template, as (name, size) in order."""
+    runs: list[list[tuple[str, int]]] = [[]]
+    for name, ftype in template:
+        size = M._SIZES.get(ftype) if not isinstance(ftype, tuple) else None
+        if size is None:  # a string, an array: the run ends
+            runs.append([])
+        else:
+            runs[-1].append((name, size))
+    return [r for r in runs if r]
+
+
+def _fields(layout: Layout) -> list[tuple[str, int]]:
+    return [(name, struct.calcsize("<" + code)) for name, code in layout.fields if not code.endswith("x")]
+
+
+@pytest.mark.parametrize("event_id", [5, 6, 7, 8])
+def test_rpc_payload_layouts_are_the_manifest_templates_runs(event_id: int):
+    """What the C code reads of RPC call events at fixed offsets (layouts.RPC_CALL_*) is what the
+    Python decoder's manifest template says: the same fields, sizes and order."""
+    _kind, _version, template = M.TEMPLATES[(P.RPC, event_id)]
+    runs = _fixed_runs(template)
+    if event_id in (5, 6):
+        assert runs == [_fields(L.RPC_CALL_START), _fields(L.RPC_CALL_START_TAIL)]
+        assert [name for name, _ in template][3:6] == ["network_address", "endpoint", "options"]
+    else:
+        assert runs == [_fields(L.RPC_CALL_STOP)]
 
 
 # (layout, {field: documented offset}, documented size)

@@ -2330,11 +2330,11 @@ int eng_add_rpc(Engine *e, uint64_t raw, int64_t ts, const unsigned char *d, Py_
     uint32_t v1 = 0, v2 = 0, v3 = 0, v4 = 0, v5 = 0;
     PyObject *iface = NULL, *endpoint = NULL;
     if (eid == 5 || eid == 6) {
-        if (off + 24 > end) return 0;
-        const unsigned char *guid = d + off;
-        v1 = rd32(d + off + 16);
-        v2 = rd32(d + off + 20);
-        off += 24;
+        if (off + SIZEOF_RPC_START > end) return 0;
+        const unsigned char *guid = d + off + RPC_START_INTERFACE_UUID;
+        v1 = rd32(d + off + RPC_START_PROCNUM);
+        v2 = rd32(d + off + RPC_START_PROTOCOL);
+        off += SIZEOF_RPC_START;
         Py_ssize_t ep_at = 0, ep_next = 0;
         for (int i = 0; i < 3; i++) {
             if (off >= end) return 0;
@@ -2345,10 +2345,10 @@ int eng_add_rpc(Engine *e, uint64_t raw, int64_t ts, const unsigned char *d, Py_
             }
             off = next;
         }
-        if (off + 12 > end) return 0;
-        v3 = rd32(d + off);
-        v4 = rd32(d + off + 4);
-        v5 = rd32(d + off + 8);
+        if (off + SIZEOF_RPC_START_TAIL > end) return 0;
+        v3 = rd32(d + off + RPC_START_TAIL_AUTH_LEVEL);
+        v4 = rd32(d + off + RPC_START_TAIL_AUTH_SERVICE);
+        v5 = rd32(d + off + RPC_START_TAIL_IMPERSONATION_LEVEL);
         iface = cached_text(e, T_GUID, guid, 16);
         if (!iface) return -1;
         (void)ep_next;
@@ -2357,8 +2357,8 @@ int eng_add_rpc(Engine *e, uint64_t raw, int64_t ts, const unsigned char *d, Py_
         endpoint = cached_text(e, T_UTF16, d + ep_at, stop - ep_at);
         if (!endpoint) { Py_DECREF(iface); return -1; }
     } else {
-        if (off + 4 > end) return 0;
-        v1 = rd32(d + off);
+        if (off + SIZEOF_RPC_STOP > end) return 0;
+        v1 = rd32(d + off + RPC_STOP_STATUS);
     }
     Rec *r = rv_push(&e->in);
     if (!r) { Py_XDECREF(iface); Py_XDECREF(endpoint); return -1; }

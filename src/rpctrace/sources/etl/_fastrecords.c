@@ -151,11 +151,11 @@ static PyObject *rpc_fields(int eid, const unsigned char *d, Py_ssize_t off, Py_
     PyObject *v;
 #define PUT(k, expr) do { v = (expr); if (!v || PyDict_SetItem(f, k, v) < 0) { Py_XDECREF(v); goto fail; } Py_DECREF(v); } while (0)
     if (eid == 5 || eid == 6) {
-        if (off + 24 > end) goto slow;
-        PUT(k_interface_uuid, interned(guid_text(d + off)));
-        PUT(k_procnum, PyLong_FromUnsignedLong(rd32(d + off + 16)));
-        PUT(k_protocol, PyLong_FromUnsignedLong(rd32(d + off + 20)));
-        off += 24;
+        if (off + SIZEOF_RPC_START > end) goto slow;
+        PUT(k_interface_uuid, interned(guid_text(d + off + RPC_START_INTERFACE_UUID)));
+        PUT(k_procnum, PyLong_FromUnsignedLong(rd32(d + off + RPC_START_PROCNUM)));
+        PUT(k_protocol, PyLong_FromUnsignedLong(rd32(d + off + RPC_START_PROTOCOL)));
+        off += SIZEOF_RPC_START;
         PyObject *keys[3] = {k_network_address, k_endpoint, k_options};
         for (int i = 0; i < 3; i++) {
             if (off >= end) goto slow;
@@ -163,13 +163,13 @@ static PyObject *rpc_fields(int eid, const unsigned char *d, Py_ssize_t off, Py_
             PUT(keys[i], interned(utf16z(d, off, end, &next)));
             off = next;
         }
-        if (off + 12 > end) goto slow;
-        PUT(k_auth_level, PyLong_FromUnsignedLong(rd32(d + off)));
-        PUT(k_auth_service, PyLong_FromUnsignedLong(rd32(d + off + 4)));
-        PUT(k_impersonation_level, PyLong_FromUnsignedLong(rd32(d + off + 8)));
+        if (off + SIZEOF_RPC_START_TAIL > end) goto slow;
+        PUT(k_auth_level, PyLong_FromUnsignedLong(rd32(d + off + RPC_START_TAIL_AUTH_LEVEL)));
+        PUT(k_auth_service, PyLong_FromUnsignedLong(rd32(d + off + RPC_START_TAIL_AUTH_SERVICE)));
+        PUT(k_impersonation_level, PyLong_FromUnsignedLong(rd32(d + off + RPC_START_TAIL_IMPERSONATION_LEVEL)));
     } else {
-        if (off + 4 > end) goto slow;
-        PUT(k_status, PyLong_FromUnsignedLong(rd32(d + off)));
+        if (off + SIZEOF_RPC_STOP > end) goto slow;
+        PUT(k_status, PyLong_FromUnsignedLong(rd32(d + off + RPC_STOP_STATUS)));
     }
     if (activity) {
         if (PyDict_SetItem(f, k_activity_id, activity) < 0) goto fail;

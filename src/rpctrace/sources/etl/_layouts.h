@@ -119,4 +119,20 @@
 #define STACK_STACK_THREAD 0x0C /* I */
 #define SIZEOF_STACK 0x10
 
+/* RPC call start head (0x18 bytes) */
+#define RPC_START_INTERFACE_UUID 0x00 /* 16s */
+#define RPC_START_PROCNUM 0x10 /* I */
+#define RPC_START_PROTOCOL 0x14 /* I */
+#define SIZEOF_RPC_START 0x18
+
+/* RPC call start tail (0xc bytes) */
+#define RPC_START_TAIL_AUTH_LEVEL 0x00 /* I */
+#define RPC_START_TAIL_AUTH_SERVICE 0x04 /* I */
+#define RPC_START_TAIL_IMPERSONATION_LEVEL 0x08 /* I */
+#define SIZEOF_RPC_START_TAIL 0x0C
+
+/* RPC call stop (0x4 bytes) */
+#define RPC_STOP_STATUS 0x00 /* I */
+#define SIZEOF_RPC_STOP 0x04
+
 #endif

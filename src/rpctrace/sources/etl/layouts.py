@@ -206,6 +206,28 @@ FILE_IO_CREATE = Layout("FileIo_Create tail", "<", (
     ("share_access", "I"),
 ))
 
+# ---------------------------------------------------------------- Microsoft-Windows-RPC (manifest.py)
+# The Python side decodes RPC payloads from their manifest templates (manifest.TEMPLATES, the
+# fields in order with their types); the C record loop and engine read the fixed runs of the call
+# events at fixed offsets, declared here.  tests/sources/test_etl_layouts.py checks that each is
+# the template's run (same names, same sizes, same order).
+
+#: RpcClientCallStart/RpcServerCallStart (ids 5, 6, version 1) up to the strings:
+#: NetworkAddress, Endpoint and Options (UTF-16, NUL-terminated) follow
+RPC_CALL_START = Layout("RPC call start head", "<", (
+    ("interface_uuid", "16s"),
+    ("procnum", "I"),
+    ("protocol", "I"),
+))
+#: the same events after the three strings
+RPC_CALL_START_TAIL = Layout("RPC call start tail", "<", (
+    ("auth_level", "I"),
+    ("auth_service", "I"),
+    ("impersonation_level", "I"),
+))
+#: RpcClientCallStop/RpcServerCallStop (ids 7, 8, version 1)
+RPC_CALL_STOP = Layout("RPC call stop", "<", (("status", "I"),))
+
 #: The layouts the C module reads, by the prefix of their macros in ``_layouts.h``
 #: (``<PREFIX>_<FIELD>`` is a field's offset, ``<PREFIX>_SIZE`` the structure's size).
 C_LAYOUTS: dict[str, Layout] = {
@@ -219,4 +241,7 @@ C_LAYOUTS: dict[str, Layout] = {
     "REG": REGISTRY,
     "ALPC_WAIT_NEW": ALPC_WAIT_NEW,
     "STACK": STACK_WALK,
+    "RPC_START": RPC_CALL_START,
+    "RPC_START_TAIL": RPC_CALL_START_TAIL,
+    "RPC_STOP": RPC_CALL_STOP,
 }
