@@ -42,6 +42,10 @@ class ImageInfo:
         return module_display(self.file_name)
 
 
+#: the image list of a process the image table does not name (one object: see Trace.module_map)
+_NO_IMAGES: tuple[ImageInfo, ...] = ()
+
+
 @dataclass
 class Trace:
     events: list[Event]
@@ -56,8 +60,9 @@ class Trace:
     image_identities: Any = None
     symbols: Any = None  # a rpctrace.symbols.TraceSymbols once a symbol source is attached
     formats: list[str] = field(default_factory=list)  # the inputs' formats ("etl", "pml", "pcap", ...)
-    #: pid -> (the image list it was built from, its length, the map): see :meth:`module_map`
-    _module_maps: dict[int, tuple[Any, int, ModuleMap]] = field(default_factory=dict, repr=False, compare=False)
+    #: pid -> (the image lists it was built from, the process's and the kernel's, with their
+    #: lengths, and the map): see :meth:`module_map`
+    _module_maps: dict[int, tuple[Any, int, Any, int, ModuleMap]] = field(default_factory=dict, repr=False, compare=False)
     _pointer_size: int | None = field(default=None, repr=False, compare=False)  # see _map_pointer_size
 
     def pointer_size(self) -> int | None:
@@ -89,14 +94,20 @@ class Trace:
         fallback): the one lookup every stack frame goes through (:class:`ModuleMap`).  Built on
         first use and again when the image table changed."""
         owner = 0 if pid is None else pid
-        images = self.images.get(owner) or []
+        # A process without images shares one empty tuple (a fresh ``[]`` per call would never
+        # match the cached one: every frame of such a process would build a map again), and
+        # the kernel's list is checked too (a process's map falls back to the kernel's).
+        get = self.images.get
+        images = get(owner) or _NO_IMAGES
+        kernel_images = get(0) or _NO_IMAGES
         hit = self._module_maps.get(owner)
-        if hit is not None and hit[0] is images and hit[1] == len(images):
-            return hit[2]
+        if (hit is not None and hit[0] is images and hit[1] == len(images) and hit[2] is kernel_images
+                and hit[3] == len(kernel_images)):
+            return hit[4]
         size = self._map_pointer_size()
         kernel = None if owner == 0 else self.module_map(0)
         mm = ModuleMap(((i.base, i.size, i.file_name, i) for i in images), size, kernel=kernel, is_kernel=owner == 0)
-        self._module_maps[owner] = (images, len(images), mm)
+        self._module_maps[owner] = (images, len(images), kernel_images, len(kernel_images), mm)
         return mm
 
     def _map_pointer_size(self) -> int:
