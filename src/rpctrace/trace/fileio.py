@@ -35,6 +35,8 @@ class FileStatus:
 def join_file_status(events: list[Event]) -> None:
     """In place: copy each OperationEnd's status onto the pending Create with the same IRP."""
     join = FileStatus()
+    add = join.add
     for ev in events:
-        if ev.kind.startswith("file."):
-            join.add(ev)
+        kind = ev.kind
+        if kind == "file.create" or kind == "file.op":  # (per event: compared before the call)
+            add(ev)

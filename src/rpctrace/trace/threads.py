@@ -59,14 +59,18 @@ class ThreadTable:
 
 
 def attribute_processes(events: list[Event]) -> list[Event]:
+    """In place: the process of each event that names its thread but not its process (see the
+    module docstring).  (The loops compare kinds before calling the table: they run per event.)"""
     table = ThreadTable()
     for ev in events:
-        if ev.kind.startswith("thread."):
+        kind = ev.kind
+        if kind == "thread.end" or kind == "thread.rundown":
             table.add(ev, starts=False)
     live = table.live
     out = events
     for i, ev in enumerate(events):
-        if ev.kind.startswith("thread.") and table.is_start(ev):
+        kind = ev.kind
+        if (kind == "thread.start" or kind == "thread.rundown") and table.is_start(ev):
             table.add(ev, ends=False)
             continue
         if ev.pid is not None or ev.tid is None:
