@@ -11,6 +11,7 @@ After regenerating, rebuild the C module (``pip install -e .``).
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -60,8 +61,11 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Write (or check) the C module's layout header.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the checked-in header is out of date")
+    args = parser.parse_args(argv)  # (an unknown argument, --help included, never rewrites the header)
     text = render()
-    if "--check" in argv:
+    if args.check:
         current = HEADER.read_text(encoding="utf-8") if HEADER.exists() else ""
         if current != text:
             print(f"{HEADER.relative_to(ROOT)} is out of date: run {COMMAND}", file=sys.stderr)
