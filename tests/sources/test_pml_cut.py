@@ -91,3 +91,21 @@ def test_cut_log_prints_the_events_before_the_cut(log, tmp_path, where):
     elif cut <= tables["process"]:  # no process table: what it would give is unknown, not made up
         assert all(e["pid"] is None for e in got)
         assert all(e["fields"].get("process_name") is None for e in got)
+
+
+@pytest.mark.parametrize("where", ["events 50%", "end of the events", "process table"])
+def test_streamed_reading_of_a_cut_log_counts_every_event_before_the_cut(log, tmp_path, where):
+    """`check` reads the log as a stream (lists of events): the list that was being filled when the
+    damage came is counted too, as many events as the error line says were read (it once lost up
+    to 4,095 of them)."""
+    data, ends, _whole, tables = log
+    cut = _cuts(tables, len(data))[where]
+    path = tmp_path / "cut.pml"
+    path.write_bytes(data[:cut])
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(["check", str(path), "--format", "json"])
+    assert rc == 2
+    want = sum(1 for end, _ts in ends if end <= cut)
+    assert sum(json.loads(out.getvalue())["events"].values()) == want
+    assert f"({want} events read)" in err.getvalue()

@@ -62,16 +62,23 @@ class Trace:
     formats: list[str] = field(default_factory=list)  # the inputs' formats ("etl", "pml", "pcap", ...)
     #: pid -> (the image lists it was built from, the process's and the kernel's, with their
     #: lengths, and the map): see :meth:`module_map`
-    _module_maps: dict[int, tuple[Any, int, Any, int, ModuleMap]] = field(default_factory=dict, repr=False, compare=False)
-    _pointer_size: int | None = field(default=None, repr=False, compare=False)  # see _map_pointer_size
+    _module_maps: dict[int, tuple[Any, int, Any, int, ModuleMap]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    _pointer_size: int | None = field(default=None, init=False, repr=False, compare=False)  # see _map_pointer_size
 
     def pointer_size(self) -> int | None:
-        """The recording machine's pointer size (4 or 8) from the trace header, when there is one."""
+        """The recording machine's pointer size (4 or 8) from the trace header, when there is one
+        (a streamed trace keeps no events: its source's header fields say it)."""
         for ev in self.events:
             if ev.kind == "trace.header":
                 size = ev.fields.get("pointer_size")
                 if size in (4, 8):
                     return size
+        for info in self.sources:
+            header = info.get("header")
+            size = header.get("pointer_size") if isinstance(header, dict) else None
+            if size in (4, 8):
+                return size
         return None
 
     def is_wow64(self, pid: int | None) -> bool:

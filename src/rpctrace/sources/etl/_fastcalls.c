@@ -2266,7 +2266,7 @@ int eng_add_kernel(Engine *e, uint64_t raw, int64_t ts, uint32_t pid, uint32_t t
     if (plan == P_SIMPLE) {
         if (end - pos < 4) return 0;
         kind = e->plan_kinds[key];
-        value = rd32(d + pos);
+        value = rd32(d + pos); /* the payload's first field: MessageID, or Status for unwait (the plan checked it) */
     } else if (plan == P_WAIT_NEW) { /* ALPC WaitForNewMessage */
         if (pos + SIZEOF_ALPC_WAIT_NEW > end) return 0;
         if (rd32(d + pos + ALPC_WAIT_NEW_IS_SERVER_PORT)) flags |= F_SERVER;

@@ -238,8 +238,9 @@ static PyObject *kernel_fields(long code, PyObject *entry, const unsigned char *
         Py_DECREF(*pid); *pid = spid;
         Py_DECREF(*tid); *tid = stid;
     } else if (code == 4) {
-        /* PerfInfo SampledProfile (kernel.perf_info): InstructionPointer, ThreadId; the thread is
-         * the sampled one, the process unknown */
+        /* PerfInfo SampledProfile (kernel.perf_info): InstructionPointer (a pointer: no fixed
+         * layout, the logger's pointer size places what follows), ThreadId; the thread is the
+         * sampled one, the process unknown */
         if (pos + ptr + 4 > end) goto slow;
         uint32_t sampled = rd32(d + pos + ptr);
         PUT(k_instruction_pointer, PyLong_FromUnsignedLongLong(ptr == 8 ? rd64(d + pos) : rd32(d + pos)));
@@ -304,13 +305,13 @@ static int generic_event(const unsigned char *d, Py_ssize_t pos, Py_ssize_t size
                 PyObject *g = guid_text(d + body);
                 if (!g) goto fail;
                 Py_XSETREF(related, g);
-            } else if ((ext_type == 6 || ext_type == 5) && data_size >= 8) { /* STACK_TRACE64 / 32 */
+            } else if ((ext_type == 6 || ext_type == 5) && data_size >= SIZEOF_EXT_STACK) { /* STACK_TRACE64 / 32 */
                 int w = ext_type == 6 ? 8 : 4;
-                Py_ssize_t count = (data_size - 8) / w;
+                Py_ssize_t count = (data_size - SIZEOF_EXT_STACK) / w;
                 PyObject *frames = PyTuple_New(count);
                 if (!frames) goto fail;
                 for (Py_ssize_t k = 0; k < count; k++) { /* the frames follow the u64 MatchId */
-                    const unsigned char *q = d + body + 8 + k * w;
+                    const unsigned char *q = d + body + SIZEOF_EXT_STACK + k * w;
                     PyObject *a = PyLong_FromUnsignedLongLong(w == 8 ? rd64(q) : rd32(q));
                     if (!a) { Py_DECREF(frames); goto fail; }
                     PyTuple_SET_ITEM(frames, k, a);

@@ -8,7 +8,9 @@
  *                   builds compact call objects (see rpctrace/correlate/fast.py).
  *
  * Every read is bounded by the buffer's length before it happens.  Structure offsets and sizes are
- * the macros of _layouts.h (<PREFIX>_<FIELD>, SIZEOF_<PREFIX>), never numbers written here.
+ * the macros of _layouts.h (<PREFIX>_<FIELD>, SIZEOF_<PREFIX>), never numbers written here; a field
+ * that follows a pointer-sized one (SampledProfile's ThreadId, a KCB's key name) is placed by adding
+ * the logger's pointer size, as the Python decoders do.
  */
 #ifndef RPCTRACE_FASTRECORDS_H
 #define RPCTRACE_FASTRECORDS_H

@@ -72,6 +72,10 @@
 #define EXT_DATA_SIZE 0x06 /* H */
 #define SIZEOF_EXT 0x08
 
+/* EVENT_EXTENDED_ITEM_STACK_TRACE (0x8 bytes) */
+#define EXT_STACK_MATCH_ID 0x00 /* Q */
+#define SIZEOF_EXT_STACK 0x08
+
 /* EVENT_TRACE_HEADER (0x30 bytes) */
 #define FULL_SIZE 0x00 /* H */
 #define FULL_HEADER_TYPE 0x02 /* x */

@@ -136,6 +136,10 @@ EVENT_HEADER_EXTENDED_DATA_ITEM = Layout("EVENT_HEADER_EXTENDED_DATA_ITEM", "<",
     ("data_size", "H"),
 ))
 
+#: EVENT_EXTENDED_ITEM_STACK_TRACE64/32 (extended types 6 and 5): MatchId, then the frames
+#: (u64 or u32 each) to the end of the item
+EXT_STACK_TRACE = Layout("EVENT_EXTENDED_ITEM_STACK_TRACE", "<", (("match_id", "Q"),))
+
 _TRACE_FIELDS = (
     ("size", "H"),
     ("header_type", "x"),
@@ -236,6 +240,7 @@ C_LAYOUTS: dict[str, Layout] = {
     "PERF": PERFINFO_TRACE_HEADER,
     "EVH": EVENT_HEADER,
     "EXT": EVENT_HEADER_EXTENDED_DATA_ITEM,
+    "EXT_STACK": EXT_STACK_TRACE,
     "FULL": EVENT_TRACE_HEADER,
     "INSTANCE": EVENT_INSTANCE_GUID_HEADER,
     "REG": REGISTRY,

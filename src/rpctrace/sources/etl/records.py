@@ -31,6 +31,7 @@ from rpctrace.sources.etl.layouts import (
     EVENT_HEADER,
     EVENT_HEADER_EXTENDED_DATA_ITEM,
     EVENT_INSTANCE_GUID_HEADER,
+    EXT_STACK_TRACE,
     EVENT_TRACE_HEADER,
     PERFINFO_TRACE_HEADER,
     SYSTEM_TRACE_HEADER,
@@ -48,6 +49,7 @@ _OPAQUE_TYPES = frozenset({TIMED, ERROR, WNODE})
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _EXT_SIZE = EVENT_HEADER_EXTENDED_DATA_ITEM.size
+_EXT_STACK_SIZE = EXT_STACK_TRACE.size  # MatchId before the frames
 #: where EVENT_HEADER and EVENT_TRACE_HEADER (and the instance header) keep the timestamp
 _TIME_STAMP_AT = EVENT_HEADER.offset("time_stamp")
 assert _TIME_STAMP_AT == EVENT_TRACE_HEADER.offset("time_stamp") == EVENT_INSTANCE_GUID_HEADER.offset("time_stamp")
@@ -322,12 +324,12 @@ class BufferDecoder:
                 body = off + _EXT_SIZE
                 if ext_type == EXT_RELATED_ACTIVITYID and data_size >= 16:
                     extra["related_activity_id"] = manifest.guid_le(data[body : body + 16])
-                elif ext_type == EXT_STACK_TRACE64 and data_size >= 8:
-                    count = (data_size - 8) // 8
-                    stack = Stack.split(struct.unpack_from(f"<{count}Q", data, body + 8), 8)
-                elif ext_type == EXT_STACK_TRACE32 and data_size >= 8:
-                    count = (data_size - 8) // 4
-                    stack = Stack.split(struct.unpack_from(f"<{count}I", data, body + 8), 4)
+                elif ext_type == EXT_STACK_TRACE64 and data_size >= _EXT_STACK_SIZE:
+                    count = (data_size - _EXT_STACK_SIZE) // 8
+                    stack = Stack.split(struct.unpack_from(f"<{count}Q", data, body + _EXT_STACK_SIZE), 8)
+                elif ext_type == EXT_STACK_TRACE32 and data_size >= _EXT_STACK_SIZE:
+                    count = (data_size - _EXT_STACK_SIZE) // 4
+                    stack = Stack.split(struct.unpack_from(f"<{count}I", data, body + _EXT_STACK_SIZE), 4)
                 off += item_size
                 if not linkage & 1:
                     break

@@ -17,7 +17,7 @@ it (a request's: the frame where its first fragment began).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from typing import Iterator
 
 from rpctrace.errors import InputError
 from rpctrace.model import Event
@@ -37,12 +37,6 @@ class NetReader(Reader):
         self.limits = limits
         self.stats = NetStats(path=self.path)
         self._open()
-
-    def source_info(self) -> dict[str, Any]:
-        """The capture as an entry of ``Trace.sources``: its frames and a line about what was
-        stepped over in the traffic (None when it was clean)."""
-        return {"path": self.path, "format": "pcap", "frames": self.stats.frames,
-                "summary": self.stats.summary(self.path)}
 
     # -- reading ---------------------------------------------------------------------------------
     def events(self) -> Iterator[Event]:

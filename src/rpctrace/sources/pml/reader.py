@@ -41,7 +41,7 @@ from rpctrace.sources.pml.format import (
     U64,
 )
 from rpctrace.sources.pml.partial import PartialLog
-from rpctrace.sources.pml.stacks import ModuleMap, ProcessStacks
+from rpctrace.sources.pml.stacks import ProcessStacks
 from rpctrace.sources.pml.values import (
     access_names,
     registry_nt_path,
@@ -208,10 +208,6 @@ class PmlReader(Reader):
             table = dict(enumerate(self._reader.processes()))
         self._processes = table
         self._stacks = ProcessStacks(table, self.pointer_size)
-
-    def module_map(self, process: Any) -> ModuleMap:
-        """The map of ``process``'s modules (procmon-parser's process object)."""
-        return self._stacks.module_map(process)
 
     def system_details(self) -> dict:
         try:
