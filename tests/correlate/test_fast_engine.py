@@ -326,28 +326,13 @@ def _copy(batches):
 
 
 def _python_stream(batches, operations, keep_all_for, stacks):
-    """correlate_files' Python path, over given batches."""
-    from collections import Counter
-
+    """correlate_files' Python path (``pipeline.correlate_stream``), over given batches."""
     from rpctrace.correlate import Correlator
+    from rpctrace.pipeline import correlate_stream
     from rpctrace.trace.stream import TraceStream
 
     stream = TraceStream(_Events(_copy(batches)), stacks=stacks)
-    correlator = Correlator(operations, keep_all_for)
-    kinds: Counter = Counter()
-    for batch in stream.batches():
-        kinds.update(e.kind for e in batch)
-        correlator.feed(batch)
-    trace = stream.finish()
-    result = correlator.finish(pid_of=stream.pid_of)
-    for call in result.calls:
-        if call.operations:
-            stream.complete(call.operations)
-    if result.outside:
-        stream.complete(result.outside)
-    trace.records = stream.records
-    trace.kinds = dict(kinds)
-    return trace, result
+    return correlate_stream(stream, Correlator(operations, keep_all_for))
 
 
 def _engine_stream(batches, operations, keep_all_for, stacks):

@@ -9,12 +9,13 @@ from contextlib import AbstractContextManager
 from operator import itemgetter
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from rpctrace.correlate.calls import Correlation
+from rpctrace.correlate.calls import Correlation, Correlator
 from rpctrace.trace.coverage import Coverage
 from rpctrace.trace.model import Trace
 
 if TYPE_CHECKING:
     from rpctrace.sources.net.etw import PacketTap
+    from rpctrace.trace.stream import TraceStream
 
 OnProgress = Callable[[float, float], None]
 
@@ -116,7 +117,6 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
     keeps only the servers' failed operations (see :class:`Correlator`).  ``on_progress(done,
     total)`` is called as reading advances, when the reader can tell how far it is.
     """
-    from rpctrace.correlate import Correlator
     from rpctrace.trace import load
     from rpctrace.trace.gcpause import gc_paused
     from rpctrace.trace.stream import open_stream
@@ -162,31 +162,40 @@ def correlate_files(paths: Sequence[str | os.PathLike[str]], keep_going: bool = 
     tap = _packet_tap(paths[0]) if formats[0] == "etl" else None
     try:
         with gc_paused():
-            correlator = Correlator(operations, keep_all_for)
-            kinds: Counter[str] = Counter()
-            for batch in stream.batches():
-                kinds.update(map(_KIND, batch))
-                correlator.feed(batch)
-                if tap is not None:
-                    tap.feed(batch)
-                if on_progress is not None:
-                    pos = stream.reader.progress()
-                    if pos is not None:
-                        on_progress(*pos)
-            trace = stream.finish()
-            result = correlator.finish(pid_of=stream.pid_of)
-            for call in result.calls:
-                if call.operations:
-                    stream.complete(call.operations)
-            if result.outside:
-                stream.complete(result.outside)
+            trace, result = correlate_stream(stream, Correlator(operations, keep_all_for), tap, on_progress)
     finally:
         stream.close()
-    trace.records = stream.records
-    trace.kinds = dict(kinds)
     trace.formats = formats
     if tap is not None and tap.found:
         result = _join_packets(trace, result, tap, offset=0)
+    return trace, result
+
+
+def correlate_stream(stream: TraceStream, correlator: Correlator, tap: PacketTap | None = None,
+                     on_progress: OnProgress | None = None) -> tuple[Trace, Correlation]:
+    """The Python path of one streamed file: every list of assembled events goes to the
+    correlator (and to the packet ``tap``), then what only the end of the stream tells (process
+    ids learnt late, registry paths, stacks) completes the operations the calls kept.  The C
+    engine (``correlate.fast``) is tested equal to this."""
+    kinds: Counter[str] = Counter()
+    for batch in stream.batches():
+        kinds.update(map(_KIND, batch))
+        correlator.feed(batch)
+        if tap is not None:
+            tap.feed(batch)
+        if on_progress is not None:
+            pos = stream.reader.progress()
+            if pos is not None:
+                on_progress(*pos)
+    trace = stream.finish()
+    result = correlator.finish(pid_of=stream.pid_of)
+    for call in result.calls:
+        if call.operations:
+            stream.complete(call.operations)
+    if result.outside:
+        stream.complete(result.outside)
+    trace.records = stream.records
+    trace.kinds = dict(kinds)
     return trace, result
 
 
