@@ -15,10 +15,8 @@ would make an offline run unusable.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -122,12 +120,9 @@ class Downloader:
             total = int(length) if length and length.isdigit() else None
             if total is not None and total > self.max_bytes:
                 raise DownloadError(f"{printable(url, 300)}: {total} bytes, more than the limit of {self.max_bytes}")
-            dest = into.target(key)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(dest))
             got = 0
             try:
-                with os.fdopen(fd, "wb") as out:
+                with into.writing(key) as (out, dest):
                     last_draw = 0.0
                     while True:
                         chunk = response.read(_CHUNK)
@@ -141,15 +136,8 @@ class Downloader:
                         if self.progress and now - last_draw >= 0.1:
                             last_draw = now
                             self._draw(key.name, got, total)
-                if total is not None and got != total:
-                    raise DownloadError(f"{printable(url, 300)}: cut short ({got} of {total} bytes)")
-                os.replace(tmp, dest)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+                    if total is not None and got != total:
+                        raise DownloadError(f"{printable(url, 300)}: cut short ({got} of {total} bytes)")
             finally:
                 if self.progress:
                     self.stream.write("\r\x1b[K")

@@ -20,7 +20,9 @@ import os
 import re
 import tempfile
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO, Iterator
 
 #: longest file name accepted from a trace or a binary before it is used in a path
 MAX_NAME = 255
@@ -121,16 +123,25 @@ class LocalStore:
             return self.put_stream(key, fh)
 
     def put_stream(self, key: StoreKey, stream) -> str:
+        with self.writing(key) as (out, dest):
+            while True:
+                chunk = stream.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+        return dest
+
+    @contextmanager
+    def writing(self, key: StoreKey) -> Iterator[tuple[BinaryIO, str]]:
+        """``(file, destination)`` to write ``key`` into: a temporary file beside the destination,
+        renamed into place when the block ends, removed when it raises (a reader of the store
+        never sees a partial file; a download cut short leaves nothing)."""
         dest = self.target(key)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(dest))
         try:
             with os.fdopen(fd, "wb") as out:
-                while True:
-                    chunk = stream.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
+                yield out, dest
             os.replace(tmp, dest)
         except BaseException:
             try:
@@ -138,7 +149,6 @@ class LocalStore:
             except OSError:
                 pass
             raise
-        return dest
 
 
 def _child(folder: str, name: str, want_dir: bool) -> str | None:
