@@ -500,6 +500,15 @@ class EtlWriter:
         if self.on_drain is not None:
             self.on_drain(self.records_written + self.records_dropped)
 
+    def _drop(self, cpu: int, ts: int, tag) -> None:
+        """The logger had no free buffer for this record: it counts it as lost and drops it."""
+        self._discard[cpu] -= 1
+        self.events_discarded += 1
+        self.records_dropped += 1
+        self._lost_flag[cpu] |= BUFFER_FLAG_EVENTS_LOST
+        self.dropped_tags.append(tag)
+        self._last_ts[cpu] = ts
+
     def _fill(self, cpu: int, items: list[tuple[int, bytes, Any]]) -> None:
         cur = self._cur[cpu]
         tags = self._cur_tags[cpu]
@@ -510,12 +519,7 @@ class EtlWriter:
         discard = self._discard
         for ts, rec, tag in items:
             if discard[cpu]:  # no free buffer: the logger counts the event and drops it
-                discard[cpu] -= 1
-                self.events_discarded += 1
-                self.records_dropped += 1
-                self._lost_flag[cpu] |= BUFFER_FLAG_EVENTS_LOST
-                self.dropped_tags.append(tag)
-                self._last_ts[cpu] = ts
+                self._drop(cpu, ts, tag)
                 continue
             n = len(rec)
             if used + n > cap:
@@ -527,12 +531,7 @@ class EtlWriter:
                 tags = self._cur_tags[cpu]
                 used = 0
                 if discard[cpu]:
-                    discard[cpu] -= 1
-                    self.events_discarded += 1
-                    self.records_dropped += 1
-                    self._lost_flag[cpu] |= BUFFER_FLAG_EVENTS_LOST
-                    self.dropped_tags.append(tag)
-                    self._last_ts[cpu] = ts
+                    self._drop(cpu, ts, tag)
                     continue
             cur.append(rec)
             tags.append(tag)
