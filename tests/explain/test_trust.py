@@ -199,3 +199,26 @@ def test_dirty_hive_is_read_with_a_warning(hive_files, tmp_path, capsys):  # noq
     code = main(["acl", r"ControlSet001\Services\Audiosrv", "--hive", str(dirty), "--principal", "LS"])
     err = capsys.readouterr().err
     assert code == 0 and "the hive is dirty" in err and "--hive-log SYSTEM.LOG1" in err
+
+
+def test_every_answering_command_says_what_the_input_cannot_show_once(tmp_path, capsys):
+    """calls, tree, explain and report warn on stderr what the input lacks (the listing alone would
+    be an empty table with no reason given); a loss is said once per file, not once more as a
+    limit."""
+    import lzma
+
+    shutdown = tmp_path / "ShutdownPerfDiagLogger.etl"
+    shutdown.write_bytes(lzma.decompress((DATA / "ShutdownPerfDiagLogger.etl.xz").read_bytes()))
+    for command in (["calls"], ["tree"], ["explain", "--format", "json"],
+                    ["report", "-o", str(tmp_path / "r.html")]):
+        assert main([*command, str(shutdown)]) == 0
+        err = capsys.readouterr().err
+        assert err.count("no Microsoft-Windows-RPC events") == 1, (command, err)
+        assert err.count("no kernel ALPC events") == 1, (command, err)
+
+    amsi = tmp_path / "AMSITrace.etl"
+    amsi.write_bytes(lzma.decompress((DATA / "AMSITrace.etl.xz").read_bytes()))
+    assert main(["explain", str(amsi)]) == 0
+    out, err = capsys.readouterr()
+    assert "the logger lost 3 events and 0 buffers" in out  # the text lists the limits it found nothing within
+    assert err.count("lost 3 events") == 1 and f"{amsi}: the logger lost 3 events and 0 buffers" in err

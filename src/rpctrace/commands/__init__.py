@@ -24,11 +24,15 @@ def warn(message: str) -> None:
     sys.stderr.write(f"rpctrace: {printable(message, 600)}\n")
 
 
-def finish(trace) -> int:
+def finish(trace, limits: bool = False) -> int:
     """Exit status after the output is written: 2 (with the damage named) when reading stopped at
-    damage, else 0.  Losses and skipped damage are warned about first."""
+    damage, else 0.  Losses and skipped damage are warned about first; with ``limits`` (the
+    commands that answer about calls) what the input cannot show, before them."""
+    from rpctrace import pipeline
     from rpctrace.pipeline import source_warnings
 
+    for line in pipeline.limits(trace, losses=False) if limits else ():
+        warn(line)
     for line in source_warnings(trace):
         warn(line)
     symbols = getattr(trace, "symbols", None)

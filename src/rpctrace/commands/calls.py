@@ -23,7 +23,7 @@ def cmd_calls(args) -> int:
     sys.stdout.flush()
     if result.unpaired:
         warn("could not pair: " + ", ".join(f"{n} {what}" for what, n in sorted(result.unpaired.items())))
-    return finish(trace) or EXIT_OK
+    return finish(trace, limits=True) or EXIT_OK
 
 
 def register(sub) -> None:

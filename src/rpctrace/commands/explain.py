@@ -30,9 +30,7 @@ def cmd_explain(args) -> int:
     else:
         write_text(result.findings, sys.stdout, left_out=result.left_out, limits=result.limits, calls=result.calls)
     sys.stdout.flush()
-    for line in result.limits:
-        warn(line)
-    return finish(result.trace) or EXIT_OK
+    return finish(result.trace, limits=True) or EXIT_OK
 
 
 def register(sub) -> None:

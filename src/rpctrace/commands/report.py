@@ -32,9 +32,9 @@ def cmd_report(args) -> int:
     scope = f" (of {model.total_calls}: {model.scope})" if model.scope else ""
     warn(f"wrote {args.output}: {len(model.findings)} finding(s), {len(model.calls)} calls{scope}, {failing} with a "
          f"failing server operation ({size:,} bytes; open it in a browser, it needs no network)")
-    for line in model.limits + model.warnings:
+    for line in model.warnings:
         warn(line)
-    return finish(model.trace) or EXIT_OK
+    return finish(model.trace, limits=True) or EXIT_OK
 
 
 def register(sub) -> None:

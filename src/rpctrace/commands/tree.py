@@ -19,7 +19,7 @@ def cmd_tree(args) -> int:
         raise RpctraceError(f"no call {args.call} (calls are numbered 1..{len(result.calls)})")
     write_tree(roots, trace, sys.stdout, pipeline.record_maker(trace))
     sys.stdout.flush()
-    return finish(trace) or EXIT_OK
+    return finish(trace, limits=True) or EXIT_OK
 
 
 def register(sub) -> None:

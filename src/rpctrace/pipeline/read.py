@@ -83,11 +83,12 @@ def coverage(trace: Trace) -> Coverage:
     return measure(Counter(trace.kinds), [s for s in trace.sources if "path" in s], trace.error, trace.formats)
 
 
-def limits(trace: Trace) -> list[str]:
-    """The lines that say how the inputs limit an answer (printed by every answering command)."""
+def limits(trace: Trace, losses: bool = True) -> list[str]:
+    """The lines that say how the inputs limit an answer (printed by every answering command;
+    ``losses=False``: without the loss line, which :func:`source_warnings` words per file)."""
     from rpctrace.trace.coverage import limits as lines
 
-    return lines(coverage(trace))
+    return lines(coverage(trace), losses=losses)
 
 
 def gc_paused() -> AbstractContextManager[None]:

@@ -100,11 +100,13 @@ def coverage(kinds: Iterable[tuple[str, int]] | Counter, sources: list[dict], er
 _ANSWER_LIMITS = ("rpc", "rpc_results", "alpc")
 
 
-def limits(cov: Coverage) -> list[str]:
+def limits(cov: Coverage, losses: bool = True) -> list[str]:
     """The lines every answering command prints (stderr, or a banner in HTML) when the input
-    limits its answer: missing RPC events, results or ALPC events, and losses."""
+    limits its answer: missing RPC events, results or ALPC events, and losses.  ``losses=False``
+    leaves the loss line out (stderr names each file's losses already:
+    ``pipeline.source_warnings``)."""
     out = [ADVICE[m] for m in _ANSWER_LIMITS if m in cov.missing]
-    if cov.lost_events or cov.lost_buffers:
+    if losses and (cov.lost_events or cov.lost_buffers):
         out.append(f"the logger lost {cov.lost_events} events and {cov.lost_buffers} buffers: calls and failures "
                    "in what was lost cannot be shown")
     return out
