@@ -28,7 +28,20 @@ def write_jsonl(records: Iterable[CallRecord], out: IO[str]) -> None:
         write(record_line(r) + "\n")
 
 
+def _address(side: ClientSide | ServerSide | dict) -> str:
+    """``address:port`` of a side only a network capture names (no image, no process), else ""."""
+    if side.get("image") or side.get("pid") is not None or not side.get("address"):
+        return ""
+    host = str(side["address"])
+    host = f"[{host}]" if ":" in host else host  # IPv6
+    return host if side.get("port") is None else f"{host}:{side['port']}"
+
+
 def _who(side: ClientSide | ServerSide) -> str:
+    """``image(pid:tid)``; for a side only a network capture names, its ``address:port``."""
+    address = _address(side)
+    if address:
+        return address
     image = side.get("image") or "?"
     pid = "-" if side.get("pid") is None else side["pid"]
     tid = "-" if side.get("tid") is None else side["tid"]
@@ -81,6 +94,7 @@ COLUMNS = """columns of the table:
   mode      sync (the caller waited), async (the reply came later, to the thread after @),
             datagram (one-way, no reply); - when the trace does not show it
   client    image(pid:tid) of the calling thread;  server: image(pid:tid) of the worker thread
+            (address:port for a side only a network capture shows)
   interface!procedure  names from the interface database, else the UUID and /opnum
   endpoint  the RPC endpoint (ALPC port name for local RPC)
   status    the RPC runtime's status of the call: 0 says the call came back, not that the procedure
@@ -179,7 +193,8 @@ def write_tree(calls, trace, out: IO[str], record) -> None:
                     f"{duration_text(r['duration_us'])}  rpc status {_status(r['status'])}, {result}  "
                     f"confidence {r['confidence']:.2f}")
         server = r["server"]
-        srv = (f"{server['image'] or '?'}" + (f" ({server['service']})" if server.get("service") else "")
+        srv = (_address(server) + " (from the capture)" if _address(server) else
+               f"{server['image'] or '?'}" + (f" ({server['service']})" if server.get("service") else "")
                + f" pid {'-' if server['pid'] is None else server['pid']} thread {'-' if server['tid'] is None else server['tid']}")
         line(depth + 1, f"-> server {srv}"
                         + (f"  ALPC message {r['alpc_message_id']}" if r["alpc_message_id"] is not None else "")
@@ -200,9 +215,19 @@ def write_tree(calls, trace, out: IO[str], record) -> None:
 
     groups: dict = {}
     for call in calls:
-        groups.setdefault(call.client_pid, {}).setdefault(call.client_tid, []).append(call)
+        wire = getattr(call, "wire", None)
+        key = call.client_pid
+        if key is None and wire is not None and wire.client_address:
+            key = ("address", wire.client_address)  # a client only the capture shows: by its address
+        groups.setdefault(key, {}).setdefault(call.client_tid, []).append(call)
     seen: set = set()
     for pid, threads in groups.items():
+        if isinstance(pid, tuple):
+            line(0, f"client {_address({'address': pid[1]})} (from the capture: no process or thread recorded)")
+            for group in threads.values():
+                for call in group:
+                    show(call, 1, seen)
+            continue
         info = trace.process(pid)
         image = (info.image if info and info.image else "?") if pid is not None else "client not recorded"
         service = record.service(pid, None) if pid is not None else None

@@ -156,8 +156,8 @@ TRACES = Table("traces", "one row per input: where it came from, its host and ti
     C("damaged_regions", "int64", "damaged regions skipped (--keep-going)", False),
     C("unpaired", "int64", "ALPC messages and RPC events that could not be paired", False),
     C("outside_failures_dropped", "int64", "failures outside calls beyond the kept 100,000 (counted only)", False),
-    C("missing", "list<string>", "what `rpctrace check` says is missing: rpc, rpc_results, alpc, registry, file, stacks, "
-                                 "process_rundown, image_loads", False),
+    C("missing", "list<string>", "what `rpctrace check` says is missing: rpc, rpc_results, alpc, server_work, "
+                                 "registry, file, stacks, process_rundown, image_loads", False),
     C("lacks", "list<string>", "what the trace lacks or lost and what that costs, one line each (check's advice, "
                                "the losses, the damage)", False),
     C("error", "string", "the damage that ended reading early, one line (what was read before it is indexed)"),

@@ -24,6 +24,9 @@ ADVICE: dict[str, str] = {
                    "keep events 7 and 8 of Microsoft-Windows-RPC (rpctrace record's profile keeps them)",
     "alpc": "no kernel ALPC events: server threads cannot be matched to the clients' calls; enable the kernel "
             "logger's ALPC flag (xperf -on ALPC, or rpctrace record's profile)",
+    "server_work": "a network capture alone: it shows the calls and how they ended on the wire, not what the "
+                   "servers did (their failing operations, identities, ACLs); record an ETW trace on the server "
+                   "(rpctrace record) and give it with the capture",
     "registry": "no registry events: failed registry opens (the usual ACCESS DENIED) cannot be seen; enable "
                 "the kernel's Registry flag or Microsoft-Windows-Kernel-Registry",
     "file": "no file events: failed file opens cannot be seen; enable the kernel's FileIO and FileIOInit flags",
@@ -82,6 +85,8 @@ def coverage(kinds: Iterable[tuple[str, int]] | Counter, sources: list[dict], er
         missing.append("rpc_results")
     if not _has(counts, "alpc.") and not _has(counts, "net.rpc_request"):
         missing.append("alpc")
+    if _has(counts, "net.rpc_request") and not _has(counts, "rpc.server_start", "alpc.", "registry.", "file."):
+        missing.append("server_work")  # the wire only: nothing the servers did
     if not _has(counts, "registry."):
         missing.append("registry")
     if not _has(counts, "file."):
@@ -97,7 +102,7 @@ def coverage(kinds: Iterable[tuple[str, int]] | Counter, sources: list[dict], er
 
 
 #: the limits that change an answer about calls, in the order they matter
-_ANSWER_LIMITS = ("rpc", "rpc_results", "alpc")
+_ANSWER_LIMITS = ("rpc", "rpc_results", "alpc", "server_work")
 
 
 def limits(cov: Coverage, losses: bool = True) -> list[str]:

@@ -18,7 +18,7 @@ static PyObject *s_id, *s_client, *s_server, *s_interface, *s_opnum, *s_procedur
     *s_duration_us, *s_status, *s_auth_level, *s_auth_service, *s_confidence, *s_evidence, *s_ambiguous,
     *s_parent, *s_children, *s_failures, *s_pid, *s_tid, *s_image, *s_service, *s_uuid, *s_name, *s_kind,
     *s_path, *s_status_name, *s_ts, *s_open_path, *s_key_name, *s_fields_status, *s_dash, *s_qmark, *s_zero,
-    *s_async, *s_ellipsis, *s_empty, *s_us, *s_ms, *s_sec, *s_result, *s_result_source;
+    *s_async, *s_ellipsis, *s_empty, *s_us, *s_ms, *s_sec, *s_result, *s_result_source, *s_address;
 
 /* ------------------------------------------------------------------ ticks_to_iso */
 
@@ -676,6 +676,14 @@ static PyObject *who(PyObject *side) {
     if (PyErr_Occurred()) return NULL;
     if (!pid || pid == Py_None) pid = s_dash;
     if (!tid || tid == Py_None) tid = s_dash;
+    if (!t && pid == s_dash) {
+        /* no process: a side only a capture names (address:port) is left to _who (NULL, no error) */
+        PyObject *address = PyDict_GetItemWithError(side, s_address);
+        if (!address && PyErr_Occurred()) return NULL;
+        int named = address ? PyObject_IsTrue(address) : 0;
+        if (named < 0) return NULL;
+        if (named) return NULL;
+    }
     /* the key holds the objects themselves: equal keys give the same text (only str and int
      * values, whose text is their value's, are cached) */
     int plain = PyUnicode_CheckExact(image) && (pid == s_dash || PyLong_CheckExact(pid)) && (tid == s_dash || PyLong_CheckExact(tid));
@@ -987,6 +995,7 @@ int fastrender_init(PyObject *m) {
     TEXT(s_pid, "pid");
     TEXT(s_tid, "tid");
     TEXT(s_image, "image");
+    TEXT(s_address, "address");
     TEXT(s_service, "service");
     TEXT(s_uuid, "uuid");
     TEXT(s_name, "name");
