@@ -170,3 +170,30 @@ def test_commands_take_captures_and_explain_names_the_remote_client(tmp_path, ca
     assert story["client"]["address"] in page.read_text(encoding="utf-8") or "lsass.exe" in page.read_text(encoding="utf-8")
     assert main(["export", str(etl), str(cap), "-o", str(perf)]) == 0
     capsys.readouterr()
+
+
+def test_windbg_takes_a_capture_with_the_trace_and_keeps_the_call_numbers(tmp_path, capsys):
+    """`windbg TRACE CAPTURE --call ID` takes the call `calls TRACE CAPTURE` numbers ID: a local
+    call gets its script, a call from another machine is refused saying why (exit 2)."""
+    from rpctrace.cli import main
+
+    cap, etl = tmp_path / "r.pcap", tmp_path / "r.etl"
+    synthesize_remote(cap, etl, None, calls=20)
+    assert main(["calls", str(etl), str(cap), "--format", "json"]) == 0
+    calls = json.loads(capsys.readouterr().out)
+    joined = next(c for c in calls if c.get("wire") and c["server"]["tid"] is not None)
+    # a remote call: its client is on another machine (no ALPC ClientId to break on); the same
+    # call number as `calls`, and its server side named
+    assert main(["windbg", str(etl), str(cap), "--call", str(joined["id"])]) == 2
+    err = capsys.readouterr().err
+    client = joined["client"]
+    assert f"call {joined['id']} came over the network from {client['address']}:{client['port']}" in err
+    assert f"pid {joined['server']['pid']} thread {joined['server']['tid']}" in err
+    local = next(c for c in calls if c["client"].get("pid") is not None and c["server"].get("pid") is not None)
+    script = tmp_path / "w.txt"
+    assert main(["windbg", str(etl), str(cap), "--call", str(local["id"]), "-o", str(script)]) == 0
+    assert f"{local['client']['tid']:x}" in script.read_text(encoding="utf-8").lower()
+    capsys.readouterr()
+    assert main(["windbg", str(cap), "--call", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the inputs show no server process either" in err

@@ -290,3 +290,17 @@ def test_cli_forms_and_errors(audiosrv, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("rpctrace: error:"), (argv, err)
+
+
+def test_arch_for_wow64_flag_of_a_streamed_trace():
+    """A streamed trace keeps no events: the process table notes the Wow64 flag as the process
+    events pass (what `windbg --call` reads now that it numbers calls as `calls` does)."""
+    from rpctrace.trace.model import TableBuilder
+
+    tables = TableBuilder()
+    for ev in _proc(50, 2):
+        tables.add(ev)
+    trace = Trace([], sources=[{"path": "x.etl", "header": {"pointer_size": 8}}])
+    tables.finish(trace)
+    assert trace.is_wow64(50) and not trace.is_wow64(51)
+    assert arch_for(trace, 50) == "wow64"

@@ -36,9 +36,9 @@ def cmd_windbg(args) -> int:
     if args.files:
         if args.call is None and (args.client_pid is None or args.client_tid is None):
             raise RpctraceError("with a trace, say which call: --call ID (see `rpctrace calls FILE`)")
-        trace = pipeline.load(args.files, keep_going=args.keep_going, symbols=args.symbols, image_path=args.image_path)
         if args.call is not None:
-            record = pipeline.call_with_stacks(trace, args.call)
+            record, trace = pipeline.call_with_stacks(args.files, args.call, keep_going=args.keep_going,
+                                                      symbols=args.symbols, image_path=args.image_path)
             pid = record["server"]["pid"] if record["server"]["pid"] is not None else record["client"]["pid"]
             arch = args.arch or arch_for(trace.pointer_size(), trace.is_wow64(pid))
             try:
@@ -46,6 +46,7 @@ def cmd_windbg(args) -> int:
             except ValueError as exc:
                 raise RpctraceError(str(exc)) from None
         else:
+            trace = pipeline.load(pipeline.debuggable(args.files), keep_going=args.keep_going)
             arch = args.arch or arch_for(trace.pointer_size(), trace.is_wow64(args.client_pid))
             text = script_for_client(args.client_pid, args.client_tid, arch, args.endpoint)
     else:

@@ -25,6 +25,7 @@ from rpctrace.pipeline.read import (
     correlate_files,
     correlate_stream,
     coverage,
+    debuggable,
     gc_paused,
     limits,
     load,
@@ -38,7 +39,7 @@ from rpctrace.pipeline.tools import DemoModel, demo, fetch_symbols, interface_na
 
 __all__ = [
     "REPORT_DETAILED_CALLS", "CallFilter", "attach_symbols", "DemoModel", "Explanation", "OnProgress", "ReportModel", "acl_check",
-    "acl_sources", "call_records", "call_with_stacks", "calls", "correlate_files", "correlate_stream", "coverage", "demo", "explain",
+    "acl_sources", "call_records", "call_with_stacks", "calls", "correlate_files", "correlate_stream", "coverage", "debuggable", "demo", "explain",
     "fetch_symbols", "findings", "gc_paused", "has_symbol_source", "index", "indexed_trace", "interface_names",
     "limits", "load", "named_queries", "query", "record_maker", "report", "resolve_offsets", "search_names", "select",
     "source_warnings", "symbolizer", "tree_roots",

@@ -238,6 +238,21 @@ def _format_of(path: str | os.PathLike[str]) -> str:
         return "unknown"
 
 
+def debuggable(paths: Sequence[str]) -> list[str]:
+    """The inputs that show processes and threads to debug (every one but the network captures:
+    ``rpctrace windbg``).  Calls keep their numbers: the traces' calls are numbered before a
+    capture's calls are joined to them (:func:`_with_captures`).  :class:`RpctraceError` when
+    there is none."""
+    from rpctrace.errors import RpctraceError
+
+    captures = _captures(paths)
+    traces = [p for p in paths if p not in captures]
+    if not traces:
+        raise RpctraceError("a network capture shows no process or thread to break on: give the server's "
+                            "ETW trace (a WinDbg script debugs a process on one machine)")
+    return traces
+
+
 def _captures(paths: Sequence[str | os.PathLike[str]]) -> list[str | os.PathLike[str]]:
     """The network captures (pcap, pcapng) among ``paths``."""
     import os

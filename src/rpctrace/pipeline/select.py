@@ -3,7 +3,7 @@ listing."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from rpctrace.correlate.calls import Call, Correlation
 from rpctrace.correlate.select import CallFilter
@@ -51,20 +51,24 @@ def tree_roots(result: Correlation, trace: Trace, flt: CallFilter | None = None,
     return roots
 
 
-def call_with_stacks(trace: Trace, call_id: int) -> dict[str, Any]:
-    """The record of call ``call_id`` of a whole trace, each failure with its stack as every
-    output names frames (``module!function+0xdisp`` with symbols, else ``module+0xoffset``), and
-    with symbols the ``server_function`` its stack ran (what the WinDbg script breaks on)."""
-    from rpctrace.correlate import call_record, correlate
+def call_with_stacks(files: Sequence[str], call_id: int, keep_going: bool = False, symbols: str | None = None,
+                     image_path: Sequence[str] = ()) -> tuple[dict[str, Any], Trace]:
+    """``(record, trace)``: call ``call_id`` of ``files`` as ``rpctrace calls`` numbers it (a
+    capture among the inputs too), each failure with its stack as every output names frames
+    (``module!function+0xdisp`` with symbols, else ``module+0xoffset``), and with symbols the
+    ``server_function`` its stack ran (what the WinDbg script breaks on)."""
+    from rpctrace.correlate import call_record
     from rpctrace.correlate.procedure import server_function
     from rpctrace.errors import RpctraceError
     from rpctrace.knowledge.interfaces import lookup
     from rpctrace.knowledge.status import ntstatus_name
+    from rpctrace.pipeline.read import calls as read_calls
 
-    calls = correlate(trace).calls
-    found = [c for c in calls if c.id == call_id]
+    trace, result = read_calls(files, keep_going=keep_going, operations="all", stacks=True, symbols=symbols,
+                               image_path=image_path)
+    found = [c for c in result.calls if c.id == call_id]
     if not found:
-        raise RpctraceError(f"no call {call_id} (calls are numbered 1..{len(calls)})")
+        raise RpctraceError(f"no call {call_id} (calls are numbered 1..{len(result.calls)})")
     call = found[0]
     record: dict[str, Any] = dict(call_record(call, trace, names=lookup, status_name=ntstatus_name))
     for rec, op in zip(record["failures"], call.failures):
@@ -73,7 +77,7 @@ def call_with_stacks(trace: Trace, call_id: int) -> dict[str, Any]:
     sym = server_function(trace, call)
     if sym is not None:  # the function above the RPC runtime's dispatch, named by its PDB
         record["server_function"] = f"{sym.module}!{sym.function}"
-    return record
+    return record, trace
 
 
 def record_maker(trace: Trace) -> RecordMaker:

@@ -436,6 +436,16 @@ def script_for_call(call_record: dict, arch: str) -> str:
     client = call_record.get("client") or {}
     server = call_record.get("server") or {}
     pid, tid = client.get("pid"), client.get("tid")
+    if (pid is None or tid is None) and client.get("address"):
+        # a call that came over the network: the article's breakpoint compares the ALPC message's
+        # ClientId with a local client thread, and this client runs on another machine
+        where = f"{client['address']}:{client.get('port')}" if client.get("port") is not None else str(client["address"])
+        server_side = (f"; its server side is {server.get('image') or '?'} pid {server['pid']} thread {server.get('tid')} "
+                       f"(`rpctrace tree --call {call_record.get('id')}` shows what it did)"
+                       if server.get("pid") is not None else
+                       "; the inputs show no server process either: give the server's ETW trace with the capture")
+        raise ValueError(f"call {call_record.get('id')} came over the network from {where}: its client runs on "
+                         f"another machine, so there is no client thread to break on here{server_side}")
     if pid is None or tid is None:
         raise ValueError(f"call {call_record.get('id')} has no client process and thread: nothing to break on")
     iface = call_record.get("interface")

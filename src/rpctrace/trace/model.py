@@ -27,6 +27,7 @@ class ProcessInfo:
     user_sid: str | None = None
     start: int | None = None
     end: int | None = None
+    wow64: bool = False  # a process event of it carried the Wow64 flag (a 32-bit process on 64-bit Windows)
 
 
 @dataclass
@@ -86,7 +87,10 @@ class Trace:
         Windows; Process event Flags v4: 1 PackageFullName, 2 Wow64, 4 Protected)."""
         if pid is None:
             return False
-        for ev in self.events:
+        info = self.process(pid)
+        if info is not None and info.wow64:  # the tables noted it (a streamed trace keeps no events)
+            return True
+        for ev in self.events:  # a trace whose tables were not built from its events
             if ev.pid == pid and ev.kind in ("process.start", "process.rundown"):
                 flags = ev.fields.get("flags")
                 if isinstance(flags, int) and flags & WOW64_FLAG:
@@ -202,6 +206,9 @@ class TableBuilder:
             info.parent_pid = f.get("parent_pid", info.parent_pid)
             info.session_id = f.get("session_id", info.session_id)
             info.user_sid = f.get("user_sid") or info.user_sid
+            flags = f.get("flags")
+            if kind in ("process.start", "process.rundown") and isinstance(flags, int) and flags & WOW64_FLAG:
+                info.wow64 = True
             if kind == "process.start":
                 info.start = ev.ts
             elif kind == "process.end":
