@@ -222,3 +222,21 @@ def test_every_answering_command_says_what_the_input_cannot_show_once(tmp_path, 
     out, err = capsys.readouterr()
     assert "the logger lost 3 events and 0 buffers" in out  # the text lists the limits it found nothing within
     assert err.count("lost 3 events") == 1 and f"{amsi}: the logger lost 3 events and 0 buffers" in err
+
+
+def test_advice_fits_inputs_that_cannot_hold_what_is_missing(tmp_path, capsys):
+    """A Procmon log cannot hold RPC or ALPC events: the advice is to record a trace beside it,
+    not to enable a provider Procmon does not have; the missing parts keep their names."""
+    import zlib
+
+    pml = tmp_path / "p.pml"
+    pml.write_bytes(zlib.decompress((DATA / "CompressedLogFileUTC64ProcessPML").read_bytes()))
+    assert main(["check", str(pml), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"rpc", "alpc"} <= set(doc["missing"])
+    rpc, alpc = (doc["advice"][doc["missing"].index(m)] for m in ("rpc", "alpc"))
+    assert rpc.startswith("a Process Monitor log holds no RPC events") and "record an ETW trace beside it" in rpc
+    assert alpc.startswith("a Process Monitor log holds no kernel ALPC events")
+    assert "enable the" not in rpc + alpc
+    assert main(["calls", str(pml)]) == 0
+    assert "a Process Monitor log holds no RPC events" in capsys.readouterr().err

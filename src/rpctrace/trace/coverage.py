@@ -38,6 +38,18 @@ ADVICE: dict[str, str] = {
                    "kernel's ImageLoad flag",
 }
 
+#: the same parts missing from inputs that cannot hold them: the advice is to record a trace beside
+#: them, not to enable a provider in a tool that has none
+RECORDED_ELSEWHERE: dict[str, str] = {
+    "rpc": "a Process Monitor log holds no RPC events: interfaces, procedures and RPC statuses are unknown "
+           "(its stacks still show failures inside RPC server dispatch); record an ETW trace beside it "
+           "(rpctrace record's WPR profile) for the calls",
+    "alpc": "{what} holds no kernel ALPC events: server threads cannot be matched to the clients' calls; "
+            "record an ETW trace beside it (rpctrace record's WPR profile)",
+}
+#: the formats that cannot hold kernel ALPC events, as a person names them
+_NO_ALPC = {"pml": "a Process Monitor log", "evtx": "an event log", "eventxml": "an event log export"}
+
 
 @dataclass
 class Coverage:
@@ -48,10 +60,20 @@ class Coverage:
     lost_buffers: int = 0
     truncated: bool = False
     missing: list[str] = field(default_factory=list)
+    formats: tuple[str, ...] = ()  # the inputs' formats
 
     @property
     def advice(self) -> list[str]:
-        return [ADVICE[m] for m in self.missing]
+        return [self.say(m) for m in self.missing]
+
+    def say(self, missing: str) -> str:
+        """What ``missing`` costs and how to get it, for these inputs (see :data:`ADVICE`)."""
+        kinds = set(self.formats)
+        if missing == "rpc" and kinds == {"pml"}:
+            return RECORDED_ELSEWHERE["rpc"]
+        if missing == "alpc" and len(kinds) == 1 and kinds <= set(_NO_ALPC):
+            return RECORDED_ELSEWHERE["alpc"].format(what=_NO_ALPC[next(iter(kinds))])
+        return ADVICE[missing]
 
     def to_dict(self) -> dict:
         return {"events": dict(sorted(self.events.items())), "lost_events": self.lost_events,
@@ -69,7 +91,8 @@ def coverage(kinds: Iterable[tuple[str, int]] | Counter, sources: list[dict], er
     (``trace.sources``); ``error`` is the damage that ended reading, if any; ``formats`` the
     inputs' formats (a Procmon log carries each event's stack inside the event)."""
     counts = kinds if isinstance(kinds, Counter) else Counter(dict(kinds))
-    cov = Coverage(events={k: n for k, n in counts.items() if n})
+    formats = tuple(formats)
+    cov = Coverage(events={k: n for k, n in counts.items() if n}, formats=formats)
     for info in sources:
         cov.lost_events += int(info.get("events_lost") or 0)
         cov.lost_buffers += int(info.get("buffers_lost") or 0)
@@ -110,7 +133,7 @@ def limits(cov: Coverage, losses: bool = True) -> list[str]:
     limits its answer: missing RPC events, results or ALPC events, and losses.  ``losses=False``
     leaves the loss line out (stderr names each file's losses already:
     ``pipeline.source_warnings``)."""
-    out = [ADVICE[m] for m in _ANSWER_LIMITS if m in cov.missing]
+    out = [cov.say(m) for m in _ANSWER_LIMITS if m in cov.missing]
     if losses and (cov.lost_events or cov.lost_buffers):
         out.append(f"the logger lost {cov.lost_events} events and {cov.lost_buffers} buffers: calls and failures "
                    "in what was lost cannot be shown")
