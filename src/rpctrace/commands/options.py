@@ -25,8 +25,9 @@ from typing import Iterator
 
 #: help texts of the shared options (one text per option, whatever the command)
 HELP = {
-    "files": "input files: .etl traces, Process Monitor .pml logs, .evtx logs or event XML exports "
-             "(the format is read from the bytes, not the name); several files of one incident are merged",
+    "files": "input files: .etl traces, Process Monitor .pml logs, .evtx logs or event XML exports, network "
+             "captures (.pcap, .pcapng) (the format is read from the bytes, not the name); several files of one "
+             "incident are merged",
     "client": "only calls made by this client: an image name (with or without .exe, any case), a service "
               "name, a pid, or pid:tid",
     "server": "only calls served by this server: an image name (with or without .exe, any case), a service "
