@@ -161,16 +161,10 @@ def _reason(exc: Exception | None) -> str:
     if exc is None:
         return "no answer"
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        inner = exc.reason
-        if isinstance(inner, socket.gaierror):
-            return f"name not resolved: {inner.strerror or inner}"
-        if isinstance(inner, (socket.timeout, TimeoutError)):
-            return "timed out"
-        if isinstance(inner, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(inner, OSError) and inner.strerror:
-            return inner.strerror
-        return str(inner)
+        inner = exc.reason  # what urllib wrapped: classed as if raised itself
+        return _reason(inner) if isinstance(inner, OSError) else str(inner)
+    if isinstance(exc, socket.gaierror):
+        return f"name not resolved: {exc.strerror or exc}"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):

@@ -84,13 +84,17 @@ class TcpFlow:
         return ethernet_ipv4_tcp(a[0], a[1], b[0], b[1], self.seq[side], self.seq[1 - side], flags, payload,
                                  self.ip_id[side])
 
-    def handshake(self) -> list[bytes]:
-        frames = [self._frame(0, 0x02, b"")]
+    def _exchange(self, first: int, answer: int) -> list[bytes]:
+        """Client ``first``, server ``answer`` (each takes a sequence number), client's ACK."""
+        frames = [self._frame(0, first, b"")]
         self.seq[0] += 1
-        frames.append(self._frame(1, 0x12, b""))
+        frames.append(self._frame(1, answer, b""))
         self.seq[1] += 1
         frames.append(self._frame(0, 0x10, b""))
         return frames
+
+    def handshake(self) -> list[bytes]:
+        return self._exchange(0x02, 0x12)  # SYN, SYN-ACK, ACK
 
     def send(self, side: int, payload: bytes, mss: int = MSS) -> list[bytes]:
         """The data segments (PSH on the last) carrying ``payload`` from ``side``."""
@@ -103,12 +107,7 @@ class TcpFlow:
         return frames
 
     def close(self) -> list[bytes]:
-        frames = [self._frame(0, 0x11, b"")]
-        self.seq[0] += 1
-        frames.append(self._frame(1, 0x11, b""))
-        self.seq[1] += 1
-        frames.append(self._frame(0, 0x10, b""))
-        return frames
+        return self._exchange(0x11, 0x11)  # FIN-ACK both ways, ACK
 
 
 # -- DCE/RPC (little-endian NDR, drep 10 00 00 00) -------------------------------------------
